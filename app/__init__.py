@@ -1,0 +1,1 @@
+"""Distillery: the service side. Never imports torch or `worker`."""

@@ -1,0 +1,41 @@
+"""Dependencies shared by the routers."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from app.db import get_session_factory
+from app.dispatch import Dispatcher
+from app.settings import Settings
+from app.storage import ArtifactStore
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    session = get_session_factory(request.app.state.settings.database_url)()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+def get_store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_db)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]

@@ -1,0 +1,434 @@
+"""The job service: create (idempotent), list, cancel, claim, lease, transitions, reaping.
+
+Both the API and the workers change job rows only through these functions, so every status
+change is a conditional UPDATE and leaves a `job_event` row behind.
+"""
+
+import hashlib
+import json
+import os
+import secrets
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import catalog
+from app.catalog import SpecError
+from app.models import Artifact, Job, JobEvent, JobStatus, Metric, utcnow
+from app.schemas import JobCreate, TrainSettings
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobConflict(RuntimeError):
+    """The request cannot be applied to the job in its current state."""
+
+
+class IdempotencyConflict(RuntimeError):
+    """The Idempotency-Key was already used with a different request body."""
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+def lease_owner(pid: int | None = None) -> str:
+    """How a worker process names itself in `job.lease_owner`."""
+    return f"{socket.gethostname()}:{pid if pid is not None else os.getpid()}"
+
+
+# --- spec -------------------------------------------------------------------------------------
+
+
+def resolve_spec(body: JobCreate) -> dict[str, Any]:
+    """Check every name against the catalog and return the spec with all defaults filled in."""
+    spec = body.model_dump(mode="json")
+    dataset = spec["dataset"]
+    if dataset["name"].startswith("file:"):
+        raise SpecError("dataset.name", "uploaded datasets (file:<id>) are not available yet")
+    dataset["options"] = catalog.resolve_params(
+        catalog.DATASETS, dataset["name"], dataset["options"], "dataset"
+    )
+    if dataset["transfer"] is not None:
+        transfer = dataset["transfer"]
+        transfer["options"] = catalog.resolve_params(
+            catalog.DATASETS, transfer["name"], transfer["options"], "dataset.transfer"
+        )
+    for role in ("teacher", "student"):
+        spec[role]["params"] = catalog.resolve_params(
+            catalog.MODELS, spec[role]["arch"], spec[role]["params"], role
+        )
+    teacher = spec["teacher"]
+    if teacher["weights"] is not None:
+        raise SpecError(
+            "teacher.weights", "uploaded teacher weights need /v1/files, which is not available yet"
+        )
+    if teacher["train"] is None:
+        teacher["train"] = TrainSettings().model_dump(mode="json")
+    distill = spec["distill"]
+    distill["method_params"] = catalog.resolve_params(
+        catalog.METHODS, distill["method"], distill["method_params"], "distill"
+    )
+    spec["export"] = sorted(set(spec["export"]), key=catalog.EXPORT_FORMATS.index)
+    return spec
+
+
+def request_hash(body: JobCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- API side ---------------------------------------------------------------------------------
+
+
+def create_job(
+    session: Session, body: JobCreate, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
+    """Create a queued job. Returns (job, created); created is False for an idempotent replay."""
+    digest = request_hash(body)
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(session, idempotency_key, digest)
+        if existing is not None:
+            return existing, False
+    spec = resolve_spec(body)
+    job = Job(
+        id=new_job_id(),
+        name=body.name,
+        status=JobStatus.QUEUED,
+        spec=spec,
+        metadata_=body.metadata,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+        progress={"stage": None, "fraction": 0.0},
+    )
+    session.add(job)
+    session.add(JobEvent(job_id=job.id, kind="status", message="queued"))
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another request with the same key won the race: answer with its job.
+        session.rollback()
+        assert idempotency_key is not None
+        existing = _by_idempotency_key(session, idempotency_key, digest)
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def _by_idempotency_key(session: Session, key: str, digest: str) -> Job | None:
+    job = session.scalar(select(Job).where(Job.idempotency_key == key))
+    if job is not None and job.request_hash != digest:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request body"
+        )
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(job_id)
+    return job
+
+
+def list_jobs(
+    session: Session, *, status: str | None, limit: int, after: str | None
+) -> tuple[list[Job], bool]:
+    """Newest first; `after` is the id of the last job of the previous page."""
+    query = select(Job)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if after is not None:
+        cursor = get_job(session, after)
+        query = query.where(
+            or_(
+                Job.created_at < cursor.created_at,
+                and_(Job.created_at == cursor.created_at, Job.id < cursor.id),
+            )
+        )
+    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def cancel_job(session: Session, job_id: str) -> Job:
+    """Cooperative cancel: a queued job is cancelled at once, a running one becomes cancelling."""
+    job = get_job(session, job_id)
+    now = utcnow()
+    if job.status == JobStatus.QUEUED:
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
+        ).rowcount
+        if done:
+            session.add(JobEvent(job_id=job_id, kind="status", message="cancelled"))
+    elif job.status == JobStatus.RUNNING:
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(status=JobStatus.CANCELLING, updated_at=now)
+        ).rowcount
+        if done:
+            session.add(JobEvent(job_id=job_id, kind="status", message="cancelling"))
+    elif job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        raise JobConflict(f"job {job_id} already {job.status}")
+    session.commit()
+    session.refresh(job)
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        raise JobConflict(f"job {job_id} already {job.status}")
+    return job
+
+
+def list_events(session: Session, job_id: str, after: int | None, limit: int) -> list[JobEvent]:
+    query = select(JobEvent).where(JobEvent.job_id == job_id)
+    if after is not None:
+        query = query.where(JobEvent.id > after)
+    return list(session.scalars(query.order_by(JobEvent.id).limit(limit)))
+
+
+def list_metrics(session: Session, job_id: str) -> list[Metric]:
+    query = select(Metric).where(Metric.job_id == job_id).order_by(Metric.id)
+    return list(session.scalars(query))
+
+
+def list_artifacts(session: Session, job_id: str) -> list[Artifact]:
+    query = select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.id)
+    return list(session.scalars(query))
+
+
+def get_artifact(session: Session, job_id: str, name: str) -> Artifact | None:
+    return session.scalar(select(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+def mark_dispatched(session: Session, job_id: str) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))
+    session.commit()
+
+
+def undispatched_job_ids(session: Session) -> list[str]:
+    query = select(Job.id).where(Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None))
+    return list(session.scalars(query.order_by(Job.created_at)))
+
+
+def oldest_queued_job_id(session: Session) -> str | None:
+    query = select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.created_at, Job.id)
+    return session.scalar(query.limit(1))
+
+
+# --- worker side: claim, lease, progress, finish ----------------------------------------------
+
+
+def claim(
+    session: Session, job_id: str, owner: str, *, lease_seconds: float, max_attempts: int
+) -> Job | None:
+    """Take the job with one conditional UPDATE. None means someone else has it (or it ended):
+    a duplicate delivery, so the caller does nothing."""
+    now = utcnow()
+    claimable = or_(
+        Job.status == JobStatus.QUEUED,
+        and_(
+            Job.status == JobStatus.RUNNING,
+            Job.lease_expires_at < now,
+            Job.attempt < max_attempts,
+        ),
+    )
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable)
+        .values(
+            status=JobStatus.RUNNING,
+            attempt=Job.attempt + 1,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=now,
+            updated_at=now,
+            error=None,
+        )
+    ).rowcount
+    if not claimed:
+        session.rollback()
+        return None
+    job = get_job(session, job_id)
+    session.add(
+        JobEvent(
+            job_id=job_id,
+            kind="status",
+            message=f"running (attempt {job.attempt})",
+            data={"attempt": job.attempt, "worker": owner},
+        )
+    )
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float) -> str | None:
+    """Extend the lease; returns the job's status, or None when this worker no longer owns it."""
+    now = utcnow()
+    renewed = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.lease_owner == owner,
+            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+        )
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    ).rowcount
+    session.commit()
+    if not renewed:
+        return None
+    return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def release_lease(session: Session, job_id: str, owner: str) -> None:
+    """Expire a dead worker's lease now, so the reaper requeues the job on its next pass."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner)
+        .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    session.commit()
+
+
+def add_event(
+    session: Session, job_id: str, kind: str, message: str, data: dict[str, Any] | None = None
+) -> None:
+    session.add(JobEvent(job_id=job_id, kind=kind, message=message, data=data))
+    session.commit()
+
+
+def set_stage(session: Session, job_id: str, owner: str, stage: str, progress: dict) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner)
+        .values(stage=stage, progress=progress, updated_at=utcnow())
+    )
+    session.add(JobEvent(job_id=job_id, kind="stage", message=stage, data={"stage": stage}))
+    session.commit()
+
+
+def record_epoch(
+    session: Session, job_id: str, owner: str, stage: str, epoch: int, values: dict, progress: dict
+) -> None:
+    """Store one epoch's metrics (replacing a row a resumed attempt wrote before) and progress."""
+    session.execute(
+        delete(Metric).where(Metric.job_id == job_id, Metric.stage == stage, Metric.epoch == epoch)
+    )
+    session.add(Metric(job_id=job_id, stage=stage, epoch=epoch, values=values))
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner)
+        .values(progress=progress, updated_at=utcnow())
+    )
+    session.commit()
+
+
+def add_artifact(
+    session: Session, job_id: str, *, name: str, fmt: str, size: int, sha256: str, key: str
+) -> None:
+    session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
+    session.add(
+        Artifact(job_id=job_id, name=name, format=fmt, bytes=size, sha256=sha256, storage_key=key)
+    )
+    session.commit()
+
+
+def finish(
+    session: Session,
+    job_id: str,
+    owner: str,
+    status: str,
+    *,
+    result: dict | None = None,
+    error: dict | None = None,
+    progress: dict | None = None,
+) -> bool:
+    """Move an owned job to a final status. False if the lease was lost meanwhile."""
+    assert status in JobStatus.FINISHED
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "updated_at": now,
+        "result": result,
+        "error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if progress is not None:
+        values["progress"] = progress
+    done = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.lease_owner == owner,
+            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+        )
+        .values(**values)
+    ).rowcount
+    if done:
+        message = status if error is None else f"{status}: {error.get('message', '')}"
+        session.add(JobEvent(job_id=job_id, kind="status", message=message, data=error))
+    session.commit()
+    return bool(done)
+
+
+def fail_unclaimed(session: Session, job_id: str, error: dict) -> bool:
+    """Fail a queued job that no worker could even start (e.g. the worker process crashed)."""
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.FAILED, finished_at=now, updated_at=now, error=error)
+    ).rowcount
+    if done:
+        session.add(JobEvent(job_id=job_id, kind="status", message="failed", data=error))
+    session.commit()
+    return bool(done)
+
+
+def reap_expired(session: Session, *, max_attempts: int, now: datetime | None = None) -> list[str]:
+    """Requeue jobs whose worker stopped renewing its lease; fail those out of attempts.
+
+    Returns the ids put back in the queue (the caller dispatches them again).
+    """
+    now = now or utcnow()
+    expired = session.execute(
+        select(Job.id, Job.status, Job.attempt).where(
+            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+            Job.lease_expires_at < now,
+        )
+    ).all()
+    requeued = []
+    for job_id, status, attempt in expired:
+        still_expired = and_(Job.id == job_id, Job.status == status, Job.lease_expires_at < now)
+        lost = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+        if status == JobStatus.CANCELLING:
+            values = {"status": JobStatus.CANCELLED, "finished_at": now, **lost}
+            message = "cancelled (worker stopped)"
+        elif attempt >= max_attempts:
+            error = {
+                "code": "worker_lost",
+                "message": f"the worker stopped responding {attempt} times; giving up",
+            }
+            values = {"status": JobStatus.FAILED, "finished_at": now, "error": error, **lost}
+            message = f"failed: {error['message']}"
+        else:
+            values = {"status": JobStatus.QUEUED, "dispatched_at": None, **lost}
+            message = "queued again: the worker stopped renewing its lease"
+        if session.execute(update(Job).where(still_expired).values(**values)).rowcount:
+            session.add(JobEvent(job_id=job_id, kind="status", message=message))
+            if values["status"] == JobStatus.QUEUED:
+                requeued.append(job_id)
+    session.commit()
+    return requeued

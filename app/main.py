@@ -1,0 +1,91 @@
+"""create_app(): routers, middleware, error handlers, and the dispatcher's lifecycle."""
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.api import catalog, health, jobs
+from app.db import upgrade_database
+from app.dispatch import MaintenanceLoop, make_dispatcher
+from app.errors import BodyTooLarge, error_response, install_error_handlers
+from app.settings import Settings, get_settings
+from app.storage import ArtifactStore
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Answer 413 to a request body over `max_bytes`, whether or not it states its length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            response = error_response(
+                413, "payload_too_large", f"request body exceeds {self.max_bytes} bytes"
+            )
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            upgrade_database(settings.database_url)
+        dispatcher = make_dispatcher(settings)
+        maintenance = MaintenanceLoop(settings, dispatcher)
+        app.state.dispatcher = dispatcher
+        dispatcher.start()
+        maintenance.start()
+        try:
+            yield
+        finally:
+            maintenance.stop()
+            dispatcher.stop()
+
+    app = FastAPI(
+        title="Distillery",
+        version="0.1.0",
+        description="Knowledge distillation as a service.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = ArtifactStore(settings.artifact_url)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(catalog.router)
+    return app
+
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = create_app()

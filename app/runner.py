@@ -1,0 +1,77 @@
+"""The embedded runner: a thread in the API process that runs queued jobs one at a time,
+each in a fresh `python -m worker.run <job_id>` subprocess (so the API never imports torch)."""
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+
+from app import jobs
+from app.db import session_scope
+from app.models import JobStatus
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedRunner:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._thread = threading.Thread(target=self._loop, name="distillery-runner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            # The job keeps its lease; when it expires the reaper requeues the job and the
+            # next run resumes it from its last checkpoint.
+            child.terminate()
+        self._thread.join(timeout=10)
+
+    def send(self, job_id: str) -> None:
+        self._wake.set()
+
+    def ready(self) -> bool:
+        return self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with session_scope(self.settings.database_url) as session:
+                    job_id = jobs.oldest_queued_job_id(session)
+            except Exception:
+                log.exception("runner could not read the queue")
+                job_id = None
+            if job_id is None:
+                self._wake.wait(self.settings.runner_poll_seconds)
+                self._wake.clear()
+                continue
+            self._run(job_id)
+
+    def _run(self, job_id: str) -> None:
+        log.info("running %s", job_id)
+        self._child = subprocess.Popen([sys.executable, "-m", "worker.run", job_id], env=os.environ)
+        code = self._child.wait()
+        owner = jobs.lease_owner(self._child.pid)
+        self._child = None
+        if code == 0 or self._stop.is_set():
+            return
+        with session_scope(self.settings.database_url) as session:
+            job = jobs.get_job(session, job_id)
+            if job.status == JobStatus.QUEUED:
+                # It died before it could claim the job: retrying would loop forever.
+                jobs.fail_unclaimed(
+                    session,
+                    job_id,
+                    {"code": "worker_crashed", "message": f"worker exited with code {code}"},
+                )
+            else:
+                jobs.release_lease(session, job_id, owner)

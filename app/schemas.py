@@ -1,0 +1,226 @@
+"""Request and response shapes of the HTTP API."""
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from app import catalog
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be finite")
+    return value
+
+
+PositiveFinite = Annotated[float, Field(gt=0), AfterValidator(_finite)]
+NonNegativeFinite = Annotated[float, Field(ge=0), AfterValidator(_finite)]
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainSettings(Strict):
+    epochs: Epochs = 30
+    batch_size: BatchSize = 128
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: PositiveFinite = 0.003
+    weight_decay: NonNegativeFinite = 0.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+
+
+class TransferSet(Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetSpec(Strict):
+    name: str = "digits"
+    options: dict[str, Any] = Field(default_factory=dict)
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    transfer: TransferSet | None = None
+
+
+class WeightsRef(Strict):
+    file_id: str
+
+
+class TeacherSpec(Strict):
+    arch: str = "mlp"
+    params: dict[str, Any] = Field(default_factory=dict)
+    weights: WeightsRef | None = None
+    train: TrainSettings | None = None
+
+
+class StudentSpec(Strict):
+    arch: str = "mlp"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConstantSchedule(Strict):
+    kind: Literal["constant"] = "constant"
+
+
+class LinearSchedule(Strict):
+    kind: Literal["linear"]
+    end: PositiveFinite = Field(description="temperature at the last epoch")
+
+
+class CosineSchedule(Strict):
+    kind: Literal["cosine"]
+    end: PositiveFinite = Field(description="temperature at the last epoch")
+
+
+class StepSchedule(Strict):
+    kind: Literal["step"]
+    step_size: Epochs = Field(description="epochs between changes")
+    gamma: PositiveFinite = Field(description="factor applied at each step")
+
+
+class PlateauSchedule(Strict):
+    kind: Literal["plateau"]
+    metric: Literal["val_loss", "val_accuracy"] = "val_loss"
+    factor: PositiveFinite = Field(0.5, description="T *= factor when the metric stalls")
+    patience: Annotated[int, Field(ge=0, le=10_000)] = 2
+    min_temperature: PositiveFinite = 1.0
+    max_temperature: PositiveFinite = 20.0
+
+
+TemperatureSchedule = Annotated[
+    ConstantSchedule | LinearSchedule | CosineSchedule | StepSchedule | PlateauSchedule,
+    Field(discriminator="kind"),
+]
+
+
+class DistillSpec(TrainSettings):
+    method: str = "kd"
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    temperature: PositiveFinite = 4.0
+    temperature_schedule: TemperatureSchedule = Field(default_factory=ConstantSchedule)
+    kd_weight: NonNegativeFinite = 0.9
+    ce_weight: NonNegativeFinite = 0.1
+    soft_labels: Literal["auto", "stored", "online"] = "auto"
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> "DistillSpec":
+        if self.kd_weight == 0 and self.ce_weight == 0:
+            raise ValueError("kd_weight and ce_weight cannot both be 0")
+        return self
+
+
+class JobCreate(Strict):
+    name: Annotated[str, Field(max_length=200)] | None = None
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    teacher: TeacherSpec = Field(default_factory=TeacherSpec)
+    student: StudentSpec = Field(default_factory=StudentSpec)
+    distill: DistillSpec = Field(default_factory=DistillSpec)
+    baseline: bool = True
+    export: list[Literal["safetensors", "onnx", "torchscript"]] = Field(
+        default_factory=lambda: list(catalog.EXPORT_FORMATS), max_length=3
+    )
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+
+class Progress(BaseModel):
+    stage: str | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    fraction: float = 0.0
+    eta_seconds: float | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+    stage: str | None = None
+
+
+class Job(BaseModel):
+    id: str
+    object: Literal["job"] = "job"
+    name: str | None
+    status: str
+    stage: str | None
+    progress: Progress
+    attempt: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: ErrorInfo | None
+    spec: dict[str, Any]
+    metadata: dict[str, Any]
+    result: dict[str, Any] | None
+
+
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Job]
+    has_more: bool
+
+
+class JobEvent(BaseModel):
+    id: int
+    object: Literal["job.event"] = "job.event"
+    created_at: datetime
+    kind: str
+    message: str
+    data: dict[str, Any] | None
+
+
+class JobEventList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[JobEvent]
+    has_more: bool = False
+
+
+class MetricRow(BaseModel):
+    stage: str
+    epoch: int
+    values: dict[str, Any]
+
+
+class MetricList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[MetricRow]
+
+
+class Artifact(BaseModel):
+    object: Literal["artifact"] = "artifact"
+    name: str
+    format: str
+    bytes: int
+    sha256: str
+    created_at: datetime
+
+
+class ArtifactList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Artifact]
+
+
+class CatalogEntry(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any]
+
+
+class CatalogList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[CatalogEntry]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,50 @@
+"""Service settings: one Settings class, one instance, env prefix DISTILLERY_."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
+
+    # Where job records live. SQLite (WAL) by default; postgresql+psycopg://... in production.
+    database_url: str = "sqlite:///./distillery.db"
+    # Unset: the API process runs jobs itself (embedded runner). Set: jobs go to Celery.
+    broker_url: str | None = None
+    # Where exported students and reports go: a local folder.
+    artifact_url: str = "./artifacts"
+    # Worker scratch space: checkpoints and the soft-label store.
+    work_dir: str = "./work"
+    # Upgrade the database schema when the API starts (compose runs a `migrate` service instead).
+    auto_migrate: bool = True
+
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024 * 1024
+
+    # Leases: a worker renews its lease every lease_seconds / 3; a lease not renewed in time
+    # means the worker died and the reaper requeues the job.
+    lease_seconds: float = 60.0
+    max_attempts: int = 3
+    reaper_interval_seconds: float = 10.0
+    # The embedded runner polls for queued jobs this often when nothing wakes it.
+    runner_poll_seconds: float = 2.0
+    # How often the training loop checks the cancel flag, in optimiser steps.
+    cancel_check_steps: int = 20
+    # Celery: the queue GPU workers consume, and how long Redis keeps an unacked message.
+    celery_queue: str = "gpu"
+    celery_visibility_timeout_seconds: int = 12 * 3600
+
+    @property
+    def artifact_root(self) -> Path:
+        return Path(self.artifact_url).expanduser().resolve()
+
+    @property
+    def work_root(self) -> Path:
+        return Path(self.work_dir).expanduser().resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

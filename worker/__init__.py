@@ -1,0 +1,1 @@
+"""Distillery's execution side: the pipeline that pretrains, distils, evaluates and exports."""

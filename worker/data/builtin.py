@@ -1,0 +1,77 @@
+"""Builtin datasets that need no download: digits, mnist1d, synthetic."""
+
+from typing import Any
+
+import numpy as np
+
+from worker.data.registry import DATASETS, RawDataset
+
+DIGIT_NAMES = [str(d) for d in range(10)]
+
+
+@DATASETS.register("digits")
+def load_digits(options: dict[str, Any]) -> RawDataset:
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = sklearn_digits()
+    x = bunch.data.astype(np.float32)
+    if options.get("layout", "flat") == "image":
+        x = x.reshape(-1, 1, 8, 8)
+    y = bunch.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.2, random_state=0, stratify=y
+    )
+    return RawDataset(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        10,
+        DIGIT_NAMES,
+        "sklearn.model_selection.train_test_split(load_digits().data, load_digits().target, "
+        "test_size=0.2, random_state=0, stratify=target)",
+    )
+
+
+@DATASETS.register("mnist1d")
+def load_mnist1d(options: dict[str, Any]) -> RawDataset:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = options.get("num_samples", 5000)
+    args.seed = options.get("seed", 42)
+    data = make_dataset(args)
+    return RawDataset(
+        np.asarray(data["x"], dtype=np.float32),
+        np.asarray(data["y"], dtype=np.int64),
+        np.asarray(data["x_test"], dtype=np.float32),
+        np.asarray(data["y_test"], dtype=np.int64),
+        10,
+        DIGIT_NAMES,
+        f"mnist1d.data.make_dataset with num_samples={args.num_samples}, seed={args.seed}: "
+        "its x_test, y_test",
+    )
+
+
+@DATASETS.register("synthetic")
+def load_synthetic(options: dict[str, Any]) -> RawDataset:
+    """Gaussian clusters: each class has a random mean; examples add isotropic noise."""
+    shape = tuple(options.get("shape", [32]))
+    num_classes = options.get("num_classes", 10)
+    num_samples = options.get("num_samples", 2000)
+    rng = np.random.default_rng(options.get("seed", 0))
+    means = rng.normal(size=(num_classes, *shape)).astype(np.float32)
+    y = rng.integers(0, num_classes, size=num_samples).astype(np.int64)
+    noise = rng.normal(size=(num_samples, *shape)).astype(np.float32)
+    x = means[y] + options.get("noise", 1.0) * noise
+    split = int(round(num_samples * 0.8))
+    return RawDataset(
+        x[:split],
+        y[:split],
+        x[split:],
+        y[split:],
+        num_classes,
+        [str(c) for c in range(num_classes)],
+        "the last 20% of the generated examples",
+    )

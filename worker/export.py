@@ -1,0 +1,77 @@
+"""Export the student (safetensors, ONNX, TorchScript) and measure size and CPU latency."""
+
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+INPUT_NAME = "x"
+OUTPUT_NAME = "logits"
+
+
+def save_safetensors(model: nn.Module, path: Path) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Raw inputs in, logits out, any batch size."""
+    model = model.cpu().eval()
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    dynamic = ({0: batch},)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example.cpu(),),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=dynamic,
+            dynamo=True,
+            verbose=False,
+        )
+
+
+def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    model = model.cpu().eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, example.cpu())
+        traced.save(str(path))
+
+
+def onnx_max_abs_diff(model: nn.Module, path: Path, x: torch.Tensor) -> float:
+    """How far onnxruntime's logits are from PyTorch's on `x` (a check of the export)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ours = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy().astype(np.float32)})[0]
+    with torch.no_grad():
+        reference = model.cpu().eval()(x).numpy()
+    return float(np.abs(ours - reference).max())
+
+
+@torch.no_grad()
+def cpu_latency_ms(model: nn.Module, example: torch.Tensor, runs: int = 50) -> float:
+    """Median batch-1 latency on one CPU thread, after warm-up."""
+    model = model.cpu().eval()
+    x = example[:1].cpu()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(5):
+            model(x)
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times)

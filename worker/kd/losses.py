@@ -1,0 +1,44 @@
+"""Distillation losses (DESIGN section 5)."""
+
+import torch
+import torch.nn.functional as F
+
+UNLABELLED = -1
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    *,
+    temperature: float,
+    kd_weight: float,
+    ce_weight: float,
+) -> torch.Tensor:
+    """Hinton et al. 2015:
+
+        kd_weight * T^2 * KL(softmax(t/T) || softmax(s/T)) + ce_weight * CE(y, softmax(s))
+
+    KL is summed over classes and averaged over the batch; T^2 keeps the soft-target gradients
+    on the scale of the hard-label term. Labels equal to -1 (or labels=None) mark transfer
+    examples: they get the KD term only, and the CE term is the mean over labelled examples
+    (0 when a batch has none).
+    """
+    t = temperature
+    kl = F.kl_div(
+        F.log_softmax(student_logits / t, dim=-1),
+        F.log_softmax(teacher_logits.to(student_logits.dtype) / t, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    loss = kd_weight * t * t * kl
+    if ce_weight and labels is not None:
+        labelled = labels != UNLABELLED
+        if bool(labelled.all()):
+            loss = loss + ce_weight * F.cross_entropy(student_logits, labels)
+        else:
+            # sum / count instead of ignore_index: no host sync and 0 (not NaN) with no labels.
+            ce = F.cross_entropy(student_logits, labels.clamp_min(0), reduction="none")
+            count = labelled.sum().clamp_min(1)
+            loss = loss + ce_weight * (ce * labelled).sum() / count
+    return loss

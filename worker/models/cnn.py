@@ -1,0 +1,80 @@
+"""`cnn1d` (the MNIST-1D reference ConvNet) and `cnn2d` (conv blocks for small images)."""
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from worker.models.registry import MODELS, InputMismatch
+
+
+class Cnn1d(nn.Module):
+    """Three conv layers (kernel 5/3/3, stride 2) and a linear head, as in MNIST-1D's ConvBase."""
+
+    def __init__(self, in_channels: int, length: int, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.conv1 = nn.Conv1d(in_channels, channels, 5, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        out_length = length
+        for kernel in (5, 3, 3):
+            out_length = (out_length + 2 - kernel) // 2 + 1
+        if out_length < 1:
+            raise InputMismatch(f"cnn1d needs sequences of at least 5 steps, got {length}")
+        self.head = nn.Linear(channels * out_length, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        x = torch.relu(self.conv3(x))
+        return self.head(x.flatten(1))
+
+
+@MODELS.register("cnn1d")
+def build_cnn1d(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if len(input_shape) == 1:
+        in_channels, length = 1, input_shape[0]
+    elif len(input_shape) == 2:
+        in_channels, length = input_shape
+    else:
+        raise InputMismatch(f"cnn1d takes (length,) or (channels, length) inputs, got {input_shape}")
+    return Cnn1d(in_channels, length, params.get("channels", 32), num_classes)
+
+
+class Cnn2d(nn.Module):
+    def __init__(self, in_channels: int, channels: list[int], num_classes: int) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = in_channels
+        for out in channels:
+            blocks += [
+                nn.Conv2d(width, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
+            width = out
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+@MODELS.register("cnn2d")
+def build_cnn2d(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if len(input_shape) == 2:
+        in_channels = 1
+    elif len(input_shape) == 3:
+        in_channels = input_shape[0]
+    else:
+        raise InputMismatch(
+            f"cnn2d takes (height, width) or (channels, height, width) inputs, got {input_shape}"
+        )
+    return Cnn2d(in_channels, params.get("channels", [32, 64]), num_classes)

@@ -1,0 +1,50 @@
+"""Model registry and the wrapper that bakes input normalisation into every model."""
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from worker.registry import Registry
+
+# A factory builds the bare network from (params, input_shape, num_classes).
+ModelFactory = Callable[[dict[str, Any], tuple[int, ...], int], nn.Module]
+
+MODELS: Registry[ModelFactory] = Registry("model")
+
+
+class InputMismatch(ValueError):
+    """The dataset's inputs do not fit what the architecture takes."""
+
+
+class Normalized(nn.Module):
+    """`net((x - mean) / std)`: exported graphs take the dataset's raw inputs."""
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("std", std.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
+
+
+def build_model(
+    arch: str,
+    params: dict[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    mean: torch.Tensor | None = None,
+    std: torch.Tensor | None = None,
+) -> Normalized:
+    net = MODELS.get(arch)(params, tuple(input_shape), num_classes)
+    mean = torch.zeros(()) if mean is None else mean
+    std = torch.ones(()) if std is None else std
+    return Normalized(net, mean, std)
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters (normalisation buffers are not parameters)."""
+    return sum(p.numel() for p in model.parameters())

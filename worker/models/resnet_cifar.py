@@ -1,0 +1,62 @@
+"""`resnet_cifar`: the CIFAR ResNets of He et al. 2016 (depth 6n+2; width 64 gives the x4 ones)."""
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from worker.models.registry import MODELS, InputMismatch
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNetCifar(nn.Module):
+    def __init__(self, depth: int, width: int, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        blocks_per_stage = (depth - 2) // 6
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        )
+        stages: list[nn.Module] = []
+        in_planes = width
+        for stage, planes in enumerate((width, width * 2, width * 4)):
+            for block in range(blocks_per_stage):
+                stride = 2 if stage > 0 and block == 0 else 1
+                stages.append(BasicBlock(in_planes, planes, stride))
+                in_planes = planes
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.stages(self.stem(x))).flatten(1))
+
+
+@MODELS.register("resnet_cifar")
+def build_resnet_cifar(
+    params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
+    if len(input_shape) != 3:
+        raise InputMismatch(
+            f"resnet_cifar takes (channels, height, width) inputs, got {input_shape}"
+        )
+    return ResNetCifar(params.get("depth", 20), params.get("width", 16), input_shape[0], num_classes)

@@ -1,0 +1,462 @@
+"""The pipeline every job runs, in both modes:
+
+validate -> pretrain_teacher -> soft_labels -> distill -> baseline -> evaluate -> export
+
+Each stage leaves its output in the job's work folder (teacher / student / baseline weights,
+soft labels in the store) and checkpoints every epoch, so a job restarted after a crash skips
+finished stages and resumes the current one from its last complete epoch.
+"""
+
+import csv
+import json
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from app import jobs
+from app.catalog import SpecError
+from app.db import session_scope
+from app.models import JobStatus
+from app.settings import Settings, get_settings
+from app.storage import ArtifactStore, sha256_of
+from worker import export
+from worker.control import JobCancelled, JobControl, LeaseLost
+from worker.data import PreparedData, prepare
+from worker.data.prepare import DatasetMismatch
+from worker.kd import METHODS
+from worker.kd.schedules import TemperatureSchedule
+from worker.models import InputMismatch, build_model, count_params
+from worker.softlabels import SoftLabelStore, StoredLogits
+from worker.train import LoopHooks, accuracy_and_loss, predict, train
+
+log = logging.getLogger(__name__)
+
+STAGES = (
+    "validate",
+    "pretrain_teacher",
+    "soft_labels",
+    "distill",
+    "baseline",
+    "evaluate",
+    "export",
+)
+EXPORT_FILES = {"safetensors": "student.safetensors", "onnx": "student.onnx", "torchscript": "student.ts"}
+
+
+def run(job_id: str, settings: Settings | None = None) -> None:
+    """Claim the job and run it to a final status. A job someone else holds is left alone."""
+    settings = settings or get_settings()
+    owner = jobs.lease_owner()
+    with session_scope(settings.database_url) as session:
+        job = jobs.claim(
+            session,
+            job_id,
+            owner,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+        )
+    if job is None:
+        log.info("job %s is not claimable (duplicate delivery or finished): skipping", job_id)
+        return
+    with JobControl(settings, job_id, owner) as control:
+        pipeline = Pipeline(settings, job_id, job.spec, control)
+        try:
+            result = pipeline.run()
+        except LeaseLost:
+            log.warning("lost the lease on %s; another worker has it", job_id)
+        except JobCancelled:
+            control.finish(JobStatus.CANCELLED, progress=pipeline.progress())
+        except SpecError as exc:
+            error = {"code": "invalid_spec", "message": exc.message, "param": exc.param}
+            control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
+        except Exception as exc:
+            log.exception("job %s failed in %s", job_id, pipeline.stage)
+            control.event("error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
+            error = {"code": "stage_failed", "message": f"{type(exc).__name__}: {exc}"}
+            control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
+        else:
+            control.finish(JobStatus.SUCCEEDED, result=result, progress=pipeline.progress(done=True))
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, job_id: str, spec: dict[str, Any], control: JobControl):
+        self.settings = settings
+        self.job_id = job_id
+        self.spec = spec
+        self.control = control
+        self.workdir = settings.work_root / "jobs" / job_id
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.stage = "validate"
+        self.seed = spec["seed"]
+        # Progress bookkeeping: work is counted in example passes.
+        self.work_total = 1.0
+        self.work_before_stage: dict[str, float] = {}
+        self.work_of_stage: dict[str, float] = {}
+        self.stage_fraction = 0.0
+        self.epoch_info: tuple[int, int] | None = None
+        self.started = time.monotonic()
+        self.start_fraction: float | None = None
+
+    # --- orchestration ------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.enter("validate")
+        data, teacher, student = self.validate()
+        self.plan_work(data)
+        self.enter("pretrain_teacher")
+        self.pretrain_teacher(data, teacher)
+        self.enter("soft_labels")
+        teacher_logits = self.soft_labels(data, teacher)
+        self.enter("distill")
+        self.distill(data, student, teacher, teacher_logits)
+        baseline = None
+        if self.spec["baseline"]:
+            self.enter("baseline")
+            baseline = self.train_baseline(data)
+        self.enter("evaluate")
+        report = self.evaluate(data, teacher, student, baseline)
+        self.enter("export")
+        self.export(data, student, report)
+        return report
+
+    def enter(self, stage: str) -> None:
+        self.stage, self.stage_fraction, self.epoch_info = stage, 0.0, None
+        self.control.stage(stage, self.progress())
+
+    def progress(self, done: bool = False) -> dict[str, Any]:
+        if done:
+            return {"stage": None, "epoch": None, "epochs": None, "fraction": 1.0, "eta_seconds": 0}
+        before = self.work_before_stage.get(self.stage, 0.0)
+        fraction = (before + self.work_of_stage.get(self.stage, 0.0) * self.stage_fraction)
+        fraction = min(fraction / self.work_total, 1.0)
+        if self.start_fraction is None:
+            self.start_fraction = fraction
+        eta = None
+        gained = fraction - self.start_fraction
+        if gained > 0.005:
+            eta = round((time.monotonic() - self.started) * (1 - fraction) / gained, 1)
+        epoch, epochs = self.epoch_info or (None, None)
+        return {
+            "stage": self.stage,
+            "epoch": epoch,
+            "epochs": epochs,
+            "fraction": round(fraction, 4),
+            "eta_seconds": eta,
+        }
+
+    def plan_work(self, data: PreparedData) -> None:
+        distill = self.spec["distill"]
+        n_distill = len(data.x_distill)
+        distill_passes = distill["epochs"] * math.ceil(n_distill / distill["batch_size"])
+        distill_passes *= distill["batch_size"]
+        work = {
+            "validate": 0.0,
+            "pretrain_teacher": self.spec["teacher"]["train"]["epochs"] * len(data.x_train),
+            "soft_labels": n_distill / 3,
+            "distill": distill_passes,
+            "baseline": distill_passes if self.spec["baseline"] else 0.0,
+            "evaluate": n_distill / 3,
+            "export": n_distill / 3,
+        }
+        total = 0.0
+        for stage in STAGES:
+            self.work_before_stage[stage] = total
+            total += work[stage]
+        self.work_of_stage, self.work_total = work, max(total, 1.0)
+        self.start_fraction = None
+
+    def hooks(self) -> LoopHooks:
+        def on_epoch(epoch: int, values: dict[str, float]) -> None:
+            epochs = self.epoch_info[1] if self.epoch_info else epoch
+            self.epoch_info = (epoch, epochs)
+            self.stage_fraction = epoch / epochs
+            self.control.epoch(self.stage, epoch, values, self.progress())
+
+        return LoopHooks(
+            check=self.control.check,
+            on_epoch=on_epoch,
+            check_every=self.settings.cancel_check_steps,
+        )
+
+    def start_epochs(self, epochs: int) -> None:
+        self.epoch_info = (0, epochs)
+
+    # --- stages -------------------------------------------------------------------------------
+
+    def validate(self) -> tuple[PreparedData, nn.Module, nn.Module]:
+        try:
+            data = prepare(self.spec["dataset"], self.seed)
+        except DatasetMismatch as exc:
+            raise SpecError(exc.param, str(exc)) from None
+        models = []
+        for role in ("teacher", "student"):
+            part = self.spec[role]
+            try:
+                model = build_model(
+                    part["arch"], part["params"], data.input_shape, data.num_classes,
+                    data.mean, data.std,
+                ).to(self.device)
+            except InputMismatch as exc:
+                raise SpecError(f"{role}.arch", f"{exc} (dataset {self.spec['dataset']['name']})") from None
+            models.append(model)
+        METHODS.get(self.spec["distill"]["method"])
+        teacher, student = models
+        t_params, s_params = count_params(teacher), count_params(student)
+        self.control.event(
+            "info",
+            f"{len(data.x_train)} train, {len(data.x_val)} val, {len(data.x_test)} test, "
+            f"{len(data.x_transfer)} transfer examples; teacher {t_params} params, "
+            f"student {s_params} params; device {self.device}",
+            {
+                "train": len(data.x_train),
+                "val": len(data.x_val),
+                "test": len(data.x_test),
+                "transfer": len(data.x_transfer),
+                "teacher_params": t_params,
+                "student_params": s_params,
+                "device": str(self.device),
+            },
+        )
+        if s_params >= t_params:
+            self.control.event("warning", "the student is not smaller than the teacher")
+        return data, teacher, student
+
+    def _validator(self, data: PreparedData) -> Any:
+        def validate(model: nn.Module) -> dict[str, float]:
+            accuracy, loss = accuracy_and_loss(model, data.x_val, data.y_val)
+            return {"val_loss": loss, "val_accuracy": accuracy}
+
+        return validate
+
+    def _train_with_labels(
+        self, model: nn.Module, data: PreparedData, settings: dict, name: str, steps: int | None
+    ) -> None:
+        x, y = data.x_train.to(self.device), data.y_train.to(self.device)
+
+        def batch_loss(m: nn.Module, index: torch.Tensor, _t: float | None) -> torch.Tensor:
+            return nn.functional.cross_entropy(m(x[index]), y[index])
+
+        self.start_epochs(settings["epochs"])
+        train(
+            model,
+            settings=settings,
+            num_examples=len(x),
+            batch_loss=batch_loss,
+            validate=self._validator(data),
+            checkpoint_path=self.workdir / f"{name}.ckpt",
+            hooks=self.hooks(),
+            seed=self.seed,
+            steps_per_epoch=steps,
+        )
+
+    def _finished(self, model: nn.Module, name: str) -> bool:
+        """Load a stage's output if an earlier attempt finished it."""
+        path = self.workdir / f"{name}.safetensors"
+        if not path.exists():
+            return False
+        model.load_state_dict(load_file(str(path), device=str(self.device)))
+        self.control.event("info", f"{self.stage}: reusing {name} weights from an earlier attempt")
+        return True
+
+    def pretrain_teacher(self, data: PreparedData, teacher: nn.Module) -> None:
+        if self._finished(teacher, "teacher"):
+            return
+        self._train_with_labels(teacher, data, self.spec["teacher"]["train"], "teacher", None)
+        export.save_safetensors(teacher, self.workdir / "teacher.safetensors")
+
+    def soft_labels(self, data: PreparedData, teacher: nn.Module) -> StoredLogits | None:
+        if self.spec["distill"]["soft_labels"] == "online":
+            self.control.event("info", "soft labels: the teacher runs online at every step")
+            return None
+        # Builtin datasets have no stochastic augmentation, so "auto" means the store.
+        store = SoftLabelStore(self.settings.work_root / "soft_labels")
+        key = store.key(
+            sha256_of(self.workdir / "teacher.safetensors"), data.fingerprint(), "normalized-v1"
+        )
+        array, reused = store.get_or_compute(key, lambda: predict(teacher, data.x_distill))
+        self.control.event(
+            "info",
+            f"soft labels {'reused from' if reused else 'written to'} the store "
+            f"({array.shape[0]} x {array.shape[1]}, {array.dtype})",
+            {"key": key, "reused": reused},
+        )
+        return StoredLogits(array, self.device)
+
+    def distill(
+        self,
+        data: PreparedData,
+        student: nn.Module,
+        teacher: nn.Module,
+        stored: StoredLogits | None,
+    ) -> None:
+        if self._finished(student, "student"):
+            return
+        settings = self.spec["distill"]
+        loss_fn = METHODS.get(settings["method"])
+        x, y = data.x_distill.to(self.device), data.y_distill.to(self.device)
+        teacher.eval()
+
+        def teacher_logits(index: torch.Tensor) -> torch.Tensor:
+            if stored is not None:
+                return stored(index)
+            with torch.no_grad():
+                return teacher(x[index])
+
+        def batch_loss(m: nn.Module, index: torch.Tensor, t: float | None) -> torch.Tensor:
+            return loss_fn(
+                m(x[index]),
+                teacher_logits(index),
+                y[index],
+                temperature=t,
+                kd_weight=settings["kd_weight"],
+                ce_weight=settings["ce_weight"],
+            )
+
+        schedule = TemperatureSchedule(
+            settings["temperature_schedule"], settings["temperature"], settings["epochs"]
+        )
+        self.start_epochs(settings["epochs"])
+        train(
+            student,
+            settings=settings,
+            num_examples=len(x),
+            batch_loss=batch_loss,
+            validate=self._validator(data),
+            checkpoint_path=self.workdir / "student.ckpt",
+            hooks=self.hooks(),
+            seed=self.seed,
+            temperature=schedule,
+        )
+        export.save_safetensors(student, self.workdir / "student.safetensors")
+
+    def train_baseline(self, data: PreparedData) -> nn.Module:
+        """The same student from scratch on hard labels: same seed, optimiser settings and
+        number of optimiser steps as distillation (epochs are stretched to match)."""
+        student_spec, settings = self.spec["student"], self.spec["distill"]
+        torch.manual_seed(self.seed)
+        baseline = build_model(
+            student_spec["arch"], student_spec["params"], data.input_shape, data.num_classes,
+            data.mean, data.std,
+        ).to(self.device)
+        if not self._finished(baseline, "baseline"):
+            steps = math.ceil(len(data.x_distill) / settings["batch_size"])
+            self._train_with_labels(baseline, data, settings, "baseline", steps)
+            export.save_safetensors(baseline, self.workdir / "baseline.safetensors")
+        return baseline
+
+    def evaluate(
+        self,
+        data: PreparedData,
+        teacher: nn.Module,
+        student: nn.Module,
+        baseline: nn.Module | None,
+    ) -> dict[str, Any]:
+        example = data.x_test[:1]
+        report: dict[str, Any] = {}
+        for name, model in (("teacher", teacher), ("student", student), ("baseline", baseline)):
+            if model is None:
+                continue
+            accuracy, loss = accuracy_and_loss(model, data.x_test, data.y_test)
+            report[name] = {
+                "arch": self.spec["student" if name == "baseline" else name]["arch"],
+                "params": count_params(model),
+                "bytes": (self.workdir / f"{name}.safetensors").stat().st_size,
+                "test_accuracy": round(accuracy, 4),
+                "test_loss": round(loss, 4),
+                "latency_ms_cpu": round(export.cpu_latency_ms(model, example), 4),
+            }
+            model.to(self.device)
+        t, s = report["teacher"], report["student"]
+        report["compression"] = {
+            "param_ratio": round(t["params"] / s["params"], 2),
+            "size_ratio": round(t["bytes"] / s["bytes"], 2),
+            "latency_speedup_cpu": round(t["latency_ms_cpu"] / s["latency_ms_cpu"], 2),
+            "accuracy_retention": round(s["test_accuracy"] / max(t["test_accuracy"], 1e-9), 4),
+            "kd_gain": (
+                round(s["test_accuracy"] - report["baseline"]["test_accuracy"], 4)
+                if "baseline" in report
+                else None
+            ),
+        }
+        return report
+
+    def export(self, data: PreparedData, student: nn.Module, report: dict[str, Any]) -> None:
+        out = self.workdir / "export"
+        out.mkdir(exist_ok=True)
+        student = student.cpu().eval()
+        example = data.x_test[:2]
+        files: dict[str, tuple[str, Path]] = {}
+        for fmt in self.spec["export"]:
+            path = out / EXPORT_FILES[fmt]
+            if fmt == "safetensors":
+                export.save_safetensors(student, path)
+            elif fmt == "onnx":
+                export.export_onnx(student, example, path)
+                diff = export.onnx_max_abs_diff(student, path, data.x_test[:256])
+                report.setdefault("checks", {})["onnx_max_abs_diff"] = diff
+                if diff > 1e-3:
+                    self.control.event("warning", f"ONNX logits differ from PyTorch by {diff:.2e}")
+            else:
+                export.export_torchscript(student, example, path)
+            files[path.name] = (fmt, path)
+
+        metrics_path = out / "metrics.csv"
+        self._write_metrics_csv(metrics_path)
+        files["metrics.csv"] = ("csv", metrics_path)
+        report_path = out / "report.json"
+        report_path.write_text(json.dumps(report, indent=2))
+        files["report.json"] = ("json", report_path)
+
+        manifest = {
+            "job_id": self.job_id,
+            "arch": self.spec["student"]["arch"],
+            "arch_params": self.spec["student"]["params"],
+            "params": report["student"]["params"],
+            "input": {
+                "name": export.INPUT_NAME,
+                "shape": [None, *data.input_shape],
+                "dtype": "float32",
+            },
+            "output": {"name": export.OUTPUT_NAME, "shape": [None, data.num_classes]},
+            "preprocessing": {
+                "baked_into_graph": True,
+                "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
+                "note": "pass raw inputs in the dataset's own format; the graph normalises them",
+            },
+            "class_names": data.class_names,
+            "dataset": {
+                "name": self.spec["dataset"]["name"],
+                "options": self.spec["dataset"]["options"],
+                "test_split": data.test_split,
+            },
+            "metrics": {k: report[k] for k in ("teacher", "student", "baseline") if k in report},
+            "compression": report["compression"],
+            "files": {},
+        }
+        store = ArtifactStore(self.settings.artifact_url)
+        for name, (fmt, path) in files.items():
+            key, size, digest = store.put_file(self.job_id, name, path)
+            self.control.artifact(name=name, fmt=fmt, size=size, sha256=digest, key=key)
+            manifest["files"][name] = {"sha256": digest, "bytes": size, "format": fmt}
+        manifest_path = out / "manifest.json"
+        manifest_path.write_text(json.dumps(manifest, indent=2))
+        key, size, digest = store.put_file(self.job_id, "manifest.json", manifest_path)
+        self.control.artifact(name="manifest.json", fmt="json", size=size, sha256=digest, key=key)
+
+    def _write_metrics_csv(self, path: Path) -> None:
+        with session_scope(self.settings.database_url) as session:
+            rows = [(m.stage, m.epoch, m.values) for m in jobs.list_metrics(session, self.job_id)]
+        columns = sorted({k for _, _, values in rows for k in values})
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["stage", "epoch", *columns])
+            for stage, epoch, values in rows:
+                writer.writerow([stage, epoch, *(values.get(c, "") for c in columns)])

@@ -1,0 +1,163 @@
+"""The one training loop every stage uses: teacher pretraining, distillation and baseline.
+
+Plain and readable on purpose (nanoGPT-style): a stage supplies how to compute a batch's loss
+from example indices and how to validate; the loop owns sampling, the optimiser, the LR and
+temperature schedules, per-epoch checkpoints (resume after a crash), cancel checks and metrics.
+"""
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from worker.kd.schedules import TemperatureSchedule
+
+BatchLoss = Callable[[nn.Module, torch.Tensor, float | None], torch.Tensor]
+Validate = Callable[[nn.Module], dict[str, float]]
+
+
+@dataclass
+class LoopHooks:
+    """What the pipeline plugs in: `check` raises to stop the loop (cancel, lost lease) and
+    is called every `check_every` steps; `on_epoch(epoch, values)` records an epoch (1-based)."""
+
+    check: Callable[[], None]
+    on_epoch: Callable[[int, dict[str, float]], None]
+    check_every: int = 20
+
+
+def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
+    params, lr, wd = model.parameters(), settings["lr"], settings.get("weight_decay", 0.0)
+    name = settings.get("optimizer", "adam")
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9, nesterov=True)
+    raise KeyError(f"unknown optimizer {name!r}")
+
+
+def epoch_order(num_examples: int, length: int, seed: int, epoch: int) -> torch.Tensor:
+    """The example order of one epoch: fresh permutations of the data, `length` indices long.
+    Seeded by (seed, epoch) so a resumed run draws exactly the batches it would have."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    repeats = math.ceil(length / num_examples)
+    perms = [torch.randperm(num_examples, generator=generator) for _ in range(repeats)]
+    return torch.cat(perms)[:length]
+
+
+def train(
+    model: nn.Module,
+    *,
+    settings: dict[str, Any],
+    num_examples: int,
+    batch_loss: BatchLoss,
+    validate: Validate,
+    checkpoint_path: Path,
+    hooks: LoopHooks,
+    seed: int,
+    steps_per_epoch: int | None = None,
+    temperature: TemperatureSchedule | None = None,
+) -> None:
+    """Train `model` in place for settings["epochs"] epochs, resuming from `checkpoint_path`.
+
+    An epoch is one pass over the examples, or `steps_per_epoch` batches drawn from fresh
+    permutations when given (the baseline uses this to match the distilled student's steps).
+    """
+    epochs, batch_size = settings["epochs"], settings["batch_size"]
+    steps = steps_per_epoch or math.ceil(num_examples / batch_size)
+    length = num_examples if steps_per_epoch is None else steps * batch_size
+    optimizer = make_optimizer(model, settings)
+    total_steps = epochs * steps
+    if settings.get("lr_schedule", "constant") == "cosine":
+        lr_lambda: Callable[[int], float] = lambda step: 0.5 * (
+            1 + math.cos(math.pi * min(step, total_steps) / total_steps)
+        )
+    else:
+        lr_lambda = lambda step: 1.0  # noqa: E731
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+
+    start_epoch = 0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if temperature is not None:
+            temperature.load_state_dict(state["temperature"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"]
+
+    device = next(model.parameters()).device
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        t = temperature.temperature(epoch) if temperature is not None else None
+        order = epoch_order(num_examples, length, seed, epoch).to(device)
+        loss_sum = torch.zeros((), device=device)
+        seen = 0
+        started = time.perf_counter()
+        for step in range(steps):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            loss = batch_loss(model, index, t)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach() * len(index)
+            seen += len(index)
+            if (step + 1) % hooks.check_every == 0:
+                hooks.check()
+        seconds = time.perf_counter() - started
+        values = {
+            "train_loss": loss_sum.item() / max(seen, 1),
+            **validate(model),
+            "lr": optimizer.param_groups[0]["lr"],
+            "samples_per_second": seen / max(seconds, 1e-9),
+            "epoch_seconds": seconds,
+        }
+        if t is not None:
+            values["temperature"] = t
+            temperature.observe(values)  # type: ignore[union-attr]
+        _save_checkpoint(
+            checkpoint_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "temperature": temperature.state_dict() if temperature is not None else {},
+                "torch_rng": torch.get_rng_state(),
+                "epoch": epoch + 1,
+            },
+        )
+        hooks.on_epoch(epoch + 1, values)
+        hooks.check()
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits for `x` in eval mode (dropout off, BatchNorm statistics frozen), on CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty((0,))
+
+
+def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    logits = predict(model, x)
+    loss = nn.functional.cross_entropy(logits, y).item()
+    accuracy = (logits.argmax(dim=1) == y).float().mean().item()
+    return accuracy, loss
