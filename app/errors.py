@@ -17,10 +17,6 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.param = status, code, message, param
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -71,11 +67,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def _idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
         return error_response(409, "idempotency_conflict", str(exc), "Idempotency-Key")
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(request: Request, _: BodyTooLarge) -> JSONResponse:
-        limit = request.app.state.settings.max_body_bytes
-        return error_response(413, "payload_too_large", f"request body exceeds {limit} bytes")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 
 from app.api import catalog, health, jobs
 from app.db import upgrade_database
-from app.dispatch import MaintenanceLoop, make_dispatcher
-from app.errors import BodyTooLarge, error_response, install_error_handlers
+from app.dispatch import Dispatcher, MaintenanceLoop, make_dispatcher
+from app.errors import error_response, install_error_handlers
 from app.settings import Settings, get_settings
 from app.storage import ArtifactStore
 
@@ -22,54 +22,70 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyLimit:
-    """Answer 413 to a request body over `max_bytes`, whether or not it states its length."""
+    """Answer 413 to a request body over `max_bytes`, whether or not it states its length.
+
+    Bodies are read here, before the route runs: JSON bodies are small (1 MiB by default), and
+    FastAPI would turn an error raised mid-read into a 400.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        chunks: list[bytes] = []
+        seen = 0
+        while not too_large:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            too_large = seen > self.max_bytes
+            if not message.get("more_body", False):
+                break
+        if too_large:
             response = error_response(
                 413, "payload_too_large", f"request body exceeds {self.max_bytes} bytes"
             )
             await response(scope, receive, send)
             return
-        seen = 0
+        body = b"".join(chunks)
+        replayed = False
 
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge()
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        await self.app(scope, limited, send)
+        await self.app(scope, replay, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
+    """The API. `dispatcher` defaults to what the settings select (Celery or embedded runner)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             upgrade_database(settings.database_url)
-        dispatcher = make_dispatcher(settings)
-        maintenance = MaintenanceLoop(settings, dispatcher)
-        app.state.dispatcher = dispatcher
-        dispatcher.start()
+        active = dispatcher or make_dispatcher(settings)
+        maintenance = MaintenanceLoop(settings, active)
+        app.state.dispatcher = active
+        active.start()
         maintenance.start()
         try:
             yield
         finally:
             maintenance.stop()
-            dispatcher.stop()
+            active.stop()
 
     app = FastAPI(
         title="Distillery",

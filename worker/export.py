@@ -34,6 +34,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
             output_names=[OUTPUT_NAME],
             dynamic_shapes=dynamic,
             dynamo=True,
+            external_data=False,  # one self-contained file
             verbose=False,
         )
 

@@ -199,6 +199,8 @@ class Pipeline:
         models = []
         for role in ("teacher", "student"):
             part = self.spec[role]
+            # Seeded per model: the baseline starts from exactly the student's initial weights.
+            torch.manual_seed(self.seed)
             try:
                 model = build_model(
                     part["arch"], part["params"], data.input_shape, data.num_classes,
@@ -341,7 +343,7 @@ class Pipeline:
         """The same student from scratch on hard labels: same seed, optimiser settings and
         number of optimiser steps as distillation (epochs are stretched to match)."""
         student_spec, settings = self.spec["student"], self.spec["distill"]
-        torch.manual_seed(self.seed)
+        torch.manual_seed(self.seed)  # the student's initial weights (see validate)
         baseline = build_model(
             student_spec["arch"], student_spec["params"], data.input_shape, data.num_classes,
             data.mean, data.std,

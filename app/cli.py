@@ -1,0 +1,191 @@
+"""`distillery serve | worker | demo | submit | status | download`."""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = os.environ.get("DISTILLERY_URL", "http://127.0.0.1:8000")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="distillery", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API (embedded runner unless BROKER_URL)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    commands.add_parser("worker", help="run a Celery GPU worker (needs DISTILLERY_BROKER_URL)")
+
+    demo = commands.add_parser("demo", help="start the service, run a job, download the student")
+    demo.add_argument("spec", type=Path)
+    demo.add_argument("--output", type=Path, default=Path("demo-output"))
+    demo.add_argument("--port", type=int, default=0, help="0: pick a free port")
+
+    submit = commands.add_parser("submit", help="POST a job spec")
+    submit.add_argument("spec", type=Path)
+    submit.add_argument("--url", default=DEFAULT_URL)
+    submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
+
+    status = commands.add_parser("status", help="show a job")
+    status.add_argument("job_id")
+    status.add_argument("--url", default=DEFAULT_URL)
+
+    download = commands.add_parser("download", help="download a job's artifact")
+    download.add_argument("job_id")
+    download.add_argument("name", nargs="?", default="student.onnx")
+    download.add_argument("--output", type=Path, default=Path("."))
+    download.add_argument("--url", default=DEFAULT_URL)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args.host, args.port, args.workers)
+    if args.command == "worker":
+        celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker"]
+        os.execv(sys.executable, [*celery, "-Q", "gpu", "-c", "1", "--loglevel", "INFO"])
+    if args.command == "demo":
+        return _demo(args.spec, args.output, args.port)
+    with httpx.Client(base_url=args.url, timeout=30) as client:
+        if args.command == "submit":
+            job = _check(client.post("/v1/jobs", json=json.loads(args.spec.read_text())))
+            print(job["id"])
+            if args.wait:
+                job = follow(client, job["id"])
+                return 0 if job["status"] == "succeeded" else 1
+            return 0
+        if args.command == "status":
+            print(json.dumps(_check(client.get(f"/v1/jobs/{args.job_id}")), indent=2))
+            return 0
+        if args.command == "download":
+            path = fetch(client, args.job_id, args.name, args.output)
+            print(path)
+            return 0
+    return 2
+
+
+def _serve(host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers)
+    return 0
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise SystemExit(f"HTTP {response.status_code}: {response.text}")
+    return response.json()
+
+
+def follow(client: httpx.Client, job_id: str, poll_seconds: float = 1.0) -> dict[str, Any]:
+    """Poll a job, printing a line whenever its stage or epoch changes, until it ends."""
+    last = None
+    while True:
+        job = _check(client.get(f"/v1/jobs/{job_id}"))
+        p = job["progress"]
+        line = f"{job['status']:<10} {p.get('stage') or '-':<17}"
+        if p.get("epoch"):
+            line += f" epoch {p['epoch']}/{p['epochs']}"
+        if line != last:
+            eta = p.get("eta_seconds")
+            suffix = f"  eta {eta:.0f}s" if eta is not None else ""
+            print(f"{line:<45} {p['fraction'] * 100:5.1f}%{suffix}", flush=True)
+            last = line
+        if job["status"] in FINISHED:
+            return job
+        time.sleep(poll_seconds)
+
+
+def fetch(client: httpx.Client, job_id: str, name: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(name).name
+    with client.stream("GET", f"/v1/jobs/{job_id}/artifacts/{name}") as response:
+        if response.status_code >= 400:
+            response.read()
+            _check(response)
+        with path.open("wb") as f:
+            for chunk in response.iter_bytes():
+                f.write(chunk)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _demo(spec_path: Path, output: Path, port: int) -> int:
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    print(f"starting Distillery on {url} (embedded default: SQLite + in-process runner)")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
+    )
+    started = time.monotonic()
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while True:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None:
+                    raise SystemExit("the API process exited during start-up")
+                time.sleep(0.2)
+            spec = json.loads(spec_path.read_text())
+            job = _check(client.post("/v1/jobs", json=spec))
+            print(f"submitted {job['id']} ({spec_path})")
+            job = follow(client, job["id"])
+            if job["status"] != "succeeded":
+                print(json.dumps(job["error"], indent=2))
+                return 1
+            artifacts = _check(client.get(f"/v1/jobs/{job['id']}/artifacts"))["data"]
+            for artifact in artifacts:
+                fetch(client, job["id"], artifact["name"], output)
+            print(f"\ndownloaded {len(artifacts)} artifacts to {output}/:")
+            for artifact in artifacts:
+                print(f"  {artifact['name']:<20} {artifact['bytes']:>9} bytes  sha256 {artifact['sha256'][:16]}…")
+            print_report(job["result"])
+            print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
+            return 0
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def print_report(result: dict[str, Any]) -> None:
+    print("\nreport")
+    print(f"  {'model':<9} {'arch':<14} {'params':>8} {'bytes':>9} {'test acc':>9} {'cpu ms':>8}")
+    for name in ("teacher", "student", "baseline"):
+        if name in result:
+            r = result[name]
+            print(
+                f"  {name:<9} {r['arch']:<14} {r['params']:>8} {r['bytes']:>9} "
+                f"{r['test_accuracy']:>9.4f} {r['latency_ms_cpu']:>8.3f}"
+            )
+    c = result["compression"]
+    print(
+        f"  compression: {c['param_ratio']}x fewer parameters, {c['size_ratio']}x smaller, "
+        f"{c['latency_speedup_cpu']}x faster on CPU; accuracy retention {c['accuracy_retention']}"
+    )
+    if c.get("kd_gain") is not None:
+        print(f"  distillation gain over the from-scratch baseline: {c['kd_gain'] * 100:+.2f} points")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

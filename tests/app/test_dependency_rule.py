@@ -1,0 +1,39 @@
+"""DESIGN section 1: app/ never imports worker/ or torch, so the API starts fast and never
+touches CUDA."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[2] / "app"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_no_app_module_imports_worker_or_torch() -> None:
+    offenders = {
+        str(path.relative_to(APP.parent)): sorted(
+            m for m in imported_modules(path) if m.split(".")[0] in ("worker", "torch")
+        )
+        for path in APP.rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_api_process_does_not_load_torch() -> None:
+    code = (
+        "import sys; import app.main, app.cli, app.runner, app.dispatch; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'worker')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,90 @@
+"""kd_loss against a float64 reference written straight from DESIGN section 5."""
+
+import math
+
+import pytest
+import torch
+
+from worker.kd.losses import kd_loss
+
+
+def reference(s, t, y, T, kd_weight, ce_weight):  # type: ignore[no-untyped-def]
+    """Plain float64 loops: KL(softmax(t/T) || softmax(s/T)) summed over classes, averaged
+    over the batch, times T^2; CE averaged over labelled examples only."""
+    s, t = s.double().tolist(), t.double().tolist()
+    kl_total = 0.0
+    ce_total, labelled = 0.0, 0
+    for si, ti, yi in zip(s, t, y.tolist(), strict=True):
+        p = [math.exp(v / T) for v in ti]
+        q = [math.exp(v / T) for v in si]
+        p = [v / sum(p) for v in p]
+        q = [v / sum(q) for v in q]
+        kl_total += sum(pc * (math.log(pc) - math.log(qc)) for pc, qc in zip(p, q, strict=True))
+        if yi >= 0:
+            z = [math.exp(v) for v in si]
+            ce_total -= math.log(z[yi] / sum(z))
+            labelled += 1
+    kd = kd_weight * T * T * kl_total / len(s)
+    ce = ce_weight * (ce_total / labelled if labelled else 0.0)
+    return kd + ce
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 10.0])
+@pytest.mark.parametrize(("kd_weight", "ce_weight"), [(0.9, 0.1), (1.0, 0.0), (0.0, 1.0), (0.5, 0.5)])
+def test_matches_float64_reference(temperature: float, kd_weight: float, ce_weight: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(16, 10, generator=g) * 3
+    t = torch.randn(16, 10, generator=g) * 3
+    y = torch.randint(0, 10, (16,), generator=g)
+    ours = kd_loss(s, t, y, temperature=temperature, kd_weight=kd_weight, ce_weight=ce_weight)
+    expected = reference(s, t, y, temperature, kd_weight, ce_weight)
+    assert ours.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_transfer_examples_get_only_the_kd_term() -> None:
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    y = torch.tensor([0, 1, -1, -1, 4, -1, 2, -1])
+    ours = kd_loss(s, t, y, temperature=3.0, kd_weight=0.7, ce_weight=0.3)
+    assert ours.item() == pytest.approx(reference(s, t, y, 3.0, 0.7, 0.3), rel=1e-5)
+    # An all-transfer batch, or labels=None, is pure KD (and not NaN).
+    none = kd_loss(s, t, None, temperature=3.0, kd_weight=0.7, ce_weight=0.3)
+    unlabelled = kd_loss(s, t, torch.full((8,), -1), temperature=3.0, kd_weight=0.7, ce_weight=0.3)
+    pure = reference(s, t, torch.full((8,), -1), 3.0, 0.7, 0.0)
+    assert none.item() == pytest.approx(pure, rel=1e-5)
+    assert unlabelled.item() == pytest.approx(pure, rel=1e-5)
+
+
+def test_zero_when_student_equals_teacher_and_kd_only() -> None:
+    logits = torch.randn(4, 7)
+    loss = kd_loss(logits, logits.clone(), None, temperature=2.0, kd_weight=1.0, ce_weight=0.0)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gradient_flows_to_the_student_only() -> None:
+    s = torch.randn(4, 3, requires_grad=True)
+    t = torch.randn(4, 3, requires_grad=True)
+    kd_loss(s, t.detach(), torch.tensor([0, 1, 2, 0]), temperature=2.0, kd_weight=0.9, ce_weight=0.1).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_soft_target_gradient_scale_is_kept_by_t_squared() -> None:
+    """With T^2 the soft-target gradient magnitude stays of the same order as T grows."""
+    g = torch.Generator().manual_seed(2)
+    base_s, t = torch.randn(64, 10, generator=g), torch.randn(64, 10, generator=g) * 5
+    norms = []
+    for temperature in (2.0, 8.0):
+        s = base_s.clone().requires_grad_(True)
+        kd_loss(s, t, None, temperature=temperature, kd_weight=1.0, ce_weight=0.0).backward()
+        assert s.grad is not None
+        norms.append(s.grad.norm().item())
+    assert 0.25 < norms[1] / norms[0] < 4.0
+
+
+def test_float16_teacher_logits_are_accepted() -> None:
+    s, t = torch.randn(4, 3), torch.randn(4, 3)
+    full = kd_loss(s, t, None, temperature=2.0, kd_weight=1.0, ce_weight=0.0)
+    half = kd_loss(s, t.half(), None, temperature=2.0, kd_weight=1.0, ce_weight=0.0)
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(full.item(), abs=1e-2)

@@ -1,0 +1,55 @@
+"""Every architecture builds from its catalog defaults and maps raw inputs to logits."""
+
+import pytest
+import torch
+
+from app import catalog
+from worker.models import InputMismatch, build_model, count_params
+
+SHAPES = {
+    "mlp": (64,),
+    "cnn1d": (40,),
+    "cnn2d": (1, 8, 8),
+    "resnet_cifar": (3, 32, 32),
+}
+
+
+@pytest.mark.parametrize("arch", list(catalog.MODELS))
+def test_default_model_gives_logits(arch: str) -> None:
+    params = catalog.resolve_params(catalog.MODELS, arch, {}, "student")
+    model = build_model(arch, params, SHAPES[arch], 7).eval()
+    with torch.no_grad():
+        out = model(torch.randn(3, *SHAPES[arch]))
+    assert out.shape == (3, 7)
+
+
+def test_cnn1d_matches_the_mnist1d_reference_sizes() -> None:
+    """The MNIST-1D ConvBase: 28,298 parameters at 64 channels, 858 at 8 (DESIGN's example)."""
+    assert count_params(build_model("cnn1d", {"channels": 64}, (40,), 10)) == 28298
+    assert count_params(build_model("cnn1d", {"channels": 8}, (40,), 10)) == 858
+
+
+@pytest.mark.parametrize(("depth", "params"), [(20, 272_474), (56, 855_770)])
+def test_resnet_cifar_has_the_published_sizes(depth: int, params: int) -> None:
+    # He et al. 2016 report 0.27M and 0.85M for resnet20 and resnet56 on CIFAR-10.
+    model = build_model("resnet_cifar", {"depth": depth, "width": 16}, (3, 32, 32), 10)
+    assert count_params(model) == params
+
+
+def test_normalisation_is_part_of_the_model() -> None:
+    mean, std = torch.tensor(5.0), torch.tensor(2.0)
+    model = build_model("mlp", {"hidden": []}, (4,), 2, mean, std).eval()
+    x = torch.randn(3, 4) * 2 + 5
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.net((x - 5) / 2))
+    assert set(model.state_dict()) >= {"mean", "std"}
+
+
+@pytest.mark.parametrize(
+    ("arch", "shape"),
+    [("cnn2d", (64,)), ("resnet_cifar", (40,)), ("cnn1d", (3, 8, 8)), ("cnn1d", (2,))],
+)
+def test_input_that_does_not_fit_the_arch_is_refused(arch: str, shape: tuple) -> None:
+    params = catalog.resolve_params(catalog.MODELS, arch, {}, "student")
+    with pytest.raises(InputMismatch):
+        build_model(arch, params, shape, 10)

@@ -1,0 +1,153 @@
+"""The pipeline run in-process on a real database (SQLite and PostgreSQL)."""
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from sqlalchemy import update
+
+from app import jobs
+from app.db import session_scope
+from app.models import Job, JobStatus
+from app.schemas import JobCreate
+from app.settings import Settings
+from worker import pipeline
+
+TINY: dict[str, Any] = {
+    "dataset": {
+        "name": "synthetic",
+        "options": {"shape": [12], "num_classes": 3, "num_samples": 300},
+        "transfer": {"name": "synthetic", "options": {"shape": [12], "num_classes": 3, "num_samples": 100, "seed": 5}},
+    },
+    "teacher": {"arch": "mlp", "params": {"hidden": [64, 64]}, "train": {"epochs": 3, "batch_size": 32}},
+    "student": {"arch": "mlp", "params": {"hidden": [4]}},
+    "distill": {"epochs": 3, "batch_size": 32, "temperature_schedule": {"kind": "linear", "end": 1.0}},
+}
+
+
+def submit(settings: Settings, spec: dict[str, Any]) -> str:
+    with session_scope(settings.database_url) as session:
+        job, _ = jobs.create_job(session, JobCreate.model_validate(spec))
+        return job.id
+
+
+def load(settings: Settings, job_id: str) -> tuple[Job, list, list, list]:
+    with session_scope(settings.database_url) as session:
+        return (
+            jobs.get_job(session, job_id),
+            jobs.list_events(session, job_id, None, 1000),
+            jobs.list_metrics(session, job_id),
+            jobs.list_artifacts(session, job_id),
+        )
+
+
+def test_a_job_runs_every_stage_to_exported_artifacts(settings: Settings) -> None:
+    job_id = submit(settings, TINY)
+    pipeline.run(job_id, settings)
+    job, events, metrics, artifacts = load(settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.attempt == 1
+    assert job.progress is not None and job.progress["fraction"] == 1.0
+    stages = [e.message for e in events if e.kind == "stage"]
+    assert stages == list(pipeline.STAGES)
+
+    # Metrics per epoch for each training stage, with the T the epoch used.
+    by_stage: dict[str, list] = {}
+    for m in metrics:
+        by_stage.setdefault(m.stage, []).append(m)
+    assert {s: len(v) for s, v in by_stage.items()} == {"pretrain_teacher": 3, "distill": 3, "baseline": 3}
+    assert [m.values["temperature"] for m in by_stage["distill"]] == [4.0, 2.5, 1.0]
+    for m in metrics:
+        assert {"train_loss", "val_loss", "val_accuracy", "lr", "samples_per_second"} <= set(m.values)
+
+    # Baseline: the same number of optimiser steps as distillation: 216 labelled + 100
+    # transfer examples in batches of 32 is 10 steps an epoch, so 320 labelled samples.
+    seen = [m.values["samples_per_second"] * m.values["epoch_seconds"] for m in by_stage["baseline"]]
+    assert seen == pytest.approx([10 * 32] * 3, rel=1e-3)
+
+    names = {a.name for a in artifacts}
+    assert names == {"student.safetensors", "student.onnx", "student.ts", "manifest.json", "report.json", "metrics.csv"}
+    result = job.result
+    assert result is not None
+    assert result["student"]["params"] == 12 * 4 + 4 + 4 * 3 + 3
+    assert result["compression"]["param_ratio"] > 10
+    assert set(result["compression"]) == {"param_ratio", "size_ratio", "latency_speedup_cpu", "accuracy_retention", "kd_gain"}
+
+    # The exported ONNX takes raw inputs: its accuracy on the raw test split is the reported one.
+    root = Path(settings.artifact_url)
+    manifest = json.loads((root / job_id / "manifest.json").read_text())
+    assert manifest["input"] == {"name": "x", "shape": [None, 12], "dtype": "float32"}
+    from worker.data import load_dataset
+
+    raw = load_dataset("synthetic", job.spec["dataset"]["options"])
+    session = onnxruntime.InferenceSession(str(root / job_id / "student.onnx"))
+    logits = session.run(None, {"x": raw.x_test.astype(np.float32)})[0]
+    accuracy = float((logits.argmax(1) == raw.y_test).mean())
+    assert accuracy == pytest.approx(result["student"]["test_accuracy"], abs=1e-4)
+    traced = torch.jit.load(str(root / job_id / "student.ts"))
+    assert np.allclose(traced(torch.from_numpy(raw.x_test)).detach().numpy(), logits, atol=1e-4)
+
+
+def test_a_second_delivery_of_a_running_job_does_nothing(settings: Settings) -> None:
+    job_id = submit(settings, TINY)
+    with session_scope(settings.database_url) as session:
+        assert jobs.claim(session, job_id, "other-worker", lease_seconds=60, max_attempts=3)
+    pipeline.run(job_id, settings)
+    job, events, metrics, _ = load(settings, job_id)
+    assert job.status == JobStatus.RUNNING and job.lease_owner == "other-worker"
+    assert metrics == []
+
+
+def test_a_model_that_does_not_fit_the_data_fails_early_naming_the_field(settings: Settings) -> None:
+    spec = {**TINY, "teacher": {"arch": "cnn2d", "params": {}}}
+    job_id = submit(settings, spec)
+    pipeline.run(job_id, settings)
+    job, _, metrics, _ = load(settings, job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None
+    assert job.error["param"] == "teacher.arch"
+    assert job.error["stage"] == "validate"
+    assert "cnn2d" in job.error["message"]
+    assert metrics == []
+
+
+def test_cancel_stops_a_running_job(settings: Settings) -> None:
+    settings = settings.model_copy(update={"lease_seconds": 0.6, "cancel_check_steps": 1})
+    spec = {**TINY, "teacher": {**TINY["teacher"], "train": {"epochs": 2000, "batch_size": 8}}}
+    job_id = submit(settings, spec)
+
+    def cancel_when_training() -> None:
+        while True:
+            with session_scope(settings.database_url) as session:
+                if jobs.list_metrics(session, job_id):
+                    jobs.cancel_job(session, job_id)
+                    return
+            threading.Event().wait(0.05)
+
+    canceller = threading.Thread(target=cancel_when_training)
+    canceller.start()
+    pipeline.run(job_id, settings)
+    canceller.join()
+    job, events, metrics, _ = load(settings, job_id)
+    assert job.status == JobStatus.CANCELLED
+    assert [e.message for e in events if e.kind == "status"][-2:] == ["cancelling", "cancelled"]
+    assert len(metrics) < 2000
+
+
+def test_a_requeued_job_resumes_and_skips_finished_stages(settings: Settings) -> None:
+    job_id = submit(settings, TINY)
+    pipeline.run(job_id, settings)
+    # Pretend the worker died after finishing: requeue it; the rerun reuses stage outputs.
+    with session_scope(settings.database_url) as session:
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
+    pipeline.run(job_id, settings)
+    job, events, _, _ = load(settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.attempt == 2
+    reused = [e.message for e in events if "earlier attempt" in e.message]
+    assert len(reused) == 3  # teacher, student and baseline weights
+    assert any("reused from the store" in e.message for e in events)

@@ -1,0 +1,47 @@
+"""The API's catalog and the worker's registries list exactly the same names."""
+
+import pytest
+
+from app import catalog, schemas
+from worker.data import DATASETS
+from worker.kd import METHODS
+from worker.models import MODELS
+from worker.kd.schedules import TemperatureSchedule
+from worker.registry import Registry
+
+
+def test_models_match_the_catalog() -> None:
+    assert MODELS.names() == sorted(catalog.MODELS)
+
+
+def test_datasets_match_the_catalog() -> None:
+    assert DATASETS.names() == sorted(catalog.DATASETS)
+
+
+def test_methods_match_the_catalog() -> None:
+    assert METHODS.names() == sorted(catalog.METHODS)
+
+
+SCHEDULE_EXAMPLES = {
+    "constant": {"kind": "constant"},
+    "linear": {"kind": "linear", "end": 1.0},
+    "cosine": {"kind": "cosine", "end": 1.0},
+    "step": {"kind": "step", "step_size": 2, "gamma": 0.5},
+    "plateau": {"kind": "plateau"},
+}
+
+
+@pytest.mark.parametrize("kind", catalog.TEMPERATURE_SCHEDULES)
+def test_every_schedule_in_the_catalog_is_accepted_and_implemented(kind: str) -> None:
+    spec = schemas.DistillSpec(temperature_schedule=SCHEDULE_EXAMPLES[kind])  # type: ignore[arg-type]
+    resolved = spec.model_dump(mode="json")["temperature_schedule"]
+    assert TemperatureSchedule(resolved, 4.0, 10).temperature(0) == 4.0
+
+
+def test_registry_fails_loudly() -> None:
+    registry: Registry[int] = Registry("thing")
+    registry.register("a")(1)
+    with pytest.raises(KeyError, match="unknown thing 'b'; known: a"):
+        registry.get("b")
+    with pytest.raises(KeyError, match="registered twice"):
+        registry.register("a")(2)
