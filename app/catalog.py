@@ -114,7 +114,11 @@ METHODS: dict[str, Entry] = {
 }
 
 TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "step", "plateau")
-EXPORT_FORMATS = ("safetensors", "onnx", "torchscript")
+EXPORT_FORMATS: tuple[Literal["safetensors", "onnx", "torchscript"], ...] = (
+    "safetensors",
+    "onnx",
+    "torchscript",
+)
 
 
 class SpecError(ValueError):

@@ -130,7 +130,16 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
     url = f"http://127.0.0.1:{port}"
     print(f"starting Distillery on {url} (embedded default: SQLite + in-process runner)")
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"]
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
     )
     started = time.monotonic()
     try:
@@ -156,7 +165,8 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
                 fetch(client, job["id"], artifact["name"], output)
             print(f"\ndownloaded {len(artifacts)} artifacts to {output}/:")
             for artifact in artifacts:
-                print(f"  {artifact['name']:<20} {artifact['bytes']:>9} bytes  sha256 {artifact['sha256'][:16]}…")
+                name, size, digest = artifact["name"], artifact["bytes"], artifact["sha256"]
+                print(f"  {name:<20} {size:>9} bytes  sha256 {digest[:16]}...")
             print_report(job["result"])
             print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
             return 0
@@ -184,7 +194,9 @@ def print_report(result: dict[str, Any]) -> None:
         f"{c['latency_speedup_cpu']}x faster on CPU; accuracy retention {c['accuracy_retention']}"
     )
     if c.get("kd_gain") is not None:
-        print(f"  distillation gain over the from-scratch baseline: {c['kd_gain'] * 100:+.2f} points")
+        print(
+            f"  distillation gain over the from-scratch baseline: {c['kd_gain'] * 100:+.2f} points"
+        )
 
 
 if __name__ == "__main__":

@@ -85,11 +85,15 @@ def dispatch(settings: Settings, dispatcher: Dispatcher, job_id: str) -> bool:
     return True
 
 
+# A send that failed is retried once the job has sat undispatched this long.
+REDISPATCH_AFTER_SECONDS = 10.0
+
+
 def maintain_once(settings: Settings, dispatcher: Dispatcher) -> None:
     with session_scope(settings.database_url) as session:
-        jobs.reap_expired(session, max_attempts=settings.max_attempts)
-        pending = jobs.undispatched_job_ids(session)
-    for job_id in pending:
+        requeued = jobs.reap_expired(session, max_attempts=settings.max_attempts)
+        stranded = jobs.undispatched_job_ids(session, idle_seconds=REDISPATCH_AFTER_SECONDS)
+    for job_id in [*requeued, *(j for j in stranded if j not in requeued)]:
         dispatch(settings, dispatcher, job_id)
 
 
@@ -100,7 +104,9 @@ class MaintenanceLoop:
         self.settings = settings
         self.dispatcher = dispatcher
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="distillery-maintenance", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="distillery-maintenance", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

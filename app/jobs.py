@@ -10,9 +10,9 @@ import os
 import secrets
 import socket
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import CursorResult, Result, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,11 @@ class JobConflict(RuntimeError):
 
 class IdempotencyConflict(RuntimeError):
     """The Idempotency-Key was already used with a different request body."""
+
+
+def _rows(result: Result[Any]) -> int:
+    """Rows an UPDATE changed."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def new_job_id() -> str:
@@ -153,7 +158,9 @@ def list_jobs(
                 and_(Job.created_at == cursor.created_at, Job.id < cursor.id),
             )
         )
-    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)))
+    rows = list(
+        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
     return rows[:limit], len(rows) > limit
 
 
@@ -162,19 +169,23 @@ def cancel_job(session: Session, job_id: str) -> Job:
     job = get_job(session, job_id)
     now = utcnow()
     if job.status == JobStatus.QUEUED:
-        done = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
-        ).rowcount
+        done = _rows(
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
+            )
+        )
         if done:
             session.add(JobEvent(job_id=job_id, kind="status", message="cancelled"))
     elif job.status == JobStatus.RUNNING:
-        done = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-            .values(status=JobStatus.CANCELLING, updated_at=now)
-        ).rowcount
+        done = _rows(
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+                .values(status=JobStatus.CANCELLING, updated_at=now)
+            )
+        )
         if done:
             session.add(JobEvent(job_id=job_id, kind="status", message="cancelling"))
     elif job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
@@ -215,8 +226,13 @@ def mark_dispatched(session: Session, job_id: str) -> None:
     session.commit()
 
 
-def undispatched_job_ids(session: Session) -> list[str]:
-    query = select(Job.id).where(Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None))
+def undispatched_job_ids(session: Session, *, idle_seconds: float = 0.0) -> list[str]:
+    """Queued jobs no dispatcher has sent, untouched for `idle_seconds` (a job created a
+    moment ago is being sent by the request that created it)."""
+    cutoff = utcnow() - timedelta(seconds=idle_seconds)
+    query = select(Job.id).where(
+        Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None), Job.updated_at <= cutoff
+    )
     return list(session.scalars(query.order_by(Job.created_at)))
 
 
@@ -242,19 +258,21 @@ def claim(
             Job.attempt < max_attempts,
         ),
     )
-    claimed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, claimable)
-        .values(
-            status=JobStatus.RUNNING,
-            attempt=Job.attempt + 1,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            started_at=now,
-            updated_at=now,
-            error=None,
+    claimed = _rows(
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, claimable)
+            .values(
+                status=JobStatus.RUNNING,
+                attempt=Job.attempt + 1,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                started_at=now,
+                updated_at=now,
+                error=None,
+            )
         )
-    ).rowcount
+    )
     if not claimed:
         session.rollback()
         return None
@@ -275,15 +293,17 @@ def claim(
 def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float) -> str | None:
     """Extend the lease; returns the job's status, or None when this worker no longer owns it."""
     now = utcnow()
-    renewed = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.lease_owner == owner,
-            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+    renewed = _rows(
+        session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.lease_owner == owner,
+                Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         )
-        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-    ).rowcount
+    )
     session.commit()
     if not renewed:
         return None
@@ -367,15 +387,17 @@ def finish(
     }
     if progress is not None:
         values["progress"] = progress
-    done = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.lease_owner == owner,
-            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+    done = _rows(
+        session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.lease_owner == owner,
+                Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+            )
+            .values(**values)
         )
-        .values(**values)
-    ).rowcount
+    )
     if done:
         message = status if error is None else f"{status}: {error.get('message', '')}"
         session.add(JobEvent(job_id=job_id, kind="status", message=message, data=error))
@@ -386,11 +408,13 @@ def finish(
 def fail_unclaimed(session: Session, job_id: str, error: dict) -> bool:
     """Fail a queued job that no worker could even start (e.g. the worker process crashed)."""
     now = utcnow()
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.FAILED, finished_at=now, updated_at=now, error=error)
-    ).rowcount
+    done = _rows(
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.FAILED, finished_at=now, updated_at=now, error=error)
+        )
+    )
     if done:
         session.add(JobEvent(job_id=job_id, kind="status", message="failed", data=error))
     session.commit()
@@ -412,7 +436,7 @@ def reap_expired(session: Session, *, max_attempts: int, now: datetime | None = 
     requeued = []
     for job_id, status, attempt in expired:
         still_expired = and_(Job.id == job_id, Job.status == status, Job.lease_expires_at < now)
-        lost = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+        lost: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
         if status == JobStatus.CANCELLING:
             values = {"status": JobStatus.CANCELLED, "finished_at": now, **lost}
             message = "cancelled (worker stopped)"
@@ -426,7 +450,7 @@ def reap_expired(session: Session, *, max_attempts: int, now: datetime | None = 
         else:
             values = {"status": JobStatus.QUEUED, "dispatched_at": None, **lost}
             message = "queued again: the worker stopped renewing its lease"
-        if session.execute(update(Job).where(still_expired).values(**values)).rowcount:
+        if _rows(session.execute(update(Job).where(still_expired).values(**values))):
             session.add(JobEvent(job_id=job_id, kind="status", message=message))
             if values["status"] == JobStatus.QUEUED:
                 requeued.append(job_id)

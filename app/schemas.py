@@ -21,6 +21,9 @@ Epochs = Annotated[int, Field(ge=1, le=10_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 
 
+ExportFormat = Literal["safetensors", "onnx", "torchscript"]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -120,7 +123,7 @@ class JobCreate(Strict):
     student: StudentSpec = Field(default_factory=StudentSpec)
     distill: DistillSpec = Field(default_factory=DistillSpec)
     baseline: bool = True
-    export: list[Literal["safetensors", "onnx", "torchscript"]] = Field(
+    export: list[ExportFormat] = Field(
         default_factory=lambda: list(catalog.EXPORT_FORMATS), max_length=3
     )
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0

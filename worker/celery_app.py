@@ -1,6 +1,6 @@
 """Celery configured from app.settings: one worker process per GPU, one job per child process.
 
-    celery -A worker.celery_app worker -Q gpu -c 1
+celery -A worker.celery_app worker -Q gpu -c 1
 """
 
 from celery import Celery

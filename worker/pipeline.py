@@ -47,7 +47,11 @@ STAGES = (
     "evaluate",
     "export",
 )
-EXPORT_FILES = {"safetensors": "student.safetensors", "onnx": "student.onnx", "torchscript": "student.ts"}
+EXPORT_FILES = {
+    "safetensors": "student.safetensors",
+    "onnx": "student.onnx",
+    "torchscript": "student.ts",
+}
 
 
 def run(job_id: str, settings: Settings | None = None) -> None:
@@ -78,11 +82,15 @@ def run(job_id: str, settings: Settings | None = None) -> None:
             control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
         except Exception as exc:
             log.exception("job %s failed in %s", job_id, pipeline.stage)
-            control.event("error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()})
+            control.event(
+                "error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()}
+            )
             error = {"code": "stage_failed", "message": f"{type(exc).__name__}: {exc}"}
             control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
         else:
-            control.finish(JobStatus.SUCCEEDED, result=result, progress=pipeline.progress(done=True))
+            control.finish(
+                JobStatus.SUCCEEDED, result=result, progress=pipeline.progress(done=True)
+            )
 
 
 class Pipeline:
@@ -135,7 +143,7 @@ class Pipeline:
         if done:
             return {"stage": None, "epoch": None, "epochs": None, "fraction": 1.0, "eta_seconds": 0}
         before = self.work_before_stage.get(self.stage, 0.0)
-        fraction = (before + self.work_of_stage.get(self.stage, 0.0) * self.stage_fraction)
+        fraction = before + self.work_of_stage.get(self.stage, 0.0) * self.stage_fraction
         fraction = min(fraction / self.work_total, 1.0)
         if self.start_fraction is None:
             self.start_fraction = fraction
@@ -203,11 +211,17 @@ class Pipeline:
             torch.manual_seed(self.seed)
             try:
                 model = build_model(
-                    part["arch"], part["params"], data.input_shape, data.num_classes,
-                    data.mean, data.std,
+                    part["arch"],
+                    part["params"],
+                    data.input_shape,
+                    data.num_classes,
+                    data.mean,
+                    data.std,
                 ).to(self.device)
             except InputMismatch as exc:
-                raise SpecError(f"{role}.arch", f"{exc} (dataset {self.spec['dataset']['name']})") from None
+                raise SpecError(
+                    f"{role}.arch", f"{exc} (dataset {self.spec['dataset']['name']})"
+                ) from None
             models.append(model)
         METHODS.get(self.spec["distill"]["method"])
         teacher, student = models
@@ -345,8 +359,12 @@ class Pipeline:
         student_spec, settings = self.spec["student"], self.spec["distill"]
         torch.manual_seed(self.seed)  # the student's initial weights (see validate)
         baseline = build_model(
-            student_spec["arch"], student_spec["params"], data.input_shape, data.num_classes,
-            data.mean, data.std,
+            student_spec["arch"],
+            student_spec["params"],
+            data.input_shape,
+            data.num_classes,
+            data.mean,
+            data.std,
         ).to(self.device)
         if not self._finished(baseline, "baseline"):
             steps = math.ceil(len(data.x_distill) / settings["batch_size"])

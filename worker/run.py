@@ -10,7 +10,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m worker.run <job_id>", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     pipeline.run(argv[0])
     return 0
 

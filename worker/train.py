@@ -76,13 +76,14 @@ def train(
     length = num_examples if steps_per_epoch is None else steps * batch_size
     optimizer = make_optimizer(model, settings)
     total_steps = epochs * steps
-    if settings.get("lr_schedule", "constant") == "cosine":
-        lr_lambda: Callable[[int], float] = lambda step: 0.5 * (
-            1 + math.cos(math.pi * min(step, total_steps) / total_steps)
-        )
-    else:
-        lr_lambda = lambda step: 1.0  # noqa: E731
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    cosine = settings.get("lr_schedule", "constant") == "cosine"
+
+    def lr_factor(step: int) -> float:
+        if not cosine:
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
 
     start_epoch = 0
     if checkpoint_path.exists():
@@ -152,7 +153,9 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.
     """Logits for `x` in eval mode (dropout off, BatchNorm statistics frozen), on CPU."""
     model.eval()
     device = next(model.parameters()).device
-    out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    out = [
+        model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)
+    ]
     return torch.cat(out) if out else torch.empty((0,))
 
 

@@ -8,9 +8,7 @@ router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
 
 def _listing(entries: dict[str, catalog.Entry]) -> schemas.CatalogList:
-    return schemas.CatalogList(
-        data=[schemas.CatalogEntry(**e.as_json()) for e in entries.values()]
-    )
+    return schemas.CatalogList(data=[schemas.CatalogEntry(**e.as_json()) for e in entries.values()])
 
 
 @router.get("/models", response_model=schemas.CatalogList)

@@ -103,7 +103,9 @@ def list_events(
             headers={"Cache-Control": "no-cache"},
         )
     rows = jobs.list_events(session, job_id, after, limit + 1)
-    return schemas.JobEventList(data=[_event_out(e) for e in rows[:limit]], has_more=len(rows) > limit)
+    return schemas.JobEventList(
+        data=[_event_out(e) for e in rows[:limit]], has_more=len(rows) > limit
+    )
 
 
 async def _event_stream(database_url: str, job_id: str, after: int | None) -> AsyncIterator[str]:

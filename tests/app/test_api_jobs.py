@@ -205,7 +205,7 @@ def test_malformed_job_is_422_naming_the_field(
 @pytest.mark.parametrize("raw", ["Infinity", "-Infinity", "NaN", "1e999"])
 @pytest.mark.parametrize("field", ["temperature", "lr"])
 def test_non_finite_numbers_are_422(client: TestClient, raw: str, field: str) -> None:
-    body = '{"distill": {"%s": %s}}' % (field, raw)
+    body = f'{{"distill": {{"{field}": {raw}}}}}'
     response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 422, f"distill.{field}")
 
@@ -237,8 +237,12 @@ def test_chunked_body_over_the_limit_is_413(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("params", "param"),
-    [({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"status": "weird"}, "status"),
-     ({"after": "job_nope"}, "after")],
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"status": "weird"}, "status"),
+        ({"after": "job_nope"}, "after"),
+    ],
 )
 def test_bad_list_queries_are_422(client: TestClient, params: dict, param: str) -> None:
     assert_error(client.get("/v1/jobs", params=params), 422, param)

@@ -79,11 +79,22 @@ def services(tmp_path: Path) -> Iterator[list[Service]]:
         service.stop()
 
 
-def start(started: list[Service], name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Service:
+def start(
+    started: list[Service], name: str, argv: list[str], env: dict[str, str], log_dir: Path
+) -> Service:
     service = Service(name, argv, env, log_dir)
     started.append(service)
     return service
 
 
 def uvicorn_argv(port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]

@@ -9,7 +9,11 @@ import numpy as np
 DIGITS_JOB: dict[str, Any] = {
     "name": "e2e-digits",
     "dataset": {"name": "digits"},
-    "teacher": {"arch": "mlp", "params": {"hidden": [128]}, "train": {"epochs": 8, "batch_size": 64}},
+    "teacher": {
+        "arch": "mlp",
+        "params": {"hidden": [128]},
+        "train": {"epochs": 8, "batch_size": 64},
+    },
     "student": {"arch": "mlp", "params": {"hidden": [12]}},
     "distill": {"epochs": 6, "batch_size": 64, "temperature": 3.0},
     "metadata": {"suite": "e2e"},
@@ -27,7 +31,12 @@ def check_downloaded_student(url: str, job: dict[str, Any], folder: Path) -> Non
     listing = httpx.get(f"{url}/v1/jobs/{job_id}/artifacts").json()["data"]
     by_name = {a["name"]: a for a in listing}
     assert set(by_name) == {
-        "student.safetensors", "student.onnx", "student.ts", "manifest.json", "report.json", "metrics.csv",
+        "student.safetensors",
+        "student.onnx",
+        "student.ts",
+        "manifest.json",
+        "report.json",
+        "metrics.csv",
     }
     response = httpx.get(f"{url}/v1/jobs/{job_id}/artifacts/student.onnx")
     assert response.status_code == 200

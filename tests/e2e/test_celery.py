@@ -17,7 +17,9 @@ from tests.e2e.jobs import DIGITS_JOB, check_downloaded_student
 pytestmark = pytest.mark.services
 
 
-def distributed_env(postgres_url: str, redis_url: str, tmp_path: Path, queue: str) -> dict[str, str]:
+def distributed_env(
+    postgres_url: str, redis_url: str, tmp_path: Path, queue: str
+) -> dict[str, str]:
     return {
         "DISTILLERY_DATABASE_URL": postgres_url,
         "DISTILLERY_BROKER_URL": redis_url,
@@ -28,8 +30,22 @@ def distributed_env(postgres_url: str, redis_url: str, tmp_path: Path, queue: st
 
 
 def celery_argv(queue: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queue,
-            "-c", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app",
+        "worker",
+        "-Q",
+        queue,
+        "-c",
+        "1",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
 def test_digits_job_through_celery(
@@ -68,7 +84,10 @@ def test_a_job_survives_its_worker_being_killed(
     wait_ready(url, api)
     first = start(services, "worker-1", celery_argv(queue), env, tmp_path)
 
-    spec = {**DIGITS_JOB, "teacher": {**DIGITS_JOB["teacher"], "train": {"epochs": 40, "batch_size": 16}}}
+    spec = {
+        **DIGITS_JOB,
+        "teacher": {**DIGITS_JOB["teacher"], "train": {"epochs": 40, "batch_size": 16}},
+    }
     job_id = httpx.post(f"{url}/v1/jobs", json=spec).json()["id"]
     deadline = time.monotonic() + 120
     while not httpx.get(f"{url}/v1/jobs/{job_id}/metrics").json()["data"]:
@@ -87,7 +106,8 @@ def test_a_job_survives_its_worker_being_killed(
     messages = [e["message"] for e in httpx.get(f"{url}/v1/jobs/{job_id}/events").json()["data"]]
     assert "queued again: the worker stopped renewing its lease" in messages
     teacher_epochs = [
-        m["epoch"] for m in httpx.get(f"{url}/v1/jobs/{job_id}/metrics").json()["data"]
+        m["epoch"]
+        for m in httpx.get(f"{url}/v1/jobs/{job_id}/metrics").json()["data"]
         if m["stage"] == "pretrain_teacher"
     ]
     assert teacher_epochs == list(range(1, 41))  # resumed: each epoch recorded once

@@ -29,7 +29,9 @@ def test_compose_declares_the_distributed_deployment() -> None:
     images = {services[s].get("image") for s in ("api", "worker", "migrate")}
     assert images == {"distillery:latest"}
     for name in ("api", "worker"):
-        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert (
+            services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        )
     worker_cmd = services["worker"]["command"]
     assert worker_cmd[:5] == ["celery", "-A", "worker.celery_app", "worker", "-Q"]
     assert worker_cmd[worker_cmd.index("-c") + 1] == "1"
@@ -37,13 +39,17 @@ def test_compose_declares_the_distributed_deployment() -> None:
 
 def test_dockerfile_builds_one_slim_non_root_image() -> None:
     lines = (ROOT / "Dockerfile").read_text().splitlines()
-    assert lines[[i for i, line in enumerate(lines) if line.startswith("FROM")][0]].endswith("-slim")
+    base = next(line for line in lines if line.startswith("FROM "))
+    assert base.endswith("-slim")
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
 
 
 def local_command(service: dict[str, Any], port: int) -> list[str]:
-    return [str(port) if a == "8000" else "127.0.0.1" if a == "0.0.0.0" else a for a in service["command"]]
+    return [
+        str(port) if a == "8000" else "127.0.0.1" if a == "0.0.0.0" else a
+        for a in service["command"]
+    ]
 
 
 def test_each_service_command_runs_against_local_services(

@@ -30,7 +30,13 @@ def test_digits_job_from_submit_to_downloaded_student(
 
     events = httpx.get(f"{url}/v1/jobs/{job['id']}/events").json()["data"]
     assert [e["message"] for e in events if e["kind"] == "stage"] == [
-        "validate", "pretrain_teacher", "soft_labels", "distill", "baseline", "evaluate", "export",
+        "validate",
+        "pretrain_teacher",
+        "soft_labels",
+        "distill",
+        "baseline",
+        "evaluate",
+        "export",
     ]
     metrics = httpx.get(f"{url}/v1/jobs/{job['id']}/metrics").json()["data"]
     assert [m["epoch"] for m in metrics if m["stage"] == "distill"] == [1, 2, 3, 4, 5, 6]

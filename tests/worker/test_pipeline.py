@@ -22,11 +22,22 @@ TINY: dict[str, Any] = {
     "dataset": {
         "name": "synthetic",
         "options": {"shape": [12], "num_classes": 3, "num_samples": 300},
-        "transfer": {"name": "synthetic", "options": {"shape": [12], "num_classes": 3, "num_samples": 100, "seed": 5}},
+        "transfer": {
+            "name": "synthetic",
+            "options": {"shape": [12], "num_classes": 3, "num_samples": 100, "seed": 5},
+        },
     },
-    "teacher": {"arch": "mlp", "params": {"hidden": [64, 64]}, "train": {"epochs": 3, "batch_size": 32}},
+    "teacher": {
+        "arch": "mlp",
+        "params": {"hidden": [64, 64]},
+        "train": {"epochs": 3, "batch_size": 32},
+    },
     "student": {"arch": "mlp", "params": {"hidden": [4]}},
-    "distill": {"epochs": 3, "batch_size": 32, "temperature_schedule": {"kind": "linear", "end": 1.0}},
+    "distill": {
+        "epochs": 3,
+        "batch_size": 32,
+        "temperature_schedule": {"kind": "linear", "end": 1.0},
+    },
 }
 
 
@@ -60,23 +71,44 @@ def test_a_job_runs_every_stage_to_exported_artifacts(settings: Settings) -> Non
     by_stage: dict[str, list] = {}
     for m in metrics:
         by_stage.setdefault(m.stage, []).append(m)
-    assert {s: len(v) for s, v in by_stage.items()} == {"pretrain_teacher": 3, "distill": 3, "baseline": 3}
+    assert {s: len(v) for s, v in by_stage.items()} == {
+        "pretrain_teacher": 3,
+        "distill": 3,
+        "baseline": 3,
+    }
     assert [m.values["temperature"] for m in by_stage["distill"]] == [4.0, 2.5, 1.0]
     for m in metrics:
-        assert {"train_loss", "val_loss", "val_accuracy", "lr", "samples_per_second"} <= set(m.values)
+        assert {"train_loss", "val_loss", "val_accuracy", "lr", "samples_per_second"} <= set(
+            m.values
+        )
 
     # Baseline: the same number of optimiser steps as distillation: 216 labelled + 100
     # transfer examples in batches of 32 is 10 steps an epoch, so 320 labelled samples.
-    seen = [m.values["samples_per_second"] * m.values["epoch_seconds"] for m in by_stage["baseline"]]
+    seen = [
+        m.values["samples_per_second"] * m.values["epoch_seconds"] for m in by_stage["baseline"]
+    ]
     assert seen == pytest.approx([10 * 32] * 3, rel=1e-3)
 
     names = {a.name for a in artifacts}
-    assert names == {"student.safetensors", "student.onnx", "student.ts", "manifest.json", "report.json", "metrics.csv"}
+    assert names == {
+        "student.safetensors",
+        "student.onnx",
+        "student.ts",
+        "manifest.json",
+        "report.json",
+        "metrics.csv",
+    }
     result = job.result
     assert result is not None
     assert result["student"]["params"] == 12 * 4 + 4 + 4 * 3 + 3
     assert result["compression"]["param_ratio"] > 10
-    assert set(result["compression"]) == {"param_ratio", "size_ratio", "latency_speedup_cpu", "accuracy_retention", "kd_gain"}
+    assert set(result["compression"]) == {
+        "param_ratio",
+        "size_ratio",
+        "latency_speedup_cpu",
+        "accuracy_retention",
+        "kd_gain",
+    }
 
     # The exported ONNX takes raw inputs: its accuracy on the raw test split is the reported one.
     root = Path(settings.artifact_url)
@@ -98,12 +130,14 @@ def test_a_second_delivery_of_a_running_job_does_nothing(settings: Settings) -> 
     with session_scope(settings.database_url) as session:
         assert jobs.claim(session, job_id, "other-worker", lease_seconds=60, max_attempts=3)
     pipeline.run(job_id, settings)
-    job, events, metrics, _ = load(settings, job_id)
+    job, _, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.RUNNING and job.lease_owner == "other-worker"
     assert metrics == []
 
 
-def test_a_model_that_does_not_fit_the_data_fails_early_naming_the_field(settings: Settings) -> None:
+def test_a_model_that_does_not_fit_the_data_fails_early_naming_the_field(
+    settings: Settings,
+) -> None:
     spec = {**TINY, "teacher": {"arch": "cnn2d", "params": {}}}
     job_id = submit(settings, spec)
     pipeline.run(job_id, settings)

@@ -5,8 +5,8 @@ import pytest
 from app import catalog, schemas
 from worker.data import DATASETS
 from worker.kd import METHODS
-from worker.models import MODELS
 from worker.kd.schedules import TemperatureSchedule
+from worker.models import MODELS
 from worker.registry import Registry
 
 

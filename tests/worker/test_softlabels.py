@@ -18,7 +18,7 @@ def test_computes_once_then_reads_the_stored_array(tmp_path: Path) -> None:
         return logits
 
     key = store.key("teacher-sha", "data-fingerprint", "normalized-v1")
-    first, reused_first = store.get_or_compute(key, compute)
+    _, reused_first = store.get_or_compute(key, compute)
     second, reused_second = store.get_or_compute(key, compute)
     assert (reused_first, reused_second) == (False, True)
     assert len(calls) == 1

@@ -28,7 +28,9 @@ def fit(path: Path, hooks: LoopHooks, settings: dict = SETTINGS, **kwargs) -> nn
         settings=settings,
         num_examples=len(x),
         batch_loss=lambda m, i, _t: nn.functional.cross_entropy(m(x[i]), y[i]),
-        validate=lambda m: dict(zip(("val_accuracy", "val_loss"), accuracy_and_loss(m, x, y), strict=True)),
+        validate=lambda m: dict(
+            zip(("val_accuracy", "val_loss"), accuracy_and_loss(m, x, y), strict=True)
+        ),
         checkpoint_path=path,
         hooks=hooks,
         seed=0,
@@ -39,7 +41,10 @@ def fit(path: Path, hooks: LoopHooks, settings: dict = SETTINGS, **kwargs) -> nn
 
 def test_learns_and_records_every_epoch(tmp_path: Path) -> None:
     epochs: list[tuple[int, dict]] = []
-    model = fit(tmp_path / "a.ckpt", LoopHooks(check=lambda: None, on_epoch=lambda e, v: epochs.append((e, v))))
+    model = fit(
+        tmp_path / "a.ckpt",
+        LoopHooks(check=lambda: None, on_epoch=lambda e, v: epochs.append((e, v))),
+    )
     assert [e for e, _ in epochs] == [1, 2, 3, 4]
     last = epochs[-1][1]
     assert last["val_accuracy"] > 0.95
@@ -54,7 +59,9 @@ class Crash(Exception):
 
 
 def test_resume_after_a_crash_gives_the_same_weights(tmp_path: Path) -> None:
-    straight = fit(tmp_path / "straight.ckpt", LoopHooks(check=lambda: None, on_epoch=lambda e, v: None))
+    straight = fit(
+        tmp_path / "straight.ckpt", LoopHooks(check=lambda: None, on_epoch=lambda e, v: None)
+    )
 
     def crash_after_two(epoch: int, _values: dict) -> None:
         if epoch == 2:
@@ -63,9 +70,14 @@ def test_resume_after_a_crash_gives_the_same_weights(tmp_path: Path) -> None:
     with pytest.raises(Crash):
         fit(tmp_path / "resumed.ckpt", LoopHooks(check=lambda: None, on_epoch=crash_after_two))
     seen: list[int] = []
-    resumed = fit(tmp_path / "resumed.ckpt", LoopHooks(check=lambda: None, on_epoch=lambda e, v: seen.append(e)))
+    resumed = fit(
+        tmp_path / "resumed.ckpt",
+        LoopHooks(check=lambda: None, on_epoch=lambda e, v: seen.append(e)),
+    )
     assert seen == [3, 4]
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 

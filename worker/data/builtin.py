@@ -65,7 +65,7 @@ def load_synthetic(options: dict[str, Any]) -> RawDataset:
     y = rng.integers(0, num_classes, size=num_samples).astype(np.int64)
     noise = rng.normal(size=(num_samples, *shape)).astype(np.float32)
     x = means[y] + options.get("noise", 1.0) * noise
-    split = int(round(num_samples * 0.8))
+    split = round(num_samples * 0.8)
     return RawDataset(
         x[:split],
         y[:split],

@@ -62,7 +62,7 @@ def prepare(dataset: dict[str, Any], seed: int) -> PreparedData:
 
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(x), generator=generator)
-    n_val = max(1, int(round(len(x) * dataset["val_fraction"])))
+    n_val = max(1, round(len(x) * dataset["val_fraction"]))
     if len(x) - n_val < 1:
         raise DatasetMismatch("dataset.val_fraction", "no training examples left after the split")
     val, train = order[:n_val], order[n_val:]

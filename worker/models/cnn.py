@@ -34,13 +34,17 @@ class Cnn1d(nn.Module):
 
 
 @MODELS.register("cnn1d")
-def build_cnn1d(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def build_cnn1d(
+    params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
     if len(input_shape) == 1:
         in_channels, length = 1, input_shape[0]
     elif len(input_shape) == 2:
         in_channels, length = input_shape
     else:
-        raise InputMismatch(f"cnn1d takes (length,) or (channels, length) inputs, got {input_shape}")
+        raise InputMismatch(
+            f"cnn1d takes (length,) or (channels, length) inputs, got {input_shape}"
+        )
     return Cnn1d(in_channels, length, params.get("channels", 32), num_classes)
 
 
@@ -68,7 +72,9 @@ class Cnn2d(nn.Module):
 
 
 @MODELS.register("cnn2d")
-def build_cnn2d(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def build_cnn2d(
+    params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
+) -> nn.Module:
     if len(input_shape) == 2:
         in_channels = 1
     elif len(input_shape) == 3:

@@ -24,6 +24,8 @@ class Normalized(nn.Module):
     def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.net = net
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", mean.float())
         self.register_buffer("std", std.float())
 

@@ -59,4 +59,6 @@ def build_resnet_cifar(
         raise InputMismatch(
             f"resnet_cifar takes (channels, height, width) inputs, got {input_shape}"
         )
-    return ResNetCifar(params.get("depth", 20), params.get("width", 16), input_shape[0], num_classes)
+    return ResNetCifar(
+        params.get("depth", 20), params.get("width", 16), input_shape[0], num_classes
+    )

@@ -30,7 +30,9 @@ def reference(s, t, y, T, kd_weight, ce_weight):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0, 10.0])
-@pytest.mark.parametrize(("kd_weight", "ce_weight"), [(0.9, 0.1), (1.0, 0.0), (0.0, 1.0), (0.5, 0.5)])
+@pytest.mark.parametrize(
+    ("kd_weight", "ce_weight"), [(0.9, 0.1), (1.0, 0.0), (0.0, 1.0), (0.5, 0.5)]
+)
 def test_matches_float64_reference(temperature: float, kd_weight: float, ce_weight: float) -> None:
     g = torch.Generator().manual_seed(0)
     s = torch.randn(16, 10, generator=g) * 3
@@ -64,7 +66,9 @@ def test_zero_when_student_equals_teacher_and_kd_only() -> None:
 def test_gradient_flows_to_the_student_only() -> None:
     s = torch.randn(4, 3, requires_grad=True)
     t = torch.randn(4, 3, requires_grad=True)
-    kd_loss(s, t.detach(), torch.tensor([0, 1, 2, 0]), temperature=2.0, kd_weight=0.9, ce_weight=0.1).backward()
+    kd_loss(
+        s, t.detach(), torch.tensor([0, 1, 2, 0]), temperature=2.0, kd_weight=0.9, ce_weight=0.1
+    ).backward()
     assert s.grad is not None and s.grad.abs().sum() > 0
     assert t.grad is None
 

@@ -33,8 +33,14 @@ def test_one_epoch_schedules_use_the_start() -> None:
 
 
 def test_plateau_lowers_t_when_the_metric_stalls_and_round_trips() -> None:
-    spec = {"kind": "plateau", "metric": "val_loss", "factor": 0.5, "patience": 1,
-            "min_temperature": 1.5, "max_temperature": 20.0}
+    spec = {
+        "kind": "plateau",
+        "metric": "val_loss",
+        "factor": 0.5,
+        "patience": 1,
+        "min_temperature": 1.5,
+        "max_temperature": 20.0,
+    }
     schedule = TemperatureSchedule(spec, 4.0, 10)
     seen = []
     for loss in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95]:
@@ -47,8 +53,14 @@ def test_plateau_lowers_t_when_the_metric_stalls_and_round_trips() -> None:
 
 
 def test_plateau_on_accuracy_wants_it_to_rise() -> None:
-    spec = {"kind": "plateau", "metric": "val_accuracy", "factor": 2.0, "patience": 0,
-            "min_temperature": 1.0, "max_temperature": 10.0}
+    spec = {
+        "kind": "plateau",
+        "metric": "val_accuracy",
+        "factor": 2.0,
+        "patience": 0,
+        "min_temperature": 1.0,
+        "max_temperature": 10.0,
+    }
     schedule = TemperatureSchedule(spec, 2.0, 10)
     schedule.observe({"val_loss": 1.0, "val_accuracy": 0.5})
     schedule.observe({"val_loss": 1.0, "val_accuracy": 0.6})
