@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import Field
 
 from app import jobs, schemas
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep
@@ -18,8 +17,6 @@ from app.errors import ApiError
 from app.models import Job, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-JobId = Annotated[str, Field(max_length=40)]
 
 
 def job_out(job: Job) -> schemas.Job:

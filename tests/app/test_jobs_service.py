@@ -20,9 +20,7 @@ def new_job(session: Session) -> str:
 
 def expire_lease(session: Session, job_id: str) -> None:
     session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(lease_expires_at=utcnow() - timedelta(seconds=5))
+        update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=5))
     )
     session.commit()
 
