@@ -129,18 +129,10 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
     print(f"starting Distillery on {url} (embedded default: SQLite + in-process runner)")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-    )
+    argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    level = os.environ.get("DISTILLERY_LOG_LEVEL", "WARNING")
+    env = {**os.environ, "DISTILLERY_LOG_LEVEL": level}
+    server = subprocess.Popen([*argv, "--log-level", "warning"], env=env)
     started = time.monotonic()
     try:
         with httpx.Client(base_url=url, timeout=30) as client:

@@ -103,5 +103,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     return app
 
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.basicConfig(
+    level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
 app = create_app()

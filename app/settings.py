@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     # Upgrade the database schema when the API starts (compose runs a `migrate` service instead).
     auto_migrate: bool = True
 
+    log_level: str = "INFO"
+
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
 

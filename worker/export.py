@@ -1,5 +1,6 @@
 """Export the student (safetensors, ONNX, TorchScript) and measure size and CPU latency."""
 
+import logging
 import statistics
 import time
 import warnings
@@ -22,6 +23,9 @@ def save_safetensors(model: nn.Module, path: Path) -> None:
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
     """Raw inputs in, logits out, any batch size."""
     model = model.cpu().eval()
+    # The exporter logs every op registry it skips (torchvision's, among others): noise here.
+    for name in ("torch.onnx", "onnxscript", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     dynamic = ({0: batch},)
     with warnings.catch_warnings():

@@ -3,6 +3,7 @@
 import logging
 import sys
 
+from app.settings import get_settings
 from worker import pipeline
 
 
@@ -11,7 +12,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m worker.run <job_id>", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     pipeline.run(argv[0])
     return 0
