@@ -37,3 +37,13 @@ def test_the_api_process_does_not_load_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_celery_parent_process_does_not_load_torch() -> None:
+    """The worker's parent only routes tasks; torch (and CUDA) live in its per-job children."""
+    code = (
+        "import sys; import worker.celery_app, worker.tasks; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
