@@ -52,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args.host, args.port, args.workers)
     if args.command == "worker":
+        from app.settings import get_settings
+
         celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker"]
-        os.execv(sys.executable, [*celery, "-Q", "gpu", "-c", "1", "--loglevel", "INFO"])
+        queue = get_settings().celery_queue
+        os.execv(sys.executable, [*celery, "-Q", queue, "-c", "1", "--loglevel", "INFO"])
     if args.command == "demo":
         return _demo(args.spec, args.output, args.port)
     with httpx.Client(base_url=args.url, timeout=30) as client:

@@ -2,12 +2,15 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,3 +76,30 @@ def upgrade_database(url: str) -> None:
     config.set_main_option("script_location", str(root / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     command.upgrade(config, "head")
+
+
+class utc_now_plus(FunctionElement[datetime]):
+    """The database server's UTC time plus a number of seconds, as a naive timestamp.
+
+    Leases are set and compared with the database's clock, not each host's, so a worker on a
+    machine whose clock drifts can neither lose its lease early nor keep a dead one alive.
+    """
+
+    type = DateTime()
+    inherit_cache = True
+    name = "utc_now_plus"
+
+
+@compiles(utc_now_plus, "postgresql")
+def _utc_now_plus_postgresql(element: utc_now_plus, compiler: Any, **kw: Any) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    return f"(now() AT TIME ZONE 'utc') + make_interval(secs => {seconds})"
+
+
+@compiles(utc_now_plus, "sqlite")
+def _utc_now_plus_sqlite(element: utc_now_plus, compiler: Any, **kw: Any) -> str:
+    seconds = compiler.process(element.clauses, **kw)
+    # The same text form SQLAlchemy stores: 'YYYY-MM-DD HH:MM:SS.ffffff'.
+    return (
+        f"strftime('%Y-%m-%d %H:%M:%f000', 'now', printf('%+.3f seconds', CAST({seconds} AS REAL)))"
+    )

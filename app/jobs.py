@@ -9,7 +9,7 @@ import json
 import os
 import secrets
 import socket
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, and_, delete, or_, select, update
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app import catalog
 from app.catalog import SpecError
+from app.db import utc_now_plus
 from app.models import Artifact, Job, JobEvent, JobStatus, Metric, utcnow
 from app.schemas import JobCreate, TrainSettings
 
@@ -28,6 +29,10 @@ class JobNotFound(LookupError):
 
 class JobConflict(RuntimeError):
     """The request cannot be applied to the job in its current state."""
+
+
+class LeaseLost(RuntimeError):
+    """The worker no longer holds the job (it was presumed dead and the job requeued)."""
 
 
 class IdempotencyConflict(RuntimeError):
@@ -65,6 +70,12 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
         transfer["options"] = catalog.resolve_params(
             catalog.DATASETS, transfer["name"], transfer["options"], "dataset.transfer"
         )
+        if (transfer["name"], transfer["options"]) == (dataset["name"], dataset["options"]):
+            raise SpecError(
+                "dataset.transfer",
+                "the transfer set is the dataset itself (it would hold the test examples); "
+                "name another set or change its options, e.g. its seed",
+            )
     for role in ("teacher", "student"):
         spec[role]["params"] = catalog.resolve_params(
             catalog.MODELS, spec[role]["arch"], spec[role]["params"], role
@@ -165,36 +176,33 @@ def list_jobs(
 
 
 def cancel_job(session: Session, job_id: str) -> Job:
-    """Cooperative cancel: a queued job is cancelled at once, a running one becomes cancelling."""
-    job = get_job(session, job_id)
-    now = utcnow()
-    if job.status == JobStatus.QUEUED:
-        done = _rows(
+    """Cooperative cancel: a queued job is cancelled at once, a running one becomes cancelling.
+
+    Each change is conditional on the status just read; if a worker claimed the job (or the
+    reaper requeued it) in between, read again and retry, so a cancel is never dropped."""
+    while True:
+        job = get_job(session, job_id)
+        session.refresh(job)
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            raise JobConflict(f"job {job_id} already {job.status}")
+        if job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
+            return job
+        now = utcnow()
+        if job.status == JobStatus.QUEUED:
+            target = {"status": JobStatus.CANCELLED, "finished_at": now, "updated_at": now}
+        else:
+            target = {"status": JobStatus.CANCELLING, "updated_at": now}
+        changed = _rows(
             session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                .values(status=JobStatus.CANCELLED, finished_at=now, updated_at=now)
+                update(Job).where(Job.id == job_id, Job.status == job.status).values(**target)
             )
         )
-        if done:
-            session.add(JobEvent(job_id=job_id, kind="status", message="cancelled"))
-    elif job.status == JobStatus.RUNNING:
-        done = _rows(
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-                .values(status=JobStatus.CANCELLING, updated_at=now)
-            )
-        )
-        if done:
-            session.add(JobEvent(job_id=job_id, kind="status", message="cancelling"))
-    elif job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-        raise JobConflict(f"job {job_id} already {job.status}")
-    session.commit()
-    session.refresh(job)
-    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-        raise JobConflict(f"job {job_id} already {job.status}")
-    return job
+        if changed:
+            session.add(JobEvent(job_id=job_id, kind="status", message=target["status"]))
+            session.commit()
+            session.refresh(job)
+            return job
+        session.rollback()
 
 
 def list_events(session: Session, job_id: str, after: int | None, limit: int) -> list[JobEvent]:
@@ -254,7 +262,7 @@ def claim(
         Job.status == JobStatus.QUEUED,
         and_(
             Job.status == JobStatus.RUNNING,
-            Job.lease_expires_at < now,
+            Job.lease_expires_at < utc_now_plus(0),
             Job.attempt < max_attempts,
         ),
     )
@@ -266,7 +274,7 @@ def claim(
                 status=JobStatus.RUNNING,
                 attempt=Job.attempt + 1,
                 lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                lease_expires_at=utc_now_plus(lease_seconds),
                 started_at=now,
                 updated_at=now,
                 error=None,
@@ -292,7 +300,6 @@ def claim(
 
 def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float) -> str | None:
     """Extend the lease; returns the job's status, or None when this worker no longer owns it."""
-    now = utcnow()
     renewed = _rows(
         session.execute(
             update(Job)
@@ -301,7 +308,7 @@ def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float)
                 Job.lease_owner == owner,
                 Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
             )
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .values(lease_expires_at=utc_now_plus(lease_seconds))
         )
     )
     session.commit()
@@ -315,7 +322,7 @@ def release_lease(session: Session, job_id: str, owner: str) -> None:
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner)
-        .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        .values(lease_expires_at=utc_now_plus(-1))
     )
     session.commit()
 
@@ -327,12 +334,21 @@ def add_event(
     session.commit()
 
 
-def set_stage(session: Session, job_id: str, owner: str, stage: str, progress: dict) -> None:
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.lease_owner == owner)
-        .values(stage=stage, progress=progress, updated_at=utcnow())
+def _hold(session: Session, job_id: str, owner: str, **values: Any) -> None:
+    """Update the job only while `owner` holds it; raise LeaseLost otherwise, so a worker the
+    reaper gave up on cannot write over the job's new attempt."""
+    held = and_(
+        Job.id == job_id,
+        Job.lease_owner == owner,
+        Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
     )
+    if not _rows(session.execute(update(Job).where(held).values(updated_at=utcnow(), **values))):
+        session.rollback()
+        raise LeaseLost(job_id)
+
+
+def set_stage(session: Session, job_id: str, owner: str, stage: str, progress: dict) -> None:
+    _hold(session, job_id, owner, stage=stage, progress=progress)
     session.add(JobEvent(job_id=job_id, kind="stage", message=stage, data={"stage": stage}))
     session.commit()
 
@@ -341,21 +357,26 @@ def record_epoch(
     session: Session, job_id: str, owner: str, stage: str, epoch: int, values: dict, progress: dict
 ) -> None:
     """Store one epoch's metrics (replacing a row a resumed attempt wrote before) and progress."""
+    _hold(session, job_id, owner, progress=progress)
     session.execute(
         delete(Metric).where(Metric.job_id == job_id, Metric.stage == stage, Metric.epoch == epoch)
     )
     session.add(Metric(job_id=job_id, stage=stage, epoch=epoch, values=values))
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.lease_owner == owner)
-        .values(progress=progress, updated_at=utcnow())
-    )
     session.commit()
 
 
 def add_artifact(
-    session: Session, job_id: str, *, name: str, fmt: str, size: int, sha256: str, key: str
+    session: Session,
+    job_id: str,
+    owner: str,
+    *,
+    name: str,
+    fmt: str,
+    size: int,
+    sha256: str,
+    key: str,
 ) -> None:
+    _hold(session, job_id, owner)
     session.execute(delete(Artifact).where(Artifact.job_id == job_id, Artifact.name == name))
     session.add(
         Artifact(job_id=job_id, name=name, format=fmt, bytes=size, sha256=sha256, storage_key=key)
@@ -421,21 +442,23 @@ def fail_unclaimed(session: Session, job_id: str, error: dict) -> bool:
     return bool(done)
 
 
-def reap_expired(session: Session, *, max_attempts: int, now: datetime | None = None) -> list[str]:
+def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
     """Requeue jobs whose worker stopped renewing its lease; fail those out of attempts.
 
     Returns the ids put back in the queue (the caller dispatches them again).
     """
-    now = now or utcnow()
+    now = utcnow()
     expired = session.execute(
         select(Job.id, Job.status, Job.attempt).where(
             Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
-            Job.lease_expires_at < now,
+            Job.lease_expires_at < utc_now_plus(0),
         )
     ).all()
     requeued = []
     for job_id, status, attempt in expired:
-        still_expired = and_(Job.id == job_id, Job.status == status, Job.lease_expires_at < now)
+        still_expired = and_(
+            Job.id == job_id, Job.status == status, Job.lease_expires_at < utc_now_plus(0)
+        )
         lost: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
         if status == JobStatus.CANCELLING:
             values = {"status": JobStatus.CANCELLED, "finished_at": now, **lost}

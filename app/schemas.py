@@ -1,10 +1,17 @@
 """Request and response shapes of the HTTP API."""
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from app import catalog
 
@@ -15,6 +22,19 @@ def _finite(value: float) -> float:
     return value
 
 
+def _all_finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity (PostgreSQL refuses them); Python's parser accepts both."""
+    if isinstance(value, float):
+        _finite(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _all_finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _all_finite(item)
+    return value
+
+
 PositiveFinite = Annotated[float, Field(gt=0), AfterValidator(_finite)]
 NonNegativeFinite = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
@@ -22,6 +42,14 @@ BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 
 
 ExportFormat = Literal["safetensors", "onnx", "torchscript"]
+
+
+def _utc_iso(value: datetime) -> str:
+    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+# Stored as naive UTC; served with an explicit "Z" so clients don't read local time.
+UtcDatetime = Annotated[datetime, PlainSerializer(_utc_iso, return_type=str)]
 
 
 class Strict(BaseModel):
@@ -127,7 +155,9 @@ class JobCreate(Strict):
         default_factory=lambda: list(catalog.EXPORT_FORMATS), max_length=3
     )
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
-    metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    metadata: Annotated[dict[str, Any], AfterValidator(_all_finite)] = Field(
+        default_factory=dict, max_length=64
+    )
 
 
 class Progress(BaseModel):
@@ -153,9 +183,9 @@ class Job(BaseModel):
     stage: str | None
     progress: Progress
     attempt: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
     error: ErrorInfo | None
     spec: dict[str, Any]
     metadata: dict[str, Any]
@@ -171,7 +201,7 @@ class JobList(BaseModel):
 class JobEvent(BaseModel):
     id: int
     object: Literal["job.event"] = "job.event"
-    created_at: datetime
+    created_at: UtcDatetime
     kind: str
     message: str
     data: dict[str, Any] | None
@@ -200,7 +230,7 @@ class Artifact(BaseModel):
     format: str
     bytes: int
     sha256: str
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class ArtifactList(BaseModel):

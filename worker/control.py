@@ -6,6 +6,7 @@ from typing import Any
 
 from app import jobs
 from app.db import session_scope
+from app.jobs import LeaseLost
 from app.models import JobStatus
 from app.settings import Settings
 
@@ -16,8 +17,7 @@ class JobCancelled(Exception):
     pass
 
 
-class LeaseLost(Exception):
-    """Another worker owns the job now (this one was presumed dead): stop without writing."""
+__all__ = ["JobCancelled", "JobControl", "LeaseLost"]
 
 
 class JobControl:
@@ -78,7 +78,14 @@ class JobControl:
     def artifact(self, *, name: str, fmt: str, size: int, sha256: str, key: str) -> None:
         with session_scope(self.settings.database_url) as session:
             jobs.add_artifact(
-                session, self.job_id, name=name, fmt=fmt, size=size, sha256=sha256, key=key
+                session,
+                self.job_id,
+                self.owner,
+                name=name,
+                fmt=fmt,
+                size=size,
+                sha256=sha256,
+                key=key,
             )
 
     def finish(self, status: str, **fields: Any) -> bool:

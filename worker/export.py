@@ -1,6 +1,7 @@
 """Export the student (safetensors, ONNX, TorchScript) and measure size and CPU latency."""
 
 import logging
+import os
 import statistics
 import time
 import warnings
@@ -16,8 +17,11 @@ OUTPUT_NAME = "logits"
 
 
 def save_safetensors(model: nn.Module, path: Path) -> None:
+    """Written to a temporary name and renamed: a file that exists is complete."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
+    partial = path.with_name(path.name + ".partial")
+    save_file(state, str(partial))
+    os.replace(partial, path)
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:

@@ -100,7 +100,6 @@ class Pipeline:
         self.spec = spec
         self.control = control
         self.workdir = settings.work_root / "jobs" / job_id
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.stage = "validate"
         self.seed = spec["seed"]
@@ -110,13 +109,15 @@ class Pipeline:
         self.work_of_stage: dict[str, float] = {}
         self.stage_fraction = 0.0
         self.epoch_info: tuple[int, int] | None = None
-        self.started = time.monotonic()
-        self.start_fraction: float | None = None
+        # ETA = time since the origin x remaining / progress since the origin. The origin moves
+        # past work this attempt did not do (stages and epochs done by an earlier attempt).
+        self.eta_origin: tuple[float, float] | None = None
 
     # --- orchestration ------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
         self.enter("validate")
+        self.workdir.mkdir(parents=True, exist_ok=True)
         data, teacher, student = self.validate()
         self.plan_work(data)
         self.enter("pretrain_teacher")
@@ -145,12 +146,13 @@ class Pipeline:
         before = self.work_before_stage.get(self.stage, 0.0)
         fraction = before + self.work_of_stage.get(self.stage, 0.0) * self.stage_fraction
         fraction = min(fraction / self.work_total, 1.0)
-        if self.start_fraction is None:
-            self.start_fraction = fraction
+        if self.eta_origin is None:
+            self.eta_origin = (time.monotonic(), fraction)
         eta = None
-        gained = fraction - self.start_fraction
+        origin_time, origin_fraction = self.eta_origin
+        gained = fraction - origin_fraction
         if gained > 0.005:
-            eta = round((time.monotonic() - self.started) * (1 - fraction) / gained, 1)
+            eta = round((time.monotonic() - origin_time) * (1 - fraction) / gained, 1)
         epoch, epochs = self.epoch_info or (None, None)
         return {
             "stage": self.stage,
@@ -179,7 +181,7 @@ class Pipeline:
             self.work_before_stage[stage] = total
             total += work[stage]
         self.work_of_stage, self.work_total = work, max(total, 1.0)
-        self.start_fraction = None
+        self.eta_origin = None
 
     def hooks(self) -> LoopHooks:
         def on_epoch(epoch: int, values: dict[str, float]) -> None:
@@ -188,10 +190,18 @@ class Pipeline:
             self.stage_fraction = epoch / epochs
             self.control.epoch(self.stage, epoch, values, self.progress())
 
+        def on_start(epochs_done: int) -> None:
+            if epochs_done:
+                epochs = self.epoch_info[1] if self.epoch_info else epochs_done
+                self.stage_fraction = epochs_done / epochs
+                self.control.event("info", f"{self.stage}: resuming after epoch {epochs_done}")
+                self.eta_origin = None
+
         return LoopHooks(
             check=self.control.check,
             on_epoch=on_epoch,
             check_every=self.settings.cancel_check_steps,
+            on_start=on_start,
         )
 
     def start_epochs(self, epochs: int) -> None:
@@ -241,6 +251,13 @@ class Pipeline:
                 "device": str(self.device),
             },
         )
+        if data.transfer_dropped:
+            self.control.event(
+                "warning",
+                f"dropped {data.transfer_dropped} transfer examples that are also validation "
+                "or test examples",
+                {"transfer_dropped": data.transfer_dropped},
+            )
         if s_params >= t_params:
             self.control.event("warning", "the student is not smaller than the teacher")
         return data, teacher, student
@@ -280,6 +297,7 @@ class Pipeline:
             return False
         model.load_state_dict(load_file(str(path), device=str(self.device)))
         self.control.event("info", f"{self.stage}: reusing {name} weights from an earlier attempt")
+        self.eta_origin = None
         return True
 
     def pretrain_teacher(self, data: PreparedData, teacher: nn.Module) -> None:

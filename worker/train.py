@@ -25,11 +25,13 @@ Validate = Callable[[nn.Module], dict[str, float]]
 @dataclass
 class LoopHooks:
     """What the pipeline plugs in: `check` raises to stop the loop (cancel, lost lease) and
-    is called every `check_every` steps; `on_epoch(epoch, values)` records an epoch (1-based)."""
+    is called every `check_every` steps; `on_epoch(epoch, values)` records an epoch (1-based);
+    `on_start(epochs_done)` is told where training starts (> 0 after a resume)."""
 
     check: Callable[[], None]
     on_epoch: Callable[[int, dict[str, float]], None]
     check_every: int = 20
+    on_start: Callable[[int], None] = lambda _epochs_done: None
 
 
 def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
@@ -86,17 +88,20 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
 
     start_epoch = 0
+    device = next(model.parameters()).device
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if temperature is not None:
             temperature.load_state_dict(state["temperature"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         start_epoch = state["epoch"]
+    hooks.on_start(start_epoch)
 
-    device = next(model.parameters()).device
     for epoch in range(start_epoch, epochs):
         model.train()
         t = temperature.temperature(epoch) if temperature is not None else None
@@ -126,6 +131,9 @@ def train(
         if t is not None:
             values["temperature"] = t
             temperature.observe(values)  # type: ignore[union-attr]
+        # Record first, checkpoint second: a crash in between redoes (and re-records) the
+        # epoch instead of leaving it out of the metrics.
+        hooks.on_epoch(epoch + 1, values)
         _save_checkpoint(
             checkpoint_path,
             {
@@ -134,10 +142,10 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "temperature": temperature.state_dict() if temperature is not None else {},
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "epoch": epoch + 1,
             },
         )
-        hooks.on_epoch(epoch + 1, values)
         hooks.check()
 
 

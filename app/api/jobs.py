@@ -88,7 +88,7 @@ def list_events(
     job_id: str,
     session: SessionDep,
     settings: SettingsDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     stream: bool = False,
 ) -> schemas.JobEventList | StreamingResponse:
@@ -110,8 +110,11 @@ async def _event_stream(database_url: str, job_id: str, after: int | None) -> As
 
     def poll(cursor: int | None) -> tuple[list[schemas.JobEvent], str]:
         with session_scope(database_url) as session:
+            # Status first: a job that finishes between the two reads still has its final
+            # event sent before the stream ends.
+            status = jobs.get_job(session, job_id).status
             rows = [_event_out(e) for e in jobs.list_events(session, job_id, cursor, 500)]
-            return rows, jobs.get_job(session, job_id).status
+            return rows, status
 
     cursor = after
     while True:

@@ -189,6 +189,12 @@ MALFORMED = [
     ("wrong type", _with("seed", "zero"), "seed"),
     ("name too long", {**SPEC, "name": "x" * 201}, "name"),
     ("uploaded dataset", _with("dataset.name", "file:file_123"), "dataset.name"),
+    (
+        "transfer set is the dataset",
+        _with("dataset.transfer", {"name": "digits"}),
+        "dataset.transfer",
+    ),
+    ("transfer set unknown", _with("dataset.transfer", {"name": "nope"}), "dataset.transfer.name"),
 ]
 
 
@@ -208,6 +214,23 @@ def test_non_finite_numbers_are_422(client: TestClient, raw: str, field: str) ->
     body = f'{{"distill": {{"{field}": {raw}}}}}'
     response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 422, f"distill.{field}")
+
+
+def test_non_finite_metadata_is_422(client: TestClient) -> None:
+    body = '{"metadata": {"scores": [1.0, NaN]}}'
+    response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    assert_error(response, 422, "metadata")
+
+
+def test_timestamps_are_utc_with_a_zone(client: TestClient) -> None:
+    job = client.post("/v1/jobs", json=SPEC).json()
+    assert job["created_at"].endswith("Z")
+
+
+def test_event_cursor_out_of_range_is_422(client: TestClient) -> None:
+    job_id = client.post("/v1/jobs", json=SPEC).json()["id"]
+    response = client.get(f"/v1/jobs/{job_id}/events", params={"after": 2**63})
+    assert_error(response, 422, "after")
 
 
 def test_invalid_json_is_422(client: TestClient) -> None:

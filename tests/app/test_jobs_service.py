@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -59,6 +60,26 @@ def test_reaper_requeues_a_job_whose_worker_died(settings: Settings) -> None:
         assert jobs.renew_lease(session, job_id, "w1", 60) is None
         again = jobs.claim(session, job_id, "w2", lease_seconds=60, max_attempts=3)
         assert again is not None and again.attempt == 2
+
+
+def test_a_worker_that_lost_its_lease_cannot_write(settings: Settings) -> None:
+    with session_scope(settings.database_url) as session:
+        job_id = new_job(session)
+        jobs.claim(session, job_id, "w1", lease_seconds=60, max_attempts=3)
+        expire_lease(session, job_id)
+        jobs.reap_expired(session, max_attempts=3)
+        jobs.claim(session, job_id, "w2", lease_seconds=60, max_attempts=3)
+        for write in (
+            lambda: jobs.set_stage(session, job_id, "w1", "distill", {}),
+            lambda: jobs.record_epoch(session, job_id, "w1", "distill", 1, {}, {}),
+            lambda: jobs.add_artifact(
+                session, job_id, "w1", name="a", fmt="json", size=1, sha256="0", key="k"
+            ),
+        ):
+            with pytest.raises(jobs.LeaseLost):
+                write()
+        assert jobs.list_metrics(session, job_id) == []
+        assert jobs.list_artifacts(session, job_id) == []
 
 
 def test_reaper_fails_a_job_out_of_attempts(settings: Settings) -> None:

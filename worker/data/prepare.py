@@ -33,6 +33,8 @@ class PreparedData:
     mean: torch.Tensor
     std: torch.Tensor
     test_split: str
+    # Transfer examples removed because they are also validation or test examples.
+    transfer_dropped: int = 0
 
     @property
     def x_distill(self) -> torch.Tensor:
@@ -80,13 +82,17 @@ def prepare(dataset: dict[str, Any], seed: int) -> PreparedData:
                 f"the dataset's have {input_shape}",
             )
 
+    x_test = torch.from_numpy(np.ascontiguousarray(raw.x_test, dtype=np.float32))
+    # A transfer set drawn from the same source may contain the very examples the student is
+    # validated and tested on; the teacher's logits for those would leak into the scores.
+    x_transfer, leaked = _without_rows(x_transfer, torch.cat([x_test, x[val]]))
     mean, std = _normalisation(x[train])
     return PreparedData(
         x_train=x[train],
         y_train=y[train],
         x_val=x[val],
         y_val=y[val],
-        x_test=torch.from_numpy(np.ascontiguousarray(raw.x_test, dtype=np.float32)),
+        x_test=x_test,
         y_test=torch.from_numpy(raw.y_test.astype(np.int64)),
         x_transfer=x_transfer,
         input_shape=input_shape,
@@ -95,7 +101,18 @@ def prepare(dataset: dict[str, Any], seed: int) -> PreparedData:
         mean=mean,
         std=std,
         test_split=raw.test_split,
+        transfer_dropped=leaked,
     )
+
+
+def _without_rows(x: torch.Tensor, held_out: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """`x` minus the rows that also appear (byte for byte) in `held_out`, and how many went."""
+    if len(x) == 0:
+        return x, 0
+    held = {row.tobytes() for row in held_out.numpy().reshape(len(held_out), -1)}
+    keep = [row.tobytes() not in held for row in x.numpy().reshape(len(x), -1)]
+    mask = torch.tensor(keep, dtype=torch.bool)
+    return x[mask], int((~mask).sum())
 
 
 def _check_labels(raw: RawDataset) -> None:

@@ -50,6 +50,14 @@ def test_prepare_splits_train_and_val_by_seed_and_adds_the_transfer_set() -> Non
     assert not torch.equal(prepare(spec, seed=1).x_train, data.x_train)
 
 
+def test_transfer_examples_that_are_val_or_test_examples_are_dropped() -> None:
+    same = {"name": "mnist1d", "options": {"num_samples": 1000, "seed": 1}}
+    data = prepare({**same, "val_fraction": 0.25, "transfer": same}, seed=0)
+    # 1,000 transfer examples less the 200 test and 200 validation ones.
+    assert data.transfer_dropped == 400
+    assert len(data.x_transfer) == 600
+
+
 def test_transfer_set_of_another_shape_is_refused() -> None:
     spec = {
         "name": "digits",
