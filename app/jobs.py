@@ -12,7 +12,16 @@ import socket
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, and_, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Result,
+    and_,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -303,11 +312,7 @@ def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float)
     renewed = _rows(
         session.execute(
             update(Job)
-            .where(
-                Job.id == job_id,
-                Job.lease_owner == owner,
-                Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
-            )
+            .where(_held_by(job_id, owner))
             .values(lease_expires_at=utc_now_plus(lease_seconds))
         )
     )
@@ -334,14 +339,19 @@ def add_event(
     session.commit()
 
 
-def _hold(session: Session, job_id: str, owner: str, **values: Any) -> None:
-    """Update the job only while `owner` holds it; raise LeaseLost otherwise, so a worker the
-    reaper gave up on cannot write over the job's new attempt."""
-    held = and_(
+def _held_by(job_id: str, owner: str) -> ColumnElement[bool]:
+    """The job is still running (or cancelling) under `owner`'s lease."""
+    return and_(
         Job.id == job_id,
         Job.lease_owner == owner,
         Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
     )
+
+
+def _hold(session: Session, job_id: str, owner: str, **values: Any) -> None:
+    """Update the job only while `owner` holds it; raise LeaseLost otherwise, so a worker the
+    reaper gave up on cannot write over the job's new attempt."""
+    held = _held_by(job_id, owner)
     if not _rows(session.execute(update(Job).where(held).values(updated_at=utcnow(), **values))):
         session.rollback()
         raise LeaseLost(job_id)
@@ -408,17 +418,7 @@ def finish(
     }
     if progress is not None:
         values["progress"] = progress
-    done = _rows(
-        session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.lease_owner == owner,
-                Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
-            )
-            .values(**values)
-        )
-    )
+    done = _rows(session.execute(update(Job).where(_held_by(job_id, owner)).values(**values)))
     if done:
         message = status if error is None else f"{status}: {error.get('message', '')}"
         session.add(JobEvent(job_id=job_id, kind="status", message=message, data=error))

@@ -30,20 +30,23 @@ def test_no_app_module_imports_worker_or_torch() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_the_api_process_does_not_load_torch() -> None:
+def loaded_after_import(modules: str, packages: tuple[str, ...]) -> list[str]:
+    """Modules of `packages` a fresh interpreter has loaded after importing `modules`."""
     code = (
-        "import sys; import app.main, app.cli, app.runner, app.dispatch; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'worker')))"
+        f"import sys; import {modules}; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {packages!r}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return list(ast.literal_eval(out.stdout.strip()))
+
+
+def test_the_api_process_does_not_load_torch() -> None:
+    assert (
+        loaded_after_import("app.main, app.cli, app.runner, app.dispatch", ("torch", "worker"))
+        == []
+    )
 
 
 def test_the_celery_parent_process_does_not_load_torch() -> None:
     """The worker's parent only routes tasks; torch (and CUDA) live in its per-job children."""
-    code = (
-        "import sys; import worker.celery_app, worker.tasks; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert loaded_after_import("worker.celery_app, worker.tasks", ("torch",)) == []
