@@ -93,6 +93,10 @@ def test_a_job_survives_its_worker_being_killed(
     while not httpx.get(f"{url}/v1/jobs/{job_id}/metrics").json()["data"]:
         assert time.monotonic() < deadline, first.output()
         time.sleep(0.2)
+    running = httpx.get(f"{url}/v1/jobs/{job_id}").json()
+    assert running["status"] == "running" and running["stage"] == "pretrain_teacher"
+    assert running["progress"]["epoch"] >= 1 and running["progress"]["epochs"] == 40
+    assert 0 < running["progress"]["fraction"] < 1
     # SIGKILL the whole worker (parent and child): nothing gets to clean up.
     for process in psutil.Process(first.process.pid).children(recursive=True):
         process.send_signal(signal.SIGKILL)
