@@ -36,6 +36,9 @@ def _all_finite(value: Any) -> Any:
 
 
 PositiveFinite = Annotated[float, Field(gt=0), AfterValidator(_finite)]
+# T^2 scales the KD term: past 1,000 the softmax is flat to float precision and T^2 overflows
+# float16 soft-label arithmetic; no published schedule goes near it.
+Temperature = Annotated[float, Field(gt=0, le=1000), AfterValidator(_finite)]
 NonNegativeFinite = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
@@ -99,12 +102,12 @@ class ConstantSchedule(Strict):
 
 class LinearSchedule(Strict):
     kind: Literal["linear"]
-    end: PositiveFinite = Field(description="temperature at the last epoch")
+    end: Temperature = Field(description="temperature at the last epoch")
 
 
 class CosineSchedule(Strict):
     kind: Literal["cosine"]
-    end: PositiveFinite = Field(description="temperature at the last epoch")
+    end: Temperature = Field(description="temperature at the last epoch")
 
 
 class StepSchedule(Strict):
@@ -118,8 +121,14 @@ class PlateauSchedule(Strict):
     metric: Literal["val_loss", "val_accuracy"] = "val_loss"
     factor: PositiveFinite = Field(0.5, description="T *= factor when the metric stalls")
     patience: Annotated[int, Field(ge=0, le=10_000)] = 2
-    min_temperature: PositiveFinite = 1.0
-    max_temperature: PositiveFinite = 20.0
+    min_temperature: Temperature = 1.0
+    max_temperature: Temperature = 20.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PlateauSchedule":
+        if self.min_temperature > self.max_temperature:
+            raise ValueError("min_temperature is above max_temperature")
+        return self
 
 
 TemperatureSchedule = Annotated[
@@ -131,7 +140,7 @@ TemperatureSchedule = Annotated[
 class DistillSpec(TrainSettings):
     method: str = "kd"
     method_params: dict[str, Any] = Field(default_factory=dict)
-    temperature: PositiveFinite = 4.0
+    temperature: Temperature = 4.0
     temperature_schedule: TemperatureSchedule = Field(default_factory=ConstantSchedule)
     kd_weight: NonNegativeFinite = 0.9
     ce_weight: NonNegativeFinite = 0.1

@@ -22,6 +22,10 @@ BatchLoss = Callable[[nn.Module, torch.Tensor, float | None], torch.Tensor]
 Validate = Callable[[nn.Module], dict[str, float]]
 
 
+class TrainingDiverged(RuntimeError):
+    """The loss went to NaN or infinity: more epochs would only waste the GPU."""
+
+
 @dataclass
 class LoopHooks:
     """What the pipeline plugs in: `check` raises to stop the loop (cancel, lost lease) and
@@ -121,8 +125,14 @@ def train(
             if (step + 1) % hooks.check_every == 0:
                 hooks.check()
         seconds = time.perf_counter() - started
+        train_loss = loss_sum.item() / max(seen, 1)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"the training loss became {train_loss} in epoch {epoch + 1}; "
+                "a lower lr (or temperature) usually fixes this"
+            )
         values = {
-            "train_loss": loss_sum.item() / max(seen, 1),
+            "train_loss": train_loss,
             **validate(model),
             "lr": optimizer.param_groups[0]["lr"],
             "samples_per_second": seen / max(seconds, 1e-9),

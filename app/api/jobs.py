@@ -3,7 +3,7 @@
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -16,7 +16,16 @@ from app.dispatch import dispatch
 from app.errors import ApiError
 from app.models import Job, JobStatus
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": schemas.ErrorResponse, "description": description}
+
+
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    responses={404: _error("No such job"), 422: _error("Invalid request")},
+)
 
 
 def job_out(job: Job) -> schemas.Job:
@@ -38,7 +47,16 @@ def job_out(job: Job) -> schemas.Job:
     )
 
 
-@router.post("", status_code=201, response_model=schemas.Job)
+@router.post(
+    "",
+    status_code=201,
+    response_model=schemas.Job,
+    responses={
+        200: {"model": schemas.Job, "description": "Replay of an Idempotency-Key: the first job"},
+        409: _error("Idempotency-Key already used with another body"),
+        413: _error("Body over the size limit"),
+    },
+)
 def create_job(
     body: schemas.JobCreate,
     session: SessionDep,
@@ -74,7 +92,11 @@ def get_job(job_id: str, session: SessionDep) -> schemas.Job:
     return job_out(jobs.get_job(session, job_id))
 
 
-@router.post("/{job_id}/cancel", response_model=schemas.Job)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=schemas.Job,
+    responses={409: _error("The job already succeeded or failed")},
+)
 def cancel_job(job_id: str, session: SessionDep) -> schemas.Job:
     return job_out(jobs.cancel_job(session, job_id))
 
@@ -83,7 +105,11 @@ def _event_out(event: object) -> schemas.JobEvent:
     return schemas.JobEvent.model_validate(event, from_attributes=True)
 
 
-@router.get("/{job_id}/events", response_model=schemas.JobEventList)
+@router.get(
+    "/{job_id}/events",
+    response_model=schemas.JobEventList,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "With ?stream=true"}},
+)
 def list_events(
     job_id: str,
     session: SessionDep,
@@ -147,7 +173,11 @@ def list_artifacts(job_id: str, session: SessionDep) -> schemas.ArtifactList:
     )
 
 
-@router.get("/{job_id}/artifacts/{name}", response_class=StreamingResponse)
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+)
 def download_artifact(
     job_id: str, name: str, session: SessionDep, store: StoreDep
 ) -> StreamingResponse:

@@ -186,6 +186,12 @@ MALFORMED = [
     ("unknown schedule", _with("distill.temperature_schedule", {"kind": "zigzag"}), None),
     ("schedule without end", _with("distill.temperature_schedule", {"kind": "linear"}), None),
     ("both loss weights 0", _with("distill.kd_weight", 0) | {}, None),
+    ("temperature over 1000", _with("distill.temperature", 1001), "distill.temperature"),
+    (
+        "plateau min above max",
+        _with("distill.temperature_schedule", {"kind": "plateau", "min_temperature": 30.0}),
+        "distill.temperature_schedule.plateau",
+    ),
     ("wrong type", _with("seed", "zero"), "seed"),
     ("name too long", {**SPEC, "name": "x" * 201}, "name"),
     ("uploaded dataset", _with("dataset.name", "file:file_123"), "dataset.name"),

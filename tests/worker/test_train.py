@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from worker.models import build_model
-from worker.train import LoopHooks, accuracy_and_loss, epoch_order, train
+from worker.train import LoopHooks, TrainingDiverged, accuracy_and_loss, epoch_order, train
 
 SETTINGS = {"epochs": 4, "batch_size": 16, "optimizer": "adam", "lr": 0.01}
 
@@ -110,3 +110,12 @@ def test_steps_per_epoch_cycles_through_the_data(tmp_path: Path) -> None:
     )
     # 40 steps of 16 examples, not one pass over the 240 examples.
     assert seen[0]["samples_per_second"] * seen[0]["epoch_seconds"] == pytest.approx(640, rel=1e-3)
+
+
+def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TrainingDiverged, match="lower lr"):
+        fit(
+            tmp_path / "d.ckpt",
+            LoopHooks(check=lambda: None, on_epoch=lambda e, v: None),
+            {**SETTINGS, "lr": 1e30, "optimizer": "sgd"},
+        )
