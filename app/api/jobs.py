@@ -53,6 +53,7 @@ def job_out(job: Job) -> schemas.Job:
     response_model=schemas.Job,
     responses={
         200: {"model": schemas.Job, "description": "Replay of an Idempotency-Key: the first job"},
+        400: _error("Body is not UTF-8 JSON"),
         409: _error("Idempotency-Key already used with another body"),
         413: _error("Body over the size limit"),
     },
