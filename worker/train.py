@@ -109,7 +109,9 @@ def train(
     for epoch in range(start_epoch, epochs):
         model.train()
         t = temperature.temperature(epoch) if temperature is not None else None
-        order = epoch_order(num_examples, length, seed, epoch).to(device)
+        # Indices stay on the CPU: the soft-label store reads them without a device sync, and
+        # indexing a GPU tensor with them is a small asynchronous copy.
+        order = epoch_order(num_examples, length, seed, epoch)
         loss_sum = torch.zeros((), device=device)
         seen = 0
         started = time.perf_counter()
