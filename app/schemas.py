@@ -36,8 +36,8 @@ def _all_finite(value: Any) -> Any:
 
 
 PositiveFinite = Annotated[float, Field(gt=0), AfterValidator(_finite)]
-# T^2 scales the KD term: past 1,000 the softmax is flat to float precision and T^2 overflows
-# float16 soft-label arithmetic; no published schedule goes near it.
+# Past 1,000 the softened distributions are uniform to float32 precision (and a huge T makes
+# T^2 overflow); no published schedule goes near it.
 Temperature = Annotated[float, Field(gt=0, le=1000), AfterValidator(_finite)]
 NonNegativeFinite = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
