@@ -23,7 +23,6 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     max_body_bytes: int = 1024 * 1024
-    max_upload_bytes: int = 1024 * 1024 * 1024
 
     # Leases: a worker renews its lease every lease_seconds / 3; a lease not renewed in time
     # means the worker died and the reaper requeues the job.

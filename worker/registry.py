@@ -1,6 +1,6 @@
 """A name -> implementation registry that fails loudly on an unknown or duplicate name."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -29,6 +29,3 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
