@@ -66,6 +66,10 @@ class SyntheticOptions(Params):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
+class FileOptions(Params):
+    """An uploaded dataset takes its options (label column, image size, ...) at upload."""
+
+
 # --- methods ----------------------------------------------------------------------------------
 
 
@@ -103,8 +107,25 @@ DATASETS: dict[str, Entry] = {
         Entry("digits", "scikit-learn 8x8 handwritten digits, 10 classes.", DigitsOptions),
         Entry("mnist1d", "MNIST-1D (Greydanus 2020), sequences of 40, 10 classes.", Mnist1dOptions),
         Entry("synthetic", "Gaussian class clusters of any shape.", SyntheticOptions),
+        Entry(
+            "file",
+            "An uploaded dataset (POST /v1/files, purpose 'dataset'): name it 'file:<id>'.",
+            FileOptions,
+        ),
     ]
 }
+
+FILE_PREFIX = "file:"
+
+
+def dataset_kind(name: str) -> str:
+    """The catalog entry a dataset name refers to: 'file:<id>' is an uploaded file."""
+    if name.startswith(FILE_PREFIX):
+        return "file"
+    if name == "file":
+        raise SpecError("dataset.name", "name an uploaded dataset as 'file:<id>'")
+    return name
+
 
 METHODS: dict[str, Entry] = {
     e.name: e

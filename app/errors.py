@@ -39,11 +39,17 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# Tagged unions add the tag to the location ("teacher.onnx.file_id"); the user wrote no such
+# field, so it is left out of `param`.
+UNION_TAGS = {"teacher": {"train", "weights", "onnx", "logits"}}
+
+
 def _validation_param(loc: tuple[Any, ...]) -> str | None:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
-    # Tagged unions add the tag to the location ("distill.temperature_schedule.linear.end").
+    if len(parts) > 1 and parts[1] in UNION_TAGS.get(parts[0], ()):
+        del parts[1]
     return ".".join(parts) or None
 
 
@@ -70,7 +76,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        missing = [
+            _validation_param(tuple(e.get("loc", ())))
+            for e in errors
+            if e.get("type") == "missing" and tuple(e.get("loc", ()))[:1] == ("body",)
+        ]
+        if len(missing) > 1:
+            names = ", ".join(str(m) for m in missing)
+            return error_response(
+                422, "invalid_request", f"missing required fields: {names}", missing[0]
+            )
+        first = errors[0]
         param = _validation_param(tuple(first.get("loc", ())))
         message = first.get("msg", "invalid request")
         if param:

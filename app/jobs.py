@@ -29,7 +29,7 @@ from app import catalog
 from app.catalog import SpecError
 from app.db import utc_now_plus
 from app.models import Artifact, Job, JobEvent, JobStatus, Metric, utcnow
-from app.schemas import JobCreate, TrainSettings
+from app.schemas import JobCreate
 
 
 class JobNotFound(LookupError):
@@ -69,15 +69,16 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     """Check every name against the catalog and return the spec with all defaults filled in."""
     spec = body.model_dump(mode="json")
     dataset = spec["dataset"]
-    if dataset["name"].startswith("file:"):
-        raise SpecError("dataset.name", "uploaded datasets (file:<id>) are not available yet")
     dataset["options"] = catalog.resolve_params(
-        catalog.DATASETS, dataset["name"], dataset["options"], "dataset"
+        catalog.DATASETS, catalog.dataset_kind(dataset["name"]), dataset["options"], "dataset"
     )
     if dataset["transfer"] is not None:
         transfer = dataset["transfer"]
         transfer["options"] = catalog.resolve_params(
-            catalog.DATASETS, transfer["name"], transfer["options"], "dataset.transfer"
+            catalog.DATASETS,
+            catalog.dataset_kind(transfer["name"]),
+            transfer["options"],
+            "dataset.transfer",
         )
         if (transfer["name"], transfer["options"]) == (dataset["name"], dataset["options"]):
             raise SpecError(
@@ -86,16 +87,18 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
                 "name another set or change its options, e.g. its seed",
             )
     for role in ("teacher", "student"):
-        spec[role]["params"] = catalog.resolve_params(
-            catalog.MODELS, spec[role]["arch"], spec[role]["params"], role
-        )
-    teacher = spec["teacher"]
-    if teacher["weights"] is not None:
+        if "arch" in spec[role]:
+            spec[role]["params"] = catalog.resolve_params(
+                catalog.MODELS, spec[role]["arch"], spec[role]["params"], role
+            )
+    if spec["teacher"]["source"] in ("onnx", "logits") and spec["distill"]["soft_labels"] == (
+        "online"
+    ):
         raise SpecError(
-            "teacher.weights", "uploaded teacher weights need /v1/files, which is not available yet"
+            "distill.soft_labels",
+            f"a teacher from {spec['teacher']['source']!r} has no PyTorch model to run online; "
+            "use soft_labels 'auto' or 'stored'",
         )
-    if teacher["train"] is None:
-        teacher["train"] = TrainSettings().model_dump(mode="json")
     distill = spec["distill"]
     distill["method_params"] = catalog.resolve_params(
         catalog.METHODS, distill["method"], distill["method_params"], "distill"

@@ -12,7 +12,7 @@ from app.db import upgrade_database
 from app.dispatch import Dispatcher, MaintenanceLoop, make_dispatcher
 from app.errors import error_response, install_error_handlers
 from app.settings import Settings, get_settings
-from app.storage import ArtifactStore
+from app.storage import make_store
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.store = ArtifactStore(settings.artifact_url)
+    app.state.store = make_store(settings.artifact_url, settings.s3_endpoint_url)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(health.router)

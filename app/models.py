@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: job, job_event, metric, artifact."""
+"""SQLAlchemy tables: job, job_event, metric, artifact, file, job_file, api_key."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+DEFAULT_TENANT = "default"
+
+
 class JobStatus:
     QUEUED = "queued"
     RUNNING = "running"
@@ -33,6 +36,8 @@ class Job(Base):
     __tablename__ = "job"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Every row belongs to a tenant; with auth off everything is DEFAULT_TENANT's.
+    tenant: Mapped[str] = mapped_column(String(100), default=DEFAULT_TENANT)
     name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     stage: Mapped[str | None] = mapped_column(String(32))
@@ -42,7 +47,8 @@ class Job(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Unique per tenant: two tenants may use the same key.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -56,6 +62,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_job_created_at_id", "created_at", "id"),
         Index("ix_job_status", "status"),
+        Index("ix_job_tenant_status", "tenant", "status"),
+        UniqueConstraint("tenant", "idempotency_key"),
     )
 
 
@@ -101,3 +109,72 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("job_id", "name"),)
+
+
+class FileStatus:
+    PROCESSING = "processing"
+    READY = "ready"
+    ERROR = "error"
+
+
+class File(Base):
+    """An upload: a dataset, a teacher (safetensors / ONNX) or precomputed teacher logits.
+
+    `storage_key` is the upload as received; `info` is what the check found in it (rows, input
+    shape, classes, ONNX signature, storage keys of the arrays prepared for workers); `error`
+    says why it was refused.
+    """
+
+    __tablename__ = "file"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100), default=DEFAULT_TENANT)
+    purpose: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=FileStatus.PROCESSING)
+    info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    storage_key: Mapped[str] = mapped_column(String(500))
+    # Bytes the prepared arrays take in the store (counted against the tenant's quota).
+    prepared_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # A checker holds the file while it checks it; an expired lease means it died.
+    lease_expires_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_file_tenant_created_at_id", "tenant", "created_at", "id"),
+        Index("ix_file_status", "status"),
+    )
+
+
+class JobFile(Base):
+    """Which files a job uses (a file a live job uses cannot be deleted)."""
+
+    __tablename__ = "job_file"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # dataset | transfer | teacher | logits
+    role: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_job_file_file_id", "file_id"),)
+
+
+class ApiKey(Base):
+    """An API key: only its sha256 is stored; `prefix` lets `keys list` show which is which."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

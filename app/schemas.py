@@ -8,8 +8,10 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
     model_validator,
 )
 
@@ -74,25 +76,69 @@ class TransferSet(Strict):
 
 
 class DatasetSpec(Strict):
-    name: str = "digits"
+    name: str = Field(description="a builtin dataset, or file:<id> of an uploaded one")
     options: dict[str, Any] = Field(default_factory=dict)
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     transfer: TransferSet | None = None
 
 
-class WeightsRef(Strict):
-    file_id: str
+FileId = Annotated[str, Field(min_length=1, max_length=40, description="id of an uploaded file")]
 
 
-class TeacherSpec(Strict):
-    arch: str = "mlp"
+class TrainTeacher(Strict):
+    """A zoo arch trained by the pipeline on the labelled train split."""
+
+    source: Literal["train"] = "train"
+    arch: str
     params: dict[str, Any] = Field(default_factory=dict)
-    weights: WeightsRef | None = None
-    train: TrainSettings | None = None
+    train: TrainSettings = Field(default_factory=TrainSettings)
+
+
+class WeightsTeacher(Strict):
+    """A zoo arch with uploaded safetensors weights (names and shapes checked; no training)."""
+
+    source: Literal["weights"]
+    arch: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    file_id: FileId
+
+
+class OnnxTeacher(Strict):
+    """Any framework's model exported to ONNX, run by onnxruntime to label the data."""
+
+    source: Literal["onnx"]
+    file_id: FileId
+
+
+class LogitsTeacher(Strict):
+    """Precomputed teacher logits: one row per row of the dataset file's x, then the transfer
+    file's rows. No teacher runs (offline distillation)."""
+
+    source: Literal["logits"]
+    file_id: FileId
+
+
+def _teacher_source(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("source", "train"))
+    return str(getattr(value, "source", "train"))
+
+
+TeacherSpec = Annotated[
+    Annotated[TrainTeacher, Tag("train")]
+    | Annotated[WeightsTeacher, Tag("weights")]
+    | Annotated[OnnxTeacher, Tag("onnx")]
+    | Annotated[LogitsTeacher, Tag("logits")],
+    Discriminator(
+        _teacher_source,
+        custom_error_type="invalid_teacher_source",
+        custom_error_message="teacher.source must be one of: train, weights, onnx, logits",
+    ),
+]
 
 
 class StudentSpec(Strict):
-    arch: str = "mlp"
+    arch: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -155,9 +201,9 @@ class DistillSpec(TrainSettings):
 
 class JobCreate(Strict):
     name: Annotated[str, Field(max_length=200)] | None = None
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
-    teacher: TeacherSpec = Field(default_factory=TeacherSpec)
-    student: StudentSpec = Field(default_factory=StudentSpec)
+    dataset: DatasetSpec
+    teacher: TeacherSpec
+    student: StudentSpec
     distill: DistillSpec = Field(default_factory=DistillSpec)
     baseline: bool = True
     export: list[ExportFormat] = Field(
@@ -266,3 +312,37 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+# --- files --------------------------------------------------------------------------------------
+
+FilePurpose = Literal["dataset", "teacher", "logits"]
+
+
+class File(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    purpose: str
+    filename: str
+    format: str
+    bytes: int
+    sha256: str | None
+    status: str
+    options: dict[str, Any]
+    info: dict[str, Any] | None = Field(
+        description="what the check found: rows, input shape and dtype, classes, ONNX signature"
+    )
+    error: ErrorBody | None = Field(description="why the file was refused")
+    created_at: UtcDatetime
+
+
+class FileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[File]
+    has_more: bool
+
+
+class FileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool = True

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -13,8 +14,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./distillery.db"
     # Unset: the API process runs jobs itself (embedded runner). Set: jobs go to Celery.
     broker_url: str | None = None
-    # Where exported students and reports go: a local folder.
+    # Where uploads, exported students and reports go: a local folder, or s3://bucket/prefix.
     artifact_url: str = "./artifacts"
+    # Endpoint of an S3-compatible server (MinIO, ...); unset: boto3's own AWS_ENDPOINT_URL.
+    s3_endpoint_url: str | None = None
     # Worker scratch space: checkpoints and the soft-label store.
     work_dir: str = "./work"
     # Upgrade the database schema when the API starts (compose runs a `migrate` service instead).
@@ -23,6 +26,24 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     max_body_bytes: int = 1024 * 1024
+
+    # "required": every /v1 route needs `Authorization: Bearer <key>`; "off": one tenant.
+    auth: Literal["off", "required"] = "off"
+    # An upload past this many bytes is answered 413 and its partial data removed.
+    max_upload_bytes: int = 8 * 1024**3
+    # Per-tenant limits: more running or queued jobs answer 429, more stored bytes 413.
+    tenant_max_running_jobs: int = 4
+    tenant_max_queued_jobs: int = 100
+    tenant_max_stored_bytes: int = 100 * 1024**3
+    # Checking an upload runs in a child process under these limits (hostile files).
+    file_check_memory_bytes: int = 4 * 1024**3
+    file_check_timeout_seconds: float = 3600.0
+    max_image_pixels: int = 4096 * 4096
+    max_archive_ratio: float = 100.0
+    max_csv_columns: int = 100_000
+    # A worker keeps a dataset in memory up to this many bytes; larger ones are read from disk
+    # batch by batch.
+    worker_memory_bytes: int = 2 * 1024**3
 
     # Leases: a worker renews its lease every lease_seconds / 3; a lease not renewed in time
     # means the worker died and the reaper requeues the job.

@@ -1,34 +1,90 @@
-"""The artifact store: where exported students and reports are kept and served from."""
+"""The store: where uploads, exported students and reports are kept and served from.
+
+A local folder by default (`DISTILLERY_ARTIFACT_URL=./artifacts`); `s3://bucket/prefix` for an
+S3-compatible store. Keys such as `jobs/<job_id>/<name>` or `files/<file_id>/upload` always come
+from the database, never from a URL.
+"""
 
 import hashlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 CHUNK_BYTES = 1024 * 1024
 
 
-class ArtifactStore:
-    """A local folder. Keys are `<job_id>/<name>` and come from the database, never a URL."""
+class Store(Protocol):
+    # True when files live on another machine (S3): workers copy what they read to a local cache.
+    remote: bool
+
+    def staging_dir(self) -> Path:
+        """A local folder for files on their way into the store (uploads being received)."""
+        ...
+
+    def put_file(self, key: str, source: Path, *, move: bool = False) -> tuple[int, str]:
+        """Store `source` under `key` (whole or not at all); returns (bytes, sha256).
+        `move=True` lets the store take the file instead of copying it."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def open_chunks(self, key: str) -> Iterator[bytes]: ...
+
+    def local_path(self, key: str, cache_root: Path) -> Path:
+        """A local file with the key's content: the file itself for a local store, a copy
+        kept under `cache_root` for a remote one."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every key under `prefix` (a folder-like prefix ending in '/')."""
+        ...
+
+
+def artifact_key(job_id: str, name: str) -> str:
+    return f"jobs/{job_id}/{name}"
+
+
+def file_key(file_id: str, name: str) -> str:
+    return f"files/{file_id}/{name}"
+
+
+class LocalStore:
+    """A local folder."""
+
+    remote = False
 
     def __init__(self, url: str) -> None:
-        if "://" in url and not url.startswith("file://"):
-            raise ValueError(
-                f"artifact store {url!r}: only local folders are supported so far "
-                "(S3-compatible stores are planned)"
-            )
         self.root = Path(url.removeprefix("file://")).expanduser().resolve()
 
-    def put_file(self, job_id: str, name: str, source: Path) -> tuple[str, int, str]:
-        """Copy `source` into the store; returns (key, bytes, sha256)."""
-        key = f"{job_id}/{name}"
+    def staging_dir(self) -> Path:
+        # Inside the root, so a finished upload is moved into place by a rename.
+        path = self.root / ".staging"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def put_file(self, key: str, source: Path, *, move: bool = False) -> tuple[int, str]:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        digest = sha256_of(source)
+        if move:
+            try:
+                os.replace(source, target)
+                return target.stat().st_size, digest
+            except OSError:  # another filesystem: copy below
+                pass
         partial = target.with_name(target.name + ".partial")
         shutil.copyfile(source, partial)
         os.replace(partial, target)
-        return key, target.stat().st_size, sha256_of(target)
+        if move:
+            source.unlink(missing_ok=True)
+        return target.stat().st_size, digest
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
 
     def size(self, key: str) -> int:
         return self._path(key).stat().st_size
@@ -38,11 +94,34 @@ class ArtifactStore:
             while chunk := f.read(CHUNK_BYTES):
                 yield chunk
 
+    def local_path(self, key: str, cache_root: Path) -> Path:
+        return self._path(key)
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix.rstrip("/"))
+        if path == self.root:
+            raise ValueError("refusing to delete the whole store")
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
-            raise ValueError(f"artifact key {key!r} leaves the store")
+            raise ValueError(f"store key {key!r} leaves the store")
         return path
+
+
+def make_store(url: str, s3_endpoint_url: str | None = None) -> Store:
+    """The store the settings name: `s3://bucket/prefix` or a local folder."""
+    if url.startswith("s3://"):
+        from app.s3 import S3Store
+
+        return S3Store(url, endpoint_url=s3_endpoint_url)
+    if "://" in url and not url.startswith("file://"):
+        raise ValueError(f"store {url!r}: use a local folder or s3://bucket/prefix")
+    return LocalStore(url)
 
 
 def sha256_of(path: Path) -> str:

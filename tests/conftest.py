@@ -22,6 +22,13 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("DISTILLERY_TEST_REDIS", "redis://127.0.0.1:6379/9")
 REQUIRE_SERVICES = os.environ.get("DISTILLERY_REQUIRE_SERVICES") == "1"
 
+# The least a job must say: dataset, teacher and student.
+MINIMAL_JOB = {
+    "dataset": {"name": "digits"},
+    "teacher": {"arch": "mlp"},
+    "student": {"arch": "mlp"},
+}
+
 
 def missing_service(reason: str) -> None:
     if REQUIRE_SERVICES:

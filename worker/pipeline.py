@@ -25,7 +25,7 @@ from app.catalog import SpecError
 from app.db import session_scope
 from app.models import JobStatus
 from app.settings import Settings, get_settings
-from app.storage import ArtifactStore, sha256_of
+from app.storage import artifact_key, make_store, sha256_of
 from worker import export
 from worker.control import JobCancelled, JobControl, LeaseLost
 from worker.data import PreparedData, prepare
@@ -479,14 +479,16 @@ class Pipeline:
             "compression": report["compression"],
             "files": {},
         }
-        store = ArtifactStore(self.settings.artifact_url)
+        store = make_store(self.settings.artifact_url, self.settings.s3_endpoint_url)
         for name, (fmt, path) in files.items():
-            key, size, digest = store.put_file(self.job_id, name, path)
+            key = artifact_key(self.job_id, name)
+            size, digest = store.put_file(key, path)
             self.control.artifact(name=name, fmt=fmt, size=size, sha256=digest, key=key)
             manifest["files"][name] = {"sha256": digest, "bytes": size, "format": fmt}
         manifest_path = out / "manifest.json"
         manifest_path.write_text(json.dumps(manifest, indent=2))
-        key, size, digest = store.put_file(self.job_id, "manifest.json", manifest_path)
+        key = artifact_key(self.job_id, "manifest.json")
+        size, digest = store.put_file(key, manifest_path)
         self.control.artifact(name="manifest.json", fmt="json", size=size, sha256=digest, key=key)
 
     def _write_metrics_csv(self, path: Path) -> None:

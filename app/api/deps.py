@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.db import get_session_factory
 from app.dispatch import Dispatcher
 from app.settings import Settings
-from app.storage import ArtifactStore
+from app.storage import Store
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -30,12 +30,12 @@ def get_dispatcher(request: Request) -> Dispatcher:
     return dispatcher
 
 
-def get_store(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.store
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
     return store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
-StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+StoreDep = Annotated[Store, Depends(get_store)]

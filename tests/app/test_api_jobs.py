@@ -10,6 +10,7 @@ from app import jobs
 from app.db import session_scope
 from app.models import JobStatus
 from app.settings import Settings
+from tests.conftest import MINIMAL_JOB
 
 SPEC: dict[str, Any] = {
     "name": "tiny",
@@ -49,13 +50,36 @@ def test_create_returns_queued_job_with_resolved_spec(client: TestClient, dispat
     assert client.get(f"/v1/jobs/{job['id']}").json()["id"] == job["id"]
 
 
-def test_empty_body_gets_every_default(client: TestClient) -> None:
-    response = client.post("/v1/jobs", json={})
+def test_empty_body_names_every_required_field(client: TestClient) -> None:
+    error = assert_error(client.post("/v1/jobs", json={}), 422, "dataset")
+    assert error["message"] == "missing required fields: dataset, teacher, student"
+
+
+def test_minimal_body_gets_every_other_default(client: TestClient) -> None:
+    minimal = {
+        "dataset": {"name": "digits"},
+        "teacher": {"arch": "mlp"},
+        "student": {"arch": "mlp"},
+    }
+    response = client.post("/v1/jobs", json=minimal)
     assert response.status_code == 201, response.text
     spec = response.json()["spec"]
-    assert spec["dataset"]["name"] == "digits"
-    assert spec["teacher"]["arch"] == "mlp"
+    assert spec["teacher"]["source"] == "train"
+    assert spec["teacher"]["train"]["epochs"] == 30
     assert spec["baseline"] is True
+
+
+@pytest.mark.parametrize(
+    ("teacher", "param"),
+    [
+        ({"source": "hub", "arch": "mlp"}, "teacher"),
+        ({"source": "onnx"}, "teacher.file_id"),
+        ({"source": "weights", "file_id": "file_x"}, "teacher.arch"),
+        ({"source": "logits", "file_id": "file_x", "arch": "mlp"}, "teacher.arch"),
+    ],
+)
+def test_teacher_sources_are_checked(client: TestClient, teacher: dict, param: str) -> None:
+    assert_error(client.post("/v1/jobs", json={**SPEC, "teacher": teacher}), 422, param)
 
 
 def test_idempotency_key_replays_and_conflicts(client: TestClient, dispatcher: Any) -> None:
@@ -217,13 +241,15 @@ def test_malformed_job_is_422_naming_the_field(
 @pytest.mark.parametrize("raw", ["Infinity", "-Infinity", "NaN", "1e999"])
 @pytest.mark.parametrize("field", ["temperature", "lr"])
 def test_non_finite_numbers_are_422(client: TestClient, raw: str, field: str) -> None:
-    body = f'{{"distill": {{"{field}": {raw}}}}}'
+    required = json.dumps(MINIMAL_JOB)[1:-1]
+    body = f'{{{required}, "distill": {{"{field}": {raw}}}}}'
     response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 422, f"distill.{field}")
 
 
 def test_non_finite_metadata_is_422(client: TestClient) -> None:
-    body = '{"metadata": {"scores": [1.0, NaN]}}'
+    required = json.dumps(MINIMAL_JOB)[1:-1]
+    body = f'{{{required}, "metadata": {{"scores": [1.0, NaN]}}}}'
     response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
     assert_error(response, 422, "metadata")
 

@@ -11,10 +11,11 @@ from app.db import session_scope
 from app.models import Job, JobStatus, utcnow
 from app.schemas import JobCreate
 from app.settings import Settings
+from tests.conftest import MINIMAL_JOB
 
 
 def new_job(session: Session) -> str:
-    job, created = jobs.create_job(session, JobCreate())
+    job, created = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
     assert created
     return job.id
 

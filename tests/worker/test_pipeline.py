@@ -112,16 +112,16 @@ def test_a_job_runs_every_stage_to_exported_artifacts(settings: Settings) -> Non
 
     # The exported ONNX takes raw inputs: its accuracy on the raw test split is the reported one.
     root = Path(settings.artifact_url)
-    manifest = json.loads((root / job_id / "manifest.json").read_text())
+    manifest = json.loads((root / "jobs" / job_id / "manifest.json").read_text())
     assert manifest["input"] == {"name": "x", "shape": [None, 12], "dtype": "float32"}
     from worker.data import load_dataset
 
     raw = load_dataset("synthetic", job.spec["dataset"]["options"])
-    session = onnxruntime.InferenceSession(str(root / job_id / "student.onnx"))
+    session = onnxruntime.InferenceSession(str(root / "jobs" / job_id / "student.onnx"))
     logits = session.run(None, {"x": raw.x_test.astype(np.float32)})[0]
     accuracy = float((logits.argmax(1) == raw.y_test).mean())
     assert accuracy == pytest.approx(result["student"]["test_accuracy"], abs=1e-4)
-    traced = torch.jit.load(str(root / job_id / "student.ts"))
+    traced = torch.jit.load(str(root / "jobs" / job_id / "student.ts"))
     assert np.allclose(traced(torch.from_numpy(raw.x_test)).detach().numpy(), logits, atol=1e-4)
 
 
