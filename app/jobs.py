@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from app import catalog
 from app.catalog import SpecError
 from app.db import utc_now_plus
-from app.models import Artifact, Job, JobEvent, JobStatus, Metric, utcnow
+from app.files.usage import check_job_files
+from app.models import DEFAULT_TENANT, Artifact, Job, JobEvent, JobFile, JobStatus, Metric, utcnow
 from app.schemas import JobCreate
 
 
@@ -116,7 +117,10 @@ def request_hash(body: JobCreate) -> str:
 
 
 def create_job(
-    session: Session, body: JobCreate, idempotency_key: str | None = None
+    session: Session,
+    body: JobCreate,
+    idempotency_key: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> tuple[Job, bool]:
     """Create a queued job. Returns (job, created); created is False for an idempotent replay."""
     digest = request_hash(body)
@@ -125,8 +129,10 @@ def create_job(
         if existing is not None:
             return existing, False
     spec = resolve_spec(body)
+    used_files = check_job_files(session, tenant, spec)
     job = Job(
         id=new_job_id(),
+        tenant=tenant,
         name=body.name,
         status=JobStatus.QUEUED,
         spec=spec,
@@ -136,6 +142,7 @@ def create_job(
         progress={"stage": None, "fraction": 0.0},
     )
     session.add(job)
+    session.add_all(JobFile(job_id=job.id, file_id=f, role=role) for f, role in used_files)
     session.add(JobEvent(job_id=job.id, kind="status", message="queued"))
     try:
         session.commit()

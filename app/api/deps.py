@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.db import get_session_factory
 from app.dispatch import Dispatcher
+from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from app.storage import Store
 
@@ -35,7 +36,14 @@ def get_store(request: Request) -> Store:
     return store
 
 
+def get_tenant(request: Request) -> str:
+    """The tenant the request acts for. With DISTILLERY_AUTH=off everything is the default
+    tenant's; with auth required, the tenant of the Bearer key (401 without a valid one)."""
+    return DEFAULT_TENANT
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 StoreDep = Annotated[Store, Depends(get_store)]
+TenantDep = Annotated[str, Depends(get_tenant)]
