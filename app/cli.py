@@ -1,6 +1,7 @@
-"""`distillery serve | worker | demo | submit | status | download`."""
+"""`distillery serve | worker | demo | submit | status | download | keys`."""
 
 import argparse
+import ipaddress
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 
 DEFAULT_URL = os.environ.get("DISTILLERY_URL", "http://127.0.0.1:8000")
+# The key `submit`, `status` and `download` send when the API has DISTILLERY_AUTH=required.
+API_KEY_ENV = "DISTILLERY_API_KEY"
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -25,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="with DISTILLERY_AUTH=off, listen on a non-loopback address anyway",
+    )
 
     commands.add_parser("worker", help="run a Celery GPU worker (needs DISTILLERY_BROKER_URL)")
 
@@ -48,9 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     download.add_argument("--output", type=Path, default=Path("."))
     download.add_argument("--url", default=DEFAULT_URL)
 
+    keys = commands.add_parser(
+        "keys", help="API keys (in the database named by DISTILLERY_DATABASE_URL)"
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser(
+        "create", help="create a key for a tenant; the key is printed once, on the last line"
+    )
+    create.add_argument("--tenant", required=True, type=_tenant, help="1-100 of [A-Za-z0-9_.-]")
+    create.add_argument("--name", default=None, help="a label to tell keys apart")
+    key_commands.add_parser("list", help="every key: id, tenant, name, prefix, dates")
+    revoke = key_commands.add_parser("revoke", help="revoke a key (requests with it get 401)")
+    revoke.add_argument("key_id")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args.host, args.port, args.workers)
+        return _serve(args.host, args.port, args.workers, args.insecure)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "worker":
         from app.settings import get_settings
 
@@ -59,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         os.execv(sys.executable, [*celery, "-Q", queue, "-c", "1", "--loglevel", "INFO"])
     if args.command == "demo":
         return _demo(args.spec, args.output, args.port)
-    with httpx.Client(base_url=args.url, timeout=30) as client:
+    with httpx.Client(base_url=args.url, timeout=30, headers=_auth_headers()) as client:
         if args.command == "submit":
             job = _check(client.post("/v1/jobs", json=json.loads(args.spec.read_text())))
             print(job["id"])
@@ -77,11 +100,91 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _serve(host: str, port: int, workers: int) -> int:
+def _auth_headers() -> dict[str, str]:
+    key = os.environ.get(API_KEY_ENV)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(host: str, port: int, workers: int, insecure: bool) -> int:
+    from app.settings import get_settings
+
+    if get_settings().auth == "off" and not is_loopback(host) and not insecure:
+        print(
+            f"distillery serve: refusing to listen on {host} with DISTILLERY_AUTH=off: anyone "
+            "who can reach it could run jobs and read every result. Set DISTILLERY_AUTH=required "
+            "(and create a key with `distillery keys create --tenant NAME`), or pass --insecure "
+            "to listen without authentication anyway.",
+            file=sys.stderr,
+        )
+        return 2
     import uvicorn
 
     uvicorn.run("app.main:app", host=host, port=port, workers=workers)
     return 0
+
+
+def _tenant(value: str) -> str:
+    from app.auth import check_tenant
+
+    try:
+        return check_tenant(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _when(moment: Any) -> str:
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}Z"
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from app import auth
+    from app.db import session_scope, upgrade_database
+    from app.settings import get_settings
+
+    url = get_settings().database_url
+    upgrade_database(url)
+    with session_scope(url) as session:
+        if args.keys_command == "create":
+            row, key = auth.create_key(session, args.tenant, args.name)
+            print(f"created API key {row.id} for tenant {row.tenant!r}")
+            print("it is shown only this once; send it as 'Authorization: Bearer <key>':")
+            print(key)
+            return 0
+        if args.keys_command == "list":
+            rows = [
+                (
+                    r.id,
+                    r.tenant,
+                    r.name or "-",
+                    r.prefix,
+                    _when(r.created_at),
+                    _when(r.last_used_at),
+                    _when(r.revoked_at),
+                )
+                for r in auth.list_keys(session)
+            ]
+            header = ("id", "tenant", "name", "prefix", "created", "last used", "revoked")
+            widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+            for line in (header, *rows):
+                print("  ".join(f"{c:<{w}}" for c, w in zip(line, widths, strict=True)).rstrip())
+            return 0
+        try:
+            row = auth.revoke_key(session, args.key_id)
+        except auth.KeyNotFound:
+            print(f"distillery keys revoke: no key {args.key_id!r}", file=sys.stderr)
+            return 1
+        print(f"revoked API key {row.id} of tenant {row.tenant!r} at {_when(row.revoked_at)}")
+        return 0
 
 
 def _check(response: httpx.Response) -> Any:
@@ -138,7 +241,7 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
     server = subprocess.Popen([*argv, "--log-level", "warning"], env=env)
     started = time.monotonic()
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=_auth_headers()) as client:
             while True:
                 try:
                     if client.get("/readyz").status_code == 200:

@@ -8,13 +8,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.catalog import SpecError
-from app.jobs import IdempotencyConflict, JobConflict, JobNotFound
+from app.jobs import IdempotencyConflict, JobConflict, JobNotFound, QuotaExceeded
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.param = status, code, message, param
+        self.headers = headers
 
 
 STATUS_CODES = {
@@ -56,7 +64,7 @@ def _validation_param(loc: tuple[Any, ...]) -> str | None:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.param)
+        return error_response(exc.status, exc.code, exc.message, exc.param, exc.headers)
 
     @app.exception_handler(SpecError)
     async def _spec_error(_: Request, exc: SpecError) -> JSONResponse:
@@ -73,6 +81,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyConflict)
     async def _idempotency(_: Request, exc: IdempotencyConflict) -> JSONResponse:
         return error_response(409, "idempotency_conflict", str(exc), "Idempotency-Key")
+
+    @app.exception_handler(QuotaExceeded)
+    async def _quota(_: Request, exc: QuotaExceeded) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(429, "rate_limited", str(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

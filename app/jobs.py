@@ -18,6 +18,7 @@ from sqlalchemy import (
     Result,
     and_,
     delete,
+    func,
     or_,
     select,
     update,
@@ -47,6 +48,14 @@ class LeaseLost(RuntimeError):
 
 class IdempotencyConflict(RuntimeError):
     """The Idempotency-Key was already used with a different request body."""
+
+
+class QuotaExceeded(RuntimeError):
+    """The tenant is at one of its job limits (answered 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _rows(result: Result[Any]) -> int:
@@ -121,13 +130,22 @@ def create_job(
     body: JobCreate,
     idempotency_key: str | None = None,
     tenant: str = DEFAULT_TENANT,
+    *,
+    max_running: int | None = None,
+    max_queued: int | None = None,
 ) -> tuple[Job, bool]:
-    """Create a queued job. Returns (job, created); created is False for an idempotent replay."""
+    """Create a queued job. Returns (job, created); created is False for an idempotent replay.
+
+    Idempotency keys are per tenant. A replay is answered before the tenant's limits are
+    checked (QuotaExceeded when it already has `max_running` running or cancelling jobs, or
+    `max_queued` queued ones; None: no limit). The check is not a lock: requests racing each
+    other can overshoot a limit by their number."""
     digest = request_hash(body)
     if idempotency_key is not None:
-        existing = _by_idempotency_key(session, idempotency_key, digest)
+        existing = _by_idempotency_key(session, tenant, idempotency_key, digest)
         if existing is not None:
             return existing, False
+    check_quota(session, tenant, max_running=max_running, max_queued=max_queued)
     spec = resolve_spec(body)
     used_files = check_job_files(session, tenant, spec)
     job = Job(
@@ -150,15 +168,43 @@ def create_job(
         # Another request with the same key won the race: answer with its job.
         session.rollback()
         assert idempotency_key is not None
-        existing = _by_idempotency_key(session, idempotency_key, digest)
+        existing = _by_idempotency_key(session, tenant, idempotency_key, digest)
         if existing is None:
             raise
         return existing, False
     return job, True
 
 
-def _by_idempotency_key(session: Session, key: str, digest: str) -> Job | None:
-    job = session.scalar(select(Job).where(Job.idempotency_key == key))
+def check_quota(
+    session: Session, tenant: str, *, max_running: int | None, max_queued: int | None
+) -> None:
+    """Raise QuotaExceeded when the tenant is at its running or queued job limit."""
+    counts: dict[str, int] = dict(
+        session.execute(
+            select(Job.status, func.count())
+            .where(
+                Job.tenant == tenant,
+                Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]),
+            )
+            .group_by(Job.status)
+        ).all()
+    )
+    running = counts.get(JobStatus.RUNNING, 0) + counts.get(JobStatus.CANCELLING, 0)
+    if max_running is not None and running >= max_running:
+        raise QuotaExceeded(
+            f"tenant {tenant!r} has {running} running jobs (limit {max_running}); "
+            "retry when one finishes"
+        )
+    queued = counts.get(JobStatus.QUEUED, 0)
+    if max_queued is not None and queued >= max_queued:
+        raise QuotaExceeded(
+            f"tenant {tenant!r} has {queued} queued jobs (limit {max_queued}); "
+            "retry when the queue drains"
+        )
+
+
+def _by_idempotency_key(session: Session, tenant: str, key: str, digest: str) -> Job | None:
+    job = session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == key))
     if job is not None and job.request_hash != digest:
         raise IdempotencyConflict(
             "this Idempotency-Key was already used with a different request body"
@@ -166,22 +212,32 @@ def _by_idempotency_key(session: Session, key: str, digest: str) -> Job | None:
     return job
 
 
-def get_job(session: Session, job_id: str) -> Job:
+def get_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
+    """The job; with `tenant`, only that tenant's (another tenant's job is JobNotFound, exactly
+    like a missing one). Workers pass no tenant."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or (tenant is not None and job.tenant != tenant):
         raise JobNotFound(job_id)
     return job
 
 
 def list_jobs(
-    session: Session, *, status: str | None, limit: int, after: str | None
+    session: Session,
+    *,
+    status: str | None,
+    limit: int,
+    after: str | None,
+    tenant: str | None = None,
 ) -> tuple[list[Job], bool]:
-    """Newest first; `after` is the id of the last job of the previous page."""
+    """Newest first; `after` is the id of the last job of the previous page (the tenant's own
+    job when `tenant` is given)."""
     query = select(Job)
+    if tenant is not None:
+        query = query.where(Job.tenant == tenant)
     if status is not None:
         query = query.where(Job.status == status)
     if after is not None:
-        cursor = get_job(session, after)
+        cursor = get_job(session, after, tenant)
         query = query.where(
             or_(
                 Job.created_at < cursor.created_at,
@@ -194,13 +250,13 @@ def list_jobs(
     return rows[:limit], len(rows) > limit
 
 
-def cancel_job(session: Session, job_id: str) -> Job:
+def cancel_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
     """Cooperative cancel: a queued job is cancelled at once, a running one becomes cancelling.
 
     Each change is conditional on the status just read; if a worker claimed the job (or the
     reaper requeued it) in between, read again and retry, so a cancel is never dropped."""
     while True:
-        job = get_job(session, job_id)
+        job = get_job(session, job_id, tenant)
         session.refresh(job)
         if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             raise JobConflict(f"job {job_id} already {job.status}")

@@ -1,10 +1,26 @@
 """/v1/catalog: what a job can name, with each entry's parameter schema."""
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Depends
 
 from app import catalog, schemas
+from app.api.deps import get_tenant
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": schemas.ErrorResponse,
+        "description": "Missing, invalid or revoked API key (DISTILLERY_AUTH=required)",
+    }
+}
+
+# The catalog is the same for every tenant, but with auth required it still needs a key.
+router = APIRouter(
+    prefix="/v1/catalog",
+    tags=["catalog"],
+    dependencies=[Depends(get_tenant)],
+    responses=_UNAUTHORIZED,
+)
 
 
 def _listing(entries: dict[str, catalog.Entry]) -> schemas.CatalogList:

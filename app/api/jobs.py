@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from app import jobs, schemas
-from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep
+from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from app.db import session_scope
 from app.dispatch import dispatch
 from app.errors import ApiError
@@ -24,7 +24,11 @@ def _error(description: str) -> dict[str, Any]:
 router = APIRouter(
     prefix="/v1/jobs",
     tags=["jobs"],
-    responses={404: _error("No such job"), 422: _error("Invalid request")},
+    responses={
+        401: _error("Missing, invalid or revoked API key (DISTILLERY_AUTH=required)"),
+        404: _error("No such job"),
+        422: _error("Invalid request"),
+    },
 )
 
 
@@ -56,6 +60,7 @@ def job_out(job: Job) -> schemas.Job:
         400: _error("Body is not UTF-8 JSON"),
         409: _error("Idempotency-Key already used with another body"),
         413: _error("Body over the size limit"),
+        429: _error("The tenant is at its running or queued job limit (see Retry-After)"),
     },
 )
 def create_job(
@@ -63,10 +68,20 @@ def create_job(
     session: SessionDep,
     settings: SettingsDep,
     dispatcher: DispatcherDep,
+    tenant: TenantDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
 ) -> schemas.Job:
-    job, created = jobs.create_job(session, body, idempotency_key)
+    job, created = jobs.create_job(
+        session,
+        body,
+        idempotency_key,
+        tenant,
+        max_running=settings.tenant_max_running_jobs,
+        max_queued=settings.tenant_max_queued_jobs,
+    )
     if created:
         dispatch(settings, dispatcher, job.id)
     else:
@@ -77,20 +92,23 @@ def create_job(
 @router.get("", response_model=schemas.JobList)
 def list_jobs(
     session: SessionDep,
+    tenant: TenantDep,
     status: Annotated[str | None, Query(pattern="^(" + "|".join(JobStatus.ALL) + ")$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(max_length=40)] = None,
 ) -> schemas.JobList:
     try:
-        rows, has_more = jobs.list_jobs(session, status=status, limit=limit, after=after)
+        rows, has_more = jobs.list_jobs(
+            session, status=status, limit=limit, after=after, tenant=tenant
+        )
     except jobs.JobNotFound:
         raise ApiError(422, "invalid_request", f"unknown cursor job {after!r}", "after") from None
     return schemas.JobList(data=[job_out(j) for j in rows], has_more=has_more)
 
 
 @router.get("/{job_id}", response_model=schemas.Job)
-def get_job(job_id: str, session: SessionDep) -> schemas.Job:
-    return job_out(jobs.get_job(session, job_id))
+def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.Job:
+    return job_out(jobs.get_job(session, job_id, tenant))
 
 
 @router.post(
@@ -98,8 +116,8 @@ def get_job(job_id: str, session: SessionDep) -> schemas.Job:
     response_model=schemas.Job,
     responses={409: _error("The job already succeeded or failed")},
 )
-def cancel_job(job_id: str, session: SessionDep) -> schemas.Job:
-    return job_out(jobs.cancel_job(session, job_id))
+def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.Job:
+    return job_out(jobs.cancel_job(session, job_id, tenant))
 
 
 def _event_out(event: object) -> schemas.JobEvent:
@@ -115,14 +133,15 @@ def list_events(
     job_id: str,
     session: SessionDep,
     settings: SettingsDep,
+    tenant: TenantDep,
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     stream: bool = False,
 ) -> schemas.JobEventList | StreamingResponse:
-    jobs.get_job(session, job_id)
+    jobs.get_job(session, job_id, tenant)
     if stream:
         return StreamingResponse(
-            _event_stream(settings.database_url, job_id, after),
+            _event_stream(settings.database_url, job_id, tenant, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
@@ -132,14 +151,16 @@ def list_events(
     )
 
 
-async def _event_stream(database_url: str, job_id: str, after: int | None) -> AsyncIterator[str]:
+async def _event_stream(
+    database_url: str, job_id: str, tenant: str, after: int | None
+) -> AsyncIterator[str]:
     """Server-sent events until the job reaches a final status and every event was sent."""
 
     def poll(cursor: int | None) -> tuple[list[schemas.JobEvent], str]:
         with session_scope(database_url) as session:
             # Status first: a job that finishes between the two reads still has its final
             # event sent before the stream ends.
-            status = jobs.get_job(session, job_id).status
+            status = jobs.get_job(session, job_id, tenant).status
             rows = [_event_out(e) for e in jobs.list_events(session, job_id, cursor, 500)]
             return rows, status
 
@@ -157,8 +178,8 @@ async def _event_stream(database_url: str, job_id: str, after: int | None) -> As
 
 
 @router.get("/{job_id}/metrics", response_model=schemas.MetricList)
-def list_metrics(job_id: str, session: SessionDep) -> schemas.MetricList:
-    jobs.get_job(session, job_id)
+def list_metrics(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.MetricList:
+    jobs.get_job(session, job_id, tenant)
     rows = jobs.list_metrics(session, job_id)
     return schemas.MetricList(
         data=[schemas.MetricRow(stage=m.stage, epoch=m.epoch, values=m.values) for m in rows]
@@ -166,8 +187,8 @@ def list_metrics(job_id: str, session: SessionDep) -> schemas.MetricList:
 
 
 @router.get("/{job_id}/artifacts", response_model=schemas.ArtifactList)
-def list_artifacts(job_id: str, session: SessionDep) -> schemas.ArtifactList:
-    jobs.get_job(session, job_id)
+def list_artifacts(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.ArtifactList:
+    jobs.get_job(session, job_id, tenant)
     rows = jobs.list_artifacts(session, job_id)
     return schemas.ArtifactList(
         data=[schemas.Artifact.model_validate(a, from_attributes=True) for a in rows]
@@ -180,9 +201,9 @@ def list_artifacts(job_id: str, session: SessionDep) -> schemas.ArtifactList:
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
 )
 def download_artifact(
-    job_id: str, name: str, session: SessionDep, store: StoreDep
+    job_id: str, name: str, session: SessionDep, store: StoreDep, tenant: TenantDep
 ) -> StreamingResponse:
-    jobs.get_job(session, job_id)
+    jobs.get_job(session, job_id, tenant)
     artifact = jobs.get_artifact(session, job_id, name)
     if artifact is None:
         raise ApiError(404, "not_found", f"job {job_id} has no artifact {name!r}", "name")

@@ -1,0 +1,141 @@
+"""`distillery keys ...` and the bind rule of `distillery serve`, run as real subprocesses."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app import cli
+from app.main import create_app
+from app.settings import Settings, get_settings
+from tests.conftest import RecordingDispatcher
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def distillery(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`distillery ARGS` in a child process (the same interpreter as .venv/bin/distillery)."""
+    full_env = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_keys_create_list_revoke(database_url: str, tmp_path: Path) -> None:
+    # A fresh database: `keys` upgrades the schema itself.
+    db = {"DISTILLERY_DATABASE_URL": database_url}
+    created = distillery("keys", "create", "--tenant", "acme", "--name", "laptop", **db)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("dk_") and " " not in key
+    other = distillery("keys", "create", "--tenant", "globex", **db)
+    assert other.returncode == 0, other.stderr
+
+    listed = distillery("keys", "list", **db)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert lines[0].split()[:4] == ["id", "tenant", "name", "prefix"]
+    rows = [line.split() for line in lines[1:]]
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        ("acme", "laptop", key[:8]),
+        ("globex", "-", other.stdout.strip().splitlines()[-1][:8]),
+    ]
+    assert key not in listed.stdout
+    key_id = rows[0][0]
+    assert rows[0][-1] == "-"  # not revoked
+
+    # The key works against an API on the same database, until it is revoked.
+    settings = Settings(
+        database_url=database_url,
+        artifact_url=str(tmp_path / "artifacts"),
+        work_dir=str(tmp_path / "work"),
+        auth="required",
+        auto_migrate=False,
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(settings, dispatcher=RecordingDispatcher())) as client:
+        assert client.get("/v1/jobs", headers=headers).status_code == 200
+        revoked = distillery("keys", "revoke", key_id, **db)
+        assert revoked.returncode == 0, revoked.stderr
+        assert key_id in revoked.stdout
+        assert client.get("/v1/jobs", headers=headers).status_code == 401
+
+    after = distillery("keys", "list", **db).stdout.strip().splitlines()[1:]
+    acme_row = next(line for line in after if line.startswith(key_id))
+    assert acme_row.split()[-1].endswith("Z")  # revoked at
+    assert acme_row.split()[-3].endswith("Z")  # last used
+
+
+def test_keys_refuse_bad_input(sqlite_url: str) -> None:
+    db = {"DISTILLERY_DATABASE_URL": sqlite_url}
+    bad = distillery("keys", "create", "--tenant", "no spaces", **db)
+    assert bad.returncode == 2
+    assert "invalid tenant name" in bad.stderr
+    assert "dk_" not in bad.stdout
+    missing = distillery("keys", "revoke", "key_missing", **db)
+    assert missing.returncode == 1
+    assert "no key 'key_missing'" in missing.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.org"])
+def test_serve_refuses_a_public_address_without_auth(host: str) -> None:
+    # Port 1: were the rule broken, the server would fail to bind instead of serving.
+    result = distillery("serve", "--host", host, "--port", "1", DISTILLERY_AUTH="off")
+    assert result.returncode == 2
+    assert "DISTILLERY_AUTH=required" in result.stderr
+    assert "--insecure" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("localhost.example.org", False),
+    ],
+)
+def test_loopback_addresses(host: str, loopback: bool) -> None:
+    assert cli.is_loopback(host) is loopback
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Record uvicorn.run instead of serving."""
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    get_settings.cache_clear()
+    yield calls
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("auth", "args"),
+    [
+        ("off", ["--host", "127.0.0.1"]),
+        ("off", ["--host", "0.0.0.0", "--insecure"]),
+        ("required", ["--host", "0.0.0.0"]),
+    ],
+)
+def test_serve_starts_when_the_rule_allows(
+    uvicorn_calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, auth: str, args: list
+) -> None:
+    monkeypatch.setenv("DISTILLERY_AUTH", auth)
+    assert cli.main(["serve", *args]) == 0
+    assert [(c["app"], c["host"]) for c in uvicorn_calls] == [("app.main:app", args[1])]
