@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api import catalog, health, jobs
+from app.api import catalog, files, health, jobs
 from app.db import upgrade_database
 from app.dispatch import Dispatcher, MaintenanceLoop, make_dispatcher
 from app.errors import error_response, install_error_handlers
+from app.files.checker import FileChecker
 from app.settings import Settings, get_settings
 from app.storage import make_store
 
@@ -19,6 +20,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+UPLOAD_PATH = "/v1/files"
 
 
 class BodyLimit:
@@ -34,6 +38,10 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH:
+            # Uploads stream to disk under their own limit (DISTILLERY_MAX_UPLOAD_BYTES).
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -79,11 +87,15 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         active = dispatcher or make_dispatcher(settings)
         maintenance = MaintenanceLoop(settings, active)
         app.state.dispatcher = active
+        file_checker = FileChecker(settings)
+        app.state.file_checker = file_checker
         active.start()
         maintenance.start()
+        file_checker.start()
         try:
             yield
         finally:
+            file_checker.stop()
             maintenance.stop()
             active.stop()
 
@@ -99,6 +111,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(files.router)
     app.include_router(catalog.router)
     return app
 

@@ -1,0 +1,188 @@
+"""File records: create, list, get, delete, stored bytes per tenant, and the check's lease.
+
+Every query filters by tenant; a file of another tenant is "not found"."""
+
+import secrets
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.db import utc_now_plus
+from app.models import Artifact, File, FileStatus, Job, JobFile, JobStatus, utcnow
+
+LIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
+
+
+class FileNotFound(LookupError):
+    pass
+
+
+class FileInUse(RuntimeError):
+    pass
+
+
+def new_file_id() -> str:
+    return "file_" + secrets.token_hex(12)
+
+
+def get_file(session: Session, tenant: str, file_id: str) -> File:
+    row = session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
+    if row is None:
+        raise FileNotFound(file_id)
+    return row
+
+
+def list_files(
+    session: Session, tenant: str, *, purpose: str | None, limit: int, after: str | None
+) -> tuple[list[File], bool]:
+    """Newest first; `after` is the id of the last file of the previous page."""
+    query = select(File).where(File.tenant == tenant)
+    if purpose is not None:
+        query = query.where(File.purpose == purpose)
+    if after is not None:
+        cursor = get_file(session, tenant, after)
+        query = query.where(
+            or_(
+                File.created_at < cursor.created_at,
+                and_(File.created_at == cursor.created_at, File.id < cursor.id),
+            )
+        )
+    rows = list(
+        session.scalars(query.order_by(File.created_at.desc(), File.id.desc()).limit(limit + 1))
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def stored_bytes(session: Session, tenant: str) -> int:
+    """What the tenant keeps in the store: uploads, prepared arrays and job artifacts."""
+    files = session.scalar(
+        select(func.coalesce(func.sum(File.bytes + File.prepared_bytes), 0)).where(
+            File.tenant == tenant
+        )
+    )
+    artifacts = session.scalar(
+        select(func.coalesce(func.sum(Artifact.bytes), 0))
+        .join(Job, Job.id == Artifact.job_id)
+        .where(Job.tenant == tenant)
+    )
+    return int(files or 0) + int(artifacts or 0)
+
+
+def live_jobs_using(session: Session, file_id: str) -> list[tuple[str, str]]:
+    """(job id, status) of queued, running or cancelling jobs that use the file."""
+    rows = session.execute(
+        select(Job.id, Job.status)
+        .join(JobFile, JobFile.job_id == Job.id)
+        .where(JobFile.file_id == file_id, Job.status.in_(LIVE_JOB_STATUSES))
+        .order_by(Job.created_at)
+    ).all()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def delete_file(session: Session, tenant: str, file_id: str) -> File:
+    """Delete the record (the caller removes the stored data). FileInUse while a live job uses
+    it."""
+    row = get_file(session, tenant, file_id)
+    users = live_jobs_using(session, file_id)
+    if users:
+        job_id, status = users[0]
+        raise FileInUse(f"file {file_id} is used by job {job_id} ({status}); cancel it first")
+    session.delete(row)
+    session.commit()
+    return row
+
+
+# --- the check's lease -------------------------------------------------------------------------
+
+
+def _rows(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _claimable() -> Any:
+    return and_(
+        File.status == FileStatus.PROCESSING,
+        or_(File.lease_expires_at.is_(None), File.lease_expires_at < utc_now_plus(0)),
+    )
+
+
+def claim_next(session: Session, lease_seconds: float) -> str | None:
+    """Take the oldest file waiting for its check (or whose checker died) with one conditional
+    UPDATE; None when there is none."""
+    candidates = session.scalars(
+        select(File.id).where(_claimable()).order_by(File.created_at, File.id).limit(5)
+    ).all()
+    for file_id in candidates:
+        claimed = _rows(
+            session.execute(
+                update(File)
+                .where(File.id == file_id, _claimable())
+                .values(lease_expires_at=utc_now_plus(lease_seconds))
+            )
+        )
+        session.commit()
+        if claimed:
+            return str(file_id)
+    return None
+
+
+def renew_lease(session: Session, file_id: str, lease_seconds: float) -> None:
+    session.execute(
+        update(File)
+        .where(File.id == file_id, File.status == FileStatus.PROCESSING)
+        .values(lease_expires_at=utc_now_plus(lease_seconds))
+    )
+    session.commit()
+
+
+def release_lease(session: Session, file_id: str) -> None:
+    """Give the file back for another check (the checker is stopping)."""
+    session.execute(
+        update(File)
+        .where(File.id == file_id, File.status == FileStatus.PROCESSING)
+        .values(lease_expires_at=None)
+    )
+    session.commit()
+
+
+def finish_ready(session: Session, file_id: str, info: dict[str, Any], prepared: int) -> bool:
+    """Mark the check passed; False when the file is gone or no longer processing."""
+    done = _rows(
+        session.execute(
+            update(File)
+            .where(File.id == file_id, File.status == FileStatus.PROCESSING)
+            .values(
+                status=FileStatus.READY,
+                info=info,
+                error=None,
+                prepared_bytes=prepared,
+                lease_expires_at=None,
+                updated_at=utcnow(),
+            )
+        )
+    )
+    session.commit()
+    return bool(done)
+
+
+MAX_MESSAGE_CHARS = 2000
+
+
+def finish_error(session: Session, file_id: str, message: str) -> bool:
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 3] + "..."
+    done = _rows(
+        session.execute(
+            update(File)
+            .where(File.id == file_id, File.status == FileStatus.PROCESSING)
+            .values(
+                status=FileStatus.ERROR,
+                error={"code": "invalid_file", "message": message, "param": None},
+                lease_expires_at=None,
+                updated_at=utcnow(),
+            )
+        )
+    )
+    session.commit()
+    return bool(done)

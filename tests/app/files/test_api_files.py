@@ -1,0 +1,212 @@
+"""/v1/files: upload (streamed, size and quota limits, extension allow-list), list, get,
+delete (409 while a live job uses the file), tenants."""
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from app.settings import Settings
+from tests.app.files.conftest import (
+    npz_bytes,
+    staging_files,
+    upload,
+    upload_checked,
+    wait_checked,
+)
+from tests.conftest import MINIMAL_JOB
+
+
+def dataset_npz(rows: int = 20) -> bytes:
+    rng = np.random.default_rng(0)
+    return npz_bytes(x=rng.normal(size=(rows, 4)).astype(np.float32), y=np.arange(rows) % 3)
+
+
+def test_upload_answers_processing_then_ready(client: TestClient) -> None:
+    response = upload(client, "train.npz", dataset_npz(), "dataset")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["object"] == "file"
+    assert body["id"].startswith("file_")
+    assert body["status"] == "processing"
+    assert (body["purpose"], body["format"], body["filename"]) == ("dataset", "npz", "train.npz")
+    assert body["bytes"] == len(dataset_npz())
+    checked = wait_checked(client, body["id"])
+    assert checked["status"] == "ready", checked
+    assert checked["info"]["rows"] == 20
+
+
+def test_filename_is_reduced_to_a_safe_basename(client: TestClient) -> None:
+    body = upload(client, "../../etc/" + "a" * 300 + "$(rm).npz", dataset_npz(), "dataset").json()
+    assert "/" not in body["filename"] and "$" not in body["filename"]
+    assert len(body["filename"]) <= 255
+    assert body["filename"].endswith(".npz")
+
+
+def test_list_paginates_newest_first_and_filters_by_purpose(client: TestClient) -> None:
+    ids = [upload(client, f"d{i}.npz", dataset_npz(), "dataset").json()["id"] for i in range(3)]
+    teacher = upload(client, "t.onnx", b"not onnx", "teacher").json()["id"]
+    first = client.get("/v1/files", params={"limit": 2}).json()
+    assert first["object"] == "list" and first["has_more"] is True
+    assert [f["id"] for f in first["data"]] == [teacher, ids[2]]
+    rest = client.get("/v1/files", params={"limit": 2, "after": ids[2]}).json()
+    assert [f["id"] for f in rest["data"]] == [ids[1], ids[0]]
+    assert rest["has_more"] is False
+    datasets = client.get("/v1/files", params={"purpose": "dataset"}).json()["data"]
+    assert [f["id"] for f in datasets] == ids[::-1]
+    bad_cursor = client.get("/v1/files", params={"after": "file_nope"})
+    assert bad_cursor.status_code == 422 and bad_cursor.json()["error"]["param"] == "after"
+
+
+def test_unknown_file_is_404(client: TestClient) -> None:
+    for method in ("get", "delete"):
+        response = getattr(client, method)("/v1/files/file_missing")
+        assert response.status_code == 404
+        assert response.json()["error"] == {
+            "code": "not_found",
+            "message": "no file 'file_missing'",
+            "param": "id",
+        }
+
+
+def test_delete_removes_the_record_and_the_stored_data(
+    client: TestClient, settings: Settings
+) -> None:
+    body = upload_checked(client, "d.npz", dataset_npz(), "dataset")
+    root = settings.artifact_root / "files" / body["id"]
+    assert (root / "upload").is_file() and (root / "x.npy").is_file()
+    response = client.delete(f"/v1/files/{body['id']}")
+    assert response.status_code == 200
+    assert response.json() == {"id": body["id"], "object": "file", "deleted": True}
+    assert client.get(f"/v1/files/{body['id']}").status_code == 404
+    assert not root.exists()
+
+
+def test_delete_is_409_while_a_queued_job_uses_the_file(client: TestClient) -> None:
+    file_id = upload_checked(client, "d.npz", dataset_npz(), "dataset")["id"]
+    job = client.post("/v1/jobs", json={**MINIMAL_JOB, "dataset": {"name": f"file:{file_id}"}})
+    assert job.status_code == 201, job.text
+    response = client.delete(f"/v1/files/{file_id}")
+    assert response.status_code == 409
+    assert job.json()["id"] in response.json()["error"]["message"]
+    assert client.post(f"/v1/jobs/{job.json()['id']}/cancel").json()["status"] == "cancelled"
+    assert client.delete(f"/v1/files/{file_id}").status_code == 200
+
+
+def test_upload_one_byte_over_the_limit_is_413_and_leaves_nothing(
+    make_client: Callable[..., TestClient], settings: Settings
+) -> None:
+    client = make_client(max_upload_bytes=1000)
+    response = upload(client, "t.onnx", b"x" * 1001, "teacher")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert "1000 bytes" in response.json()["error"]["message"]
+    assert staging_files(settings) == []
+    assert client.get("/v1/files").json()["data"] == []
+    assert upload(client, "t.onnx", b"x" * 1000, "teacher").status_code == 201
+
+
+def test_upload_past_the_tenant_quota_is_413(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(tenant_max_stored_bytes=1500)
+    assert upload(client, "a.onnx", b"x" * 1000, "teacher").status_code == 201
+    response = upload(client, "b.onnx", b"x" * 1000, "teacher")
+    assert response.status_code == 413
+    assert "1500 bytes" in response.json()["error"]["message"]
+    assert len(client.get("/v1/files").json()["data"]) == 1
+
+
+def test_declared_length_over_the_quota_is_refused_before_reading(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(tenant_max_stored_bytes=1000)
+    big = b"x" * 200_000
+    response = upload(client, "a.onnx", big, "teacher")
+    assert response.status_code == 413
+    assert "1000 bytes" in response.json()["error"]["message"]
+
+
+def assert_refused_extension(response: Any, *needles: str) -> None:
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["param"] == "file"
+    for needle in needles:
+        assert needle in error["message"], error["message"]
+
+
+def test_pickle_formats_are_refused_by_extension(client: TestClient) -> None:
+    for name in ("model.pt", "model.pth", "pytorch_model.bin", "model.pkl", "last.ckpt"):
+        assert_refused_extension(
+            upload(client, name, b"\x80\x04K\x01.", "teacher"),
+            "never loaded",
+            "safetensors",
+            "ONNX",
+        )
+    assert client.get("/v1/files").json()["data"] == []
+
+
+def test_extensions_are_allowed_per_purpose(client: TestClient) -> None:
+    assert_refused_extension(upload(client, "data.txt", b"1,2", "dataset"), ".npz", ".csv")
+    assert_refused_extension(upload(client, "w.safetensors", b"{}", "dataset"), "dataset")
+    assert_refused_extension(upload(client, "d.csv", b"a\n1", "logits"), ".npy")
+
+
+def test_bad_purpose_options_and_fields_are_422(client: TestClient) -> None:
+    cases = [
+        (upload(client, "d.npz", b"x", "images"), "purpose"),
+        (client.post("/v1/files", files={"file": ("d.npz", b"x")}), "purpose"),
+        (client.post("/v1/files", files={"purpose": (None, "dataset")}), "file"),
+        (upload(client, "d.zip", b"x", "dataset", channels=2), "channels"),
+        (upload(client, "d.zip", b"x", "dataset", image_size="0x3"), "image_size"),
+        (upload(client, "d.npz", b"x", "dataset", label_column="y"), "label_column"),
+        (upload(client, "d.npz", b"x", "dataset", colour="red"), "colour"),
+    ]
+    for response, param in cases:
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["param"] == param
+    not_multipart = client.post("/v1/files", json={"purpose": "dataset"})
+    assert not_multipart.status_code == 415
+
+
+def test_options_are_recorded(client: TestClient) -> None:
+    body = upload(client, "d.zip", b"x", "dataset", image_size="28", channels=1).json()
+    assert body["options"] == {"image_size": "28x28", "channels": 1}
+    body = upload(client, "d.csv", b"a,b\n1,2\n", "dataset", label_column="b").json()
+    assert body["options"] == {"label_column": "b"}
+
+
+def test_another_tenants_file_is_404(
+    make_client: Callable[..., TestClient], settings: Settings
+) -> None:
+    from app import auth
+    from app.db import session_scope
+
+    client = make_client(auth="required")
+    with session_scope(settings.database_url) as session:
+        _, acme = auth.create_key(session, "acme")
+        _, globex = auth.create_key(session, "globex")
+    as_acme = {"Authorization": f"Bearer {acme}"}
+    as_globex = {"Authorization": f"Bearer {globex}"}
+    no_key = client.post(
+        "/v1/files", data={"purpose": "dataset"}, files={"file": ("d.npz", dataset_npz())}
+    )
+    assert no_key.status_code == 401
+    response = client.post(
+        "/v1/files",
+        data={"purpose": "dataset"},
+        files={"file": ("d.npz", dataset_npz())},
+        headers=as_acme,
+    )
+    assert response.status_code == 201
+    file_id = response.json()["id"]
+    assert client.get(f"/v1/files/{file_id}", headers=as_acme).status_code == 200
+    assert client.get(f"/v1/files/{file_id}", headers=as_globex).status_code == 404
+    assert client.delete(f"/v1/files/{file_id}", headers=as_globex).status_code == 404
+    assert client.get("/v1/files", headers=as_globex).json()["data"] == []
+    job = client.post(
+        "/v1/jobs",
+        json={**MINIMAL_JOB, "dataset": {"name": f"file:{file_id}"}},
+        headers=as_globex,
+    )
+    assert job.status_code == 422
+    assert job.json()["error"]["param"] == "dataset.name"
