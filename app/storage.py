@@ -43,6 +43,10 @@ class Store(Protocol):
         """Remove every key under `prefix` (a folder-like prefix ending in '/')."""
         ...
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix` (a folder-like prefix ending in '/'), sorted."""
+        ...
+
 
 def artifact_key(job_id: str, name: str) -> str:
     return f"jobs/{job_id}/{name}"
@@ -105,6 +109,18 @@ class LocalStore:
             shutil.rmtree(path, ignore_errors=True)
         elif path.exists():
             path.unlink()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not folder.is_dir():
+            return []
+        keys = []
+        for path in folder.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            # Files still being written (.partial) and uploads not yet in place (.staging).
+            if path.is_file() and not key.endswith(".partial") and not key.startswith(".staging/"):
+                keys.append(key)
+        return sorted(keys)
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()

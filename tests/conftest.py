@@ -1,13 +1,19 @@
-"""Shared fixtures: real SQLite and PostgreSQL databases, real Redis, settings and clients.
+"""Shared fixtures: real SQLite and PostgreSQL databases, real Redis, a real S3-protocol server
+(moto's, in a subprocess), settings and clients.
 
-Tests that need PostgreSQL or Redis skip with a reason when they are absent, and fail
-instead when DISTILLERY_REQUIRE_SERVICES=1 (CI).
+Tests that need PostgreSQL, Redis or the S3 server skip with a reason when they are absent, and
+fail instead when DISTILLERY_REQUIRE_SERVICES=1 (CI).
 """
 
 import os
 import secrets
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -88,6 +94,83 @@ def redis_url() -> str:
     except Exception as exc:
         missing_service(f"Redis not reachable at {REDIS_URL}: {exc}")
     return REDIS_URL
+
+
+# Credentials the S3 test server accepts; passed explicitly to every client and subprocess.
+S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-protocol server (moto's) in a subprocess; yields its endpoint URL."""
+    try:
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        missing_service(f"S3 test server unavailable: {exc}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    endpoint = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **S3_TEST_ENV},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        client = s3_client(endpoint)
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                missing_service(f"S3 test server exited: {log.read_text(errors='replace')}")
+            try:
+                client.list_buckets()
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    missing_service(f"S3 test server not answering at {endpoint}: {exc}")
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client for the test server, with the test credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"],
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def s3_bucket_url(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the test server: "s3://<bucket>/some/prefix", with the test
+    credentials in the environment (for the stores this test builds)."""
+    for name, value in S3_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"distillery-test-{secrets.token_hex(6)}"
+    s3_client(s3_server).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/some/prefix"
 
 
 @pytest.fixture

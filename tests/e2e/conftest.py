@@ -59,10 +59,16 @@ def wait_ready(url: str, service: Service, timeout: float = 60) -> None:
     raise AssertionError(f"{service.name} not ready in {timeout}s:\n{service.output()}")
 
 
-def wait_for_job(url: str, job_id: str, timeout: float, services: list[Service]) -> dict:
+def wait_for_job(
+    url: str,
+    job_id: str,
+    timeout: float,
+    services: list[Service],
+    headers: dict[str, str] | None = None,
+) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10).json()
+        job = httpx.get(f"{url}/v1/jobs/{job_id}", timeout=10, headers=headers).json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
             return dict(job)
         time.sleep(0.5)

@@ -1,6 +1,8 @@
 """docker-compose.yml and the Dockerfile, checked without a Docker engine: the file's shape,
 then each Distillery service's own command run here against local PostgreSQL and Redis."""
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,8 @@ import pytest
 import redis
 import yaml
 
-from tests.e2e.conftest import ROOT, Service, free_port, start, wait_for_job, wait_ready
+from tests.conftest import S3_TEST_ENV
+from tests.e2e.conftest import BIN, ROOT, Service, free_port, start, wait_for_job, wait_ready
 from tests.e2e.jobs import DIGITS_JOB
 
 pytestmark = pytest.mark.services
@@ -21,17 +24,28 @@ def compose() -> dict[str, Any]:
 
 def test_compose_declares_the_distributed_deployment() -> None:
     services = compose()["services"]
-    assert set(services) == {"api", "worker", "postgres", "redis", "migrate"}
+    assert set(services) == {"api", "worker", "postgres", "redis", "minio", "minio-init", "migrate"}
     assert services["postgres"]["healthcheck"]["test"]
     assert any("/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])
     devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     images = {services[s].get("image") for s in ("api", "worker", "migrate")}
     assert images == {"distillery:latest"}
+    assert services["api"]["environment"]["DISTILLERY_AUTH"] == "required"
     for name in ("api", "worker"):
         assert (
             services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         )
+    # Artifacts live in the MinIO bucket that minio-init creates before api and worker start.
+    assert services["minio"]["healthcheck"]["test"]
+    assert services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in ("api", "worker"):
+        env = services[name]["environment"]
+        assert env["DISTILLERY_ARTIFACT_URL"].startswith("s3://distillery/")
+        assert env["DISTILLERY_S3_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
+        dependency = services[name]["depends_on"]["minio-init"]
+        assert dependency["condition"] == "service_completed_successfully"
     worker_cmd = services["worker"]["command"]
     assert worker_cmd[:5] == ["celery", "-A", "worker.celery_app", "worker", "-Q"]
     assert worker_cmd[worker_cmd.index("-c") + 1] == "1"
@@ -53,7 +67,12 @@ def local_command(service: dict[str, Any], port: int) -> list[str]:
 
 
 def test_each_service_command_runs_against_local_services(
-    services: list[Service], tmp_path: Path, postgres_url: str, redis_url: str
+    services: list[Service],
+    tmp_path: Path,
+    postgres_url: str,
+    redis_url: str,
+    s3_server: str,
+    s3_bucket_url: str,
 ) -> None:
     spec = compose()["services"]
     broker = redis_url.rsplit("/", 1)[0] + "/10"  # its own Redis database: the queue is "gpu"
@@ -61,7 +80,10 @@ def test_each_service_command_runs_against_local_services(
     local = {
         "DISTILLERY_DATABASE_URL": postgres_url,
         "DISTILLERY_BROKER_URL": broker,
-        "DISTILLERY_ARTIFACT_URL": str(tmp_path / "artifacts"),
+        # The S3 test server stands in for MinIO.
+        "DISTILLERY_ARTIFACT_URL": s3_bucket_url,
+        "DISTILLERY_S3_ENDPOINT_URL": s3_server,
+        **S3_TEST_ENV,
         "DISTILLERY_WORK_DIR": str(tmp_path / "work"),
     }
 
@@ -77,8 +99,22 @@ def test_each_service_command_runs_against_local_services(
     wait_ready(url, api)
     assert httpx.get(f"{url}/readyz").json()["checks"] == {"database": True, "dispatch": True}
 
+    # The api requires a key: create one the way the README says (`docker compose run --rm api
+    # distillery keys create --tenant me`), against the same database.
+    assert httpx.get(f"{url}/v1/jobs").status_code == 401
+    keys = subprocess.run(
+        ["distillery", "keys", "create", "--tenant", "e2e"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env("api")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert keys.returncode == 0, keys.stderr
+    auth = {"Authorization": f"Bearer {keys.stdout.strip().splitlines()[-1]}"}
+
     start(services, "worker", spec["worker"]["command"], env("worker"), tmp_path)
-    created = httpx.post(f"{url}/v1/jobs", json=DIGITS_JOB)
+    created = httpx.post(f"{url}/v1/jobs", json=DIGITS_JOB, headers=auth)
     assert created.status_code == 201, created.text
-    job = wait_for_job(url, created.json()["id"], 240, services)
+    job = wait_for_job(url, created.json()["id"], 240, services, auth)
     assert job["status"] == "succeeded", job["error"]

@@ -1,0 +1,55 @@
+"""A job's work folder in a remote store, so a job resumed on another host keeps its progress.
+
+With an S3 store, each checkpoint and stage output the pipeline writes to its work folder
+(`<work_root>/jobs/<job_id>/`) is also pushed to `jobs/<job_id>/work/<name>`; a worker that picks
+the job up again pulls what it lacks before it starts. With a local store, workers share the
+work folder itself, and both functions do nothing.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from app.storage import Store
+
+
+def work_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/work/"
+
+
+def push(store: Store, job_id: str, path: Path) -> str | None:
+    """Upload one work file (a checkpoint or a stage output); returns its key, or None when
+    the store is local."""
+    if not store.remote:
+        return None
+    key = work_prefix(job_id) + path.name
+    store.put_file(key, path)
+    return key
+
+
+def pull(store: Store, job_id: str, workdir: Path) -> list[Path]:
+    """Download every work file of the job that `workdir` lacks; returns the files written.
+
+    A file already present is kept as it is: it is this host's own, at least as recent."""
+    if not store.remote:
+        return []
+    prefix = work_prefix(job_id)
+    pulled: list[Path] = []
+    for key in store.list_keys(prefix):
+        name = key.removeprefix(prefix)
+        if not name or "/" in name or name in (".", ".."):
+            continue  # push writes flat names only
+        target = workdir / name
+        if target.exists():
+            continue
+        workdir.mkdir(parents=True, exist_ok=True)
+        partial = workdir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+        try:
+            with partial.open("wb") as f:
+                for chunk in store.open_chunks(key):
+                    f.write(chunk)
+            os.replace(partial, target)  # whole or not at all, like a checkpoint
+        finally:
+            partial.unlink(missing_ok=True)
+        pulled.append(target)
+    return pulled
