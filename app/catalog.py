@@ -134,6 +134,7 @@ METHODS: dict[str, Entry] = {
     ]
 }
 
+TEACHER_SOURCES = ("train", "weights", "onnx", "logits")
 TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "step", "plateau")
 EXPORT_FORMATS: tuple[Literal["safetensors", "onnx", "torchscript"], ...] = (
     "safetensors",

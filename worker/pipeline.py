@@ -11,6 +11,7 @@ import csv
 import json
 import logging
 import math
+import resource
 import time
 import traceback
 from pathlib import Path
@@ -25,16 +26,16 @@ from app.catalog import SpecError
 from app.db import session_scope
 from app.models import JobStatus
 from app.settings import Settings, get_settings
-from app.storage import artifact_key, make_store, sha256_of
-from worker import export
+from app.storage import Store, artifact_key, make_store
+from worker import export, worksync
 from worker.control import JobCancelled, JobControl, LeaseLost
-from worker.data import PreparedData, prepare
-from worker.data.prepare import DatasetMismatch
+from worker.data import DatasetMismatch, PreparedData, prepare
 from worker.kd import METHODS
 from worker.kd.schedules import TemperatureSchedule
 from worker.models import InputMismatch, build_model, count_params
 from worker.softlabels import SoftLabelStore, StoredLogits
-from worker.train import LoopHooks, accuracy_and_loss, predict, train
+from worker.teachers import TeacherContext, TeacherSource, build_teacher
+from worker.train import LoopHooks, accuracy_and_loss, train
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ def run(job_id: str, settings: Settings | None = None) -> None:
             error = {"code": "stage_failed", "message": f"{type(exc).__name__}: {exc}"}
             control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
         else:
+            # Peak resident memory of this worker process (what a memory budget has to hold).
+            peak_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            control.event("info", f"worker peak memory {peak_mib} MiB", {"peak_rss_mib": peak_mib})
             control.finish(
                 JobStatus.SUCCEEDED, result=result, progress=pipeline.progress(done=True)
             )
@@ -100,9 +104,11 @@ class Pipeline:
         self.spec = spec
         self.control = control
         self.workdir = settings.work_root / "jobs" / job_id
+        self.store: Store = make_store(settings.artifact_url, settings.s3_endpoint_url)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.stage = "validate"
         self.seed = spec["seed"]
+        self._data: PreparedData | None = None
         # Progress bookkeeping: work is counted in example passes.
         self.work_total = 1.0
         self.work_before_stage: dict[str, float] = {}
@@ -118,10 +124,13 @@ class Pipeline:
     def run(self) -> dict[str, Any]:
         self.enter("validate")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Work files an attempt on another host left in a remote store (no-op for a local one).
+        worksync.pull(self.store, self.job_id, self.workdir)
         data, teacher, student = self.validate()
+        self.data = data
         self.plan_work(data)
         self.enter("pretrain_teacher")
-        self.pretrain_teacher(data, teacher)
+        teacher.pretrain(self)
         self.enter("soft_labels")
         teacher_logits = self.soft_labels(data, teacher)
         self.enter("distill")
@@ -133,7 +142,7 @@ class Pipeline:
         self.enter("evaluate")
         report = self.evaluate(data, teacher, student, baseline)
         self.enter("export")
-        self.export(data, student, report)
+        self.export(data, teacher, student, report)
         return report
 
     def enter(self, stage: str) -> None:
@@ -164,12 +173,15 @@ class Pipeline:
 
     def plan_work(self, data: PreparedData) -> None:
         distill = self.spec["distill"]
-        n_distill = len(data.x_distill)
+        n_distill = len(data.distill)
+        teacher = self.spec["teacher"]
         distill_passes = distill["epochs"] * math.ceil(n_distill / distill["batch_size"])
         distill_passes *= distill["batch_size"]
         work = {
             "validate": 0.0,
-            "pretrain_teacher": self.spec["teacher"]["train"]["epochs"] * len(data.x_train),
+            "pretrain_teacher": (
+                teacher["train"]["epochs"] * len(data.train) if teacher["source"] == "train" else 0
+            ),
             "soft_labels": n_distill / 3,
             "distill": distill_passes,
             "baseline": distill_passes if self.spec["baseline"] else 0.0,
@@ -202,6 +214,7 @@ class Pipeline:
             on_epoch=on_epoch,
             check_every=self.settings.cancel_check_steps,
             on_start=on_start,
+            on_checkpoint=self._push,
         )
 
     def start_epochs(self, epochs: int) -> None:
@@ -209,43 +222,47 @@ class Pipeline:
 
     # --- stages -------------------------------------------------------------------------------
 
-    def validate(self) -> tuple[PreparedData, nn.Module, nn.Module]:
+    def validate(self) -> tuple[PreparedData, TeacherSource, nn.Module]:
         try:
-            data = prepare(self.spec["dataset"], self.seed)
+            data = prepare(self.spec["dataset"], self.seed, self.settings)
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
-        models = []
-        for role in ("teacher", "student"):
-            part = self.spec[role]
-            # Seeded per model: the baseline starts from exactly the student's initial weights.
-            torch.manual_seed(self.seed)
-            try:
-                model = build_model(
-                    part["arch"],
-                    part["params"],
-                    data.input_shape,
-                    data.num_classes,
-                    data.mean,
-                    data.std,
-                ).to(self.device)
-            except InputMismatch as exc:
-                raise SpecError(
-                    f"{role}.arch", f"{exc} (dataset {self.spec['dataset']['name']})"
-                ) from None
-            models.append(model)
+        teacher = build_teacher(
+            TeacherContext(
+                spec=self.spec["teacher"],
+                data=data,
+                settings=self.settings,
+                device=self.device,
+                workdir=self.workdir,
+                seed=self.seed,
+                dataset_name=self.spec["dataset"]["name"],
+            )
+        )
+        teacher.validate()
+        student = self._build_student(data)
         METHODS.get(self.spec["distill"]["method"])
-        teacher, student = models
-        t_params, s_params = count_params(teacher), count_params(student)
+        if teacher.module is None and self.spec["distill"]["soft_labels"] == "online":
+            raise SpecError(
+                "distill.soft_labels",
+                f"a teacher from {teacher.name!r} has no PyTorch model to run online",
+            )
+        t_params = count_params(teacher.module) if teacher.module is not None else None
+        s_params = count_params(student)
         self.control.event(
             "info",
-            f"{len(data.x_train)} train, {len(data.x_val)} val, {len(data.x_test)} test, "
-            f"{len(data.x_transfer)} transfer examples; teacher {t_params} params, "
-            f"student {s_params} params; device {self.device}",
+            f"{len(data.train)} train, {len(data.val)} val, {len(data.test)} test, "
+            f"{len(data.transfer)} transfer examples "
+            f"({'in memory' if data.in_memory else 'read from disk'}); "
+            f"teacher from {teacher.name}"
+            + (f" ({t_params} params)" if t_params is not None else "")
+            + f", student {s_params} params; device {self.device}",
             {
-                "train": len(data.x_train),
-                "val": len(data.x_val),
-                "test": len(data.x_test),
-                "transfer": len(data.x_transfer),
+                "train": len(data.train),
+                "val": len(data.val),
+                "test": len(data.test),
+                "transfer": len(data.transfer),
+                "in_memory": data.in_memory,
+                "teacher_source": teacher.name,
                 "teacher_params": t_params,
                 "student_params": s_params,
                 "device": str(self.device),
@@ -258,13 +275,62 @@ class Pipeline:
                 "or test examples",
                 {"transfer_dropped": data.transfer_dropped},
             )
-        if s_params >= t_params:
+        if t_params is not None and s_params >= t_params:
             self.control.event("warning", "the student is not smaller than the teacher")
         return data, teacher, student
 
+    def _build_student(self, data: PreparedData) -> nn.Module:
+        part = self.spec["student"]
+        # Seeded per model: the baseline starts from exactly the student's initial weights.
+        torch.manual_seed(self.seed)
+        try:
+            model = build_model(
+                part["arch"],
+                part["params"],
+                data.input_shape,
+                data.num_classes,
+                data.mean,
+                data.std,
+            )
+        except InputMismatch as exc:
+            raise SpecError(
+                "student.arch", f"{exc} (dataset {self.spec['dataset']['name']})"
+            ) from None
+        return model.to(self.device)
+
+    # --- what teacher sources use (worker.teachers.StageRunner) -------------------------------
+
+    def event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        self.control.event(kind, message, data)
+
+    @property
+    def data(self) -> PreparedData:
+        assert self._data is not None, "validate runs first"
+        return self._data
+
+    @data.setter
+    def data(self, data: PreparedData) -> None:
+        self._data = data
+
+    def train_with_labels(self, model: nn.Module, settings: dict[str, Any], name: str) -> None:
+        self._train_with_labels(model, self.data, settings, name, None)
+
+    def finished(self, model: nn.Module, name: str) -> bool:
+        return self._finished(model, name)
+
+    def _push(self, path: Path) -> None:
+        worksync.push(self.store, self.job_id, path)
+
+    def save_output(self, model: nn.Module, name: str) -> Path:
+        """Write a stage's weights (whole or not at all) and copy them to a remote store."""
+        path = self.workdir / f"{name}.safetensors"
+        export.save_safetensors(model, path)
+        self._push(path)
+        return path
+
     def _validator(self, data: PreparedData) -> Any:
         def validate(model: nn.Module) -> dict[str, float]:
-            accuracy, loss = accuracy_and_loss(model, data.x_val, data.y_val)
+            accuracy, loss = accuracy_and_loss(model, data.val, data.y_val)
             return {"val_loss": loss, "val_accuracy": accuracy}
 
         return validate
@@ -272,23 +338,26 @@ class Pipeline:
     def _train_with_labels(
         self, model: nn.Module, data: PreparedData, settings: dict, name: str, steps: int | None
     ) -> None:
-        x, y = data.x_train.to(self.device), data.y_train.to(self.device)
+        x, y = data.train, data.y_train.to(self.device)
 
         def batch_loss(m: nn.Module, index: torch.Tensor, _t: float | None) -> torch.Tensor:
-            return nn.functional.cross_entropy(m(x[index]), y[index])
+            return nn.functional.cross_entropy(m(x.batch(index, self.device)), y[index])
 
         self.start_epochs(settings["epochs"])
-        train(
-            model,
-            settings=settings,
-            num_examples=len(x),
-            batch_loss=batch_loss,
-            validate=self._validator(data),
-            checkpoint_path=self.workdir / f"{name}.ckpt",
-            hooks=self.hooks(),
-            seed=self.seed,
-            steps_per_epoch=steps,
-        )
+        try:
+            train(
+                model,
+                settings=settings,
+                num_examples=len(x),
+                batch_loss=batch_loss,
+                validate=self._validator(data),
+                checkpoint_path=self.workdir / f"{name}.ckpt",
+                hooks=self.hooks(),
+                seed=self.seed,
+                steps_per_epoch=steps,
+            )
+        finally:
+            x.release()
 
     def _finished(self, model: nn.Module, name: str) -> bool:
         """Load a stage's output if an earlier attempt finished it."""
@@ -300,27 +369,20 @@ class Pipeline:
         self.eta_origin = None
         return True
 
-    def pretrain_teacher(self, data: PreparedData, teacher: nn.Module) -> None:
-        if self._finished(teacher, "teacher"):
-            return
-        self._train_with_labels(teacher, data, self.spec["teacher"]["train"], "teacher", None)
-        export.save_safetensors(teacher, self.workdir / "teacher.safetensors")
-
-    def soft_labels(self, data: PreparedData, teacher: nn.Module) -> StoredLogits | None:
+    def soft_labels(self, data: PreparedData, teacher: TeacherSource) -> StoredLogits | None:
         if self.spec["distill"]["soft_labels"] == "online":
             self.control.event("info", "soft labels: the teacher runs online at every step")
             return None
-        # Builtin datasets have no stochastic augmentation, so "auto" means the store.
+        # No stochastic augmentation yet, so "auto" means the store.
         store = SoftLabelStore(self.settings.work_root / "soft_labels")
-        key = store.key(
-            sha256_of(self.workdir / "teacher.safetensors"), data.fingerprint(), "normalized-v1"
-        )
-        array, reused = store.get_or_compute(key, lambda: predict(teacher, data.x_distill))
+        key = store.key(teacher.sha256(), data.fingerprint(), teacher.preprocessing)
+        shape = (len(data.distill), data.num_classes)
+        array, reused = store.get_or_write(key, shape, teacher.distill_logits)
         self.control.event(
             "info",
             f"soft labels {'reused from' if reused else 'written to'} the store "
             f"({array.shape[0]} x {array.shape[1]}, {array.dtype})",
-            {"key": key, "reused": reused},
+            {"key": key, "reused": reused, "teacher_source": teacher.name},
         )
         return StoredLogits(array, self.device)
 
@@ -328,26 +390,30 @@ class Pipeline:
         self,
         data: PreparedData,
         student: nn.Module,
-        teacher: nn.Module,
+        teacher: TeacherSource,
         stored: StoredLogits | None,
     ) -> None:
         if self._finished(student, "student"):
             return
         settings = self.spec["distill"]
         loss_fn = METHODS.get(settings["method"])
-        x, y = data.x_distill.to(self.device), data.y_distill.to(self.device)
-        teacher.eval()
+        x, y = data.distill, data.y_distill.to(self.device)
+        module = teacher.module
+        if module is not None:
+            module.eval()
 
-        def teacher_logits(index: torch.Tensor) -> torch.Tensor:
+        def teacher_logits(index: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
             if stored is not None:
                 return stored(index)
+            assert module is not None  # validate refuses "online" without a PyTorch teacher
             with torch.no_grad():
-                return teacher(x[index])
+                return module(inputs)
 
         def batch_loss(m: nn.Module, index: torch.Tensor, t: float | None) -> torch.Tensor:
+            inputs = x.batch(index, self.device)
             return loss_fn(
-                m(x[index]),
-                teacher_logits(index),
+                m(inputs),
+                teacher_logits(index, inputs),
                 y[index],
                 temperature=t,
                 kd_weight=settings["kd_weight"],
@@ -358,53 +424,48 @@ class Pipeline:
             settings["temperature_schedule"], settings["temperature"], settings["epochs"]
         )
         self.start_epochs(settings["epochs"])
-        train(
-            student,
-            settings=settings,
-            num_examples=len(x),
-            batch_loss=batch_loss,
-            validate=self._validator(data),
-            checkpoint_path=self.workdir / "student.ckpt",
-            hooks=self.hooks(),
-            seed=self.seed,
-            temperature=schedule,
-        )
-        export.save_safetensors(student, self.workdir / "student.safetensors")
+        try:
+            train(
+                student,
+                settings=settings,
+                num_examples=len(x),
+                batch_loss=batch_loss,
+                validate=self._validator(data),
+                checkpoint_path=self.workdir / "student.ckpt",
+                hooks=self.hooks(),
+                seed=self.seed,
+                temperature=schedule,
+            )
+        finally:
+            x.release()
+        self.save_output(student, "student")
 
     def train_baseline(self, data: PreparedData) -> nn.Module:
         """The same student from scratch on hard labels: same seed, optimiser settings and
         number of optimiser steps as distillation (epochs are stretched to match)."""
-        student_spec, settings = self.spec["student"], self.spec["distill"]
-        torch.manual_seed(self.seed)  # the student's initial weights (see validate)
-        baseline = build_model(
-            student_spec["arch"],
-            student_spec["params"],
-            data.input_shape,
-            data.num_classes,
-            data.mean,
-            data.std,
-        ).to(self.device)
+        settings = self.spec["distill"]
+        baseline = self._build_student(data)  # the student's initial weights
         if not self._finished(baseline, "baseline"):
-            steps = math.ceil(len(data.x_distill) / settings["batch_size"])
+            steps = math.ceil(len(data.distill) / settings["batch_size"])
             self._train_with_labels(baseline, data, settings, "baseline", steps)
-            export.save_safetensors(baseline, self.workdir / "baseline.safetensors")
+            self.save_output(baseline, "baseline")
         return baseline
 
     def evaluate(
         self,
         data: PreparedData,
-        teacher: nn.Module,
+        teacher: TeacherSource,
         student: nn.Module,
         baseline: nn.Module | None,
     ) -> dict[str, Any]:
-        example = data.x_test[:1]
-        report: dict[str, Any] = {}
-        for name, model in (("teacher", teacher), ("student", student), ("baseline", baseline)):
+        example = data.test.head(1)
+        report: dict[str, Any] = {"teacher": {**teacher.describe(), **teacher.evaluate()}}
+        for name, model in (("student", student), ("baseline", baseline)):
             if model is None:
                 continue
-            accuracy, loss = accuracy_and_loss(model, data.x_test, data.y_test)
+            accuracy, loss = accuracy_and_loss(model, data.test, data.y_test)
             report[name] = {
-                "arch": self.spec["student" if name == "baseline" else name]["arch"],
+                "arch": self.spec["student"]["arch"],
                 "params": count_params(model),
                 "bytes": (self.workdir / f"{name}.safetensors").stat().st_size,
                 "test_accuracy": round(accuracy, 4),
@@ -414,23 +475,42 @@ class Pipeline:
             model.to(self.device)
         t, s = report["teacher"], report["student"]
         report["compression"] = {
-            "param_ratio": round(t["params"] / s["params"], 2),
-            "size_ratio": round(t["bytes"] / s["bytes"], 2),
-            "latency_speedup_cpu": round(t["latency_ms_cpu"] / s["latency_ms_cpu"], 2),
-            "accuracy_retention": round(s["test_accuracy"] / max(t["test_accuracy"], 1e-9), 4),
+            "param_ratio": _ratio(t["params"], s["params"], 2),
+            "size_ratio": _ratio(t["bytes"], s["bytes"], 2),
+            "latency_speedup_cpu": _ratio(t["latency_ms_cpu"], s["latency_ms_cpu"], 2),
+            "accuracy_retention": (
+                round(s["test_accuracy"] / max(t["test_accuracy"], 1e-9), 4)
+                if t["test_accuracy"] is not None
+                else None
+            ),
             "kd_gain": (
                 round(s["test_accuracy"] - report["baseline"]["test_accuracy"], 4)
                 if "baseline" in report
                 else None
             ),
         }
+        report["dataset"] = {
+            "name": self.spec["dataset"]["name"],
+            "test_split": data.test_split,
+            "class_names": data.class_names,
+            "train": len(data.train),
+            "val": len(data.val),
+            "test": len(data.test),
+            "transfer": len(data.transfer),
+        }
         return report
 
-    def export(self, data: PreparedData, student: nn.Module, report: dict[str, Any]) -> None:
+    def export(
+        self,
+        data: PreparedData,
+        teacher: TeacherSource,
+        student: nn.Module,
+        report: dict[str, Any],
+    ) -> None:
         out = self.workdir / "export"
         out.mkdir(exist_ok=True)
         student = student.cpu().eval()
-        example = data.x_test[:2]
+        example = data.test.head(2)
         files: dict[str, tuple[str, Path]] = {}
         for fmt in self.spec["export"]:
             path = out / EXPORT_FILES[fmt]
@@ -438,7 +518,7 @@ class Pipeline:
                 export.save_safetensors(student, path)
             elif fmt == "onnx":
                 export.export_onnx(student, example, path)
-                diff = export.onnx_max_abs_diff(student, path, data.x_test[:256])
+                diff = export.onnx_max_abs_diff(student, path, data.test.head(256))
                 report.setdefault("checks", {})["onnx_max_abs_diff"] = diff
                 if diff > 1e-3:
                     self.control.event("warning", f"ONNX logits differ from PyTorch by {diff:.2e}")
@@ -467,19 +547,23 @@ class Pipeline:
             "preprocessing": {
                 "baked_into_graph": True,
                 "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
-                "note": "pass raw inputs in the dataset's own format; the graph normalises them",
+                "note": "pass raw inputs in the dataset's own format, as float32 (images: pixel "
+                "values 0..255); the graph normalises them",
             },
             "class_names": data.class_names,
             "dataset": {
                 "name": self.spec["dataset"]["name"],
                 "options": self.spec["dataset"]["options"],
                 "test_split": data.test_split,
+                # The dtype the dataset's inputs come in (uint8 images: cast to float32).
+                "dtype": data.raw_dtype,
             },
+            "teacher": teacher.describe(),
             "metrics": {k: report[k] for k in ("teacher", "student", "baseline") if k in report},
             "compression": report["compression"],
             "files": {},
         }
-        store = make_store(self.settings.artifact_url, self.settings.s3_endpoint_url)
+        store = self.store
         for name, (fmt, path) in files.items():
             key = artifact_key(self.job_id, name)
             size, digest = store.put_file(key, path)
@@ -500,3 +584,10 @@ class Pipeline:
             writer.writerow(["stage", "epoch", *columns])
             for stage, epoch, values in rows:
                 writer.writerow([stage, epoch, *(values.get(c, "") for c in columns)])
+
+
+def _ratio(a: float | None, b: float | None, digits: int) -> float | None:
+    """a / b rounded; None when either is unknown (e.g. a teacher given as logits)."""
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, digits)

@@ -8,7 +8,7 @@ temperature schedules, per-epoch checkpoints (resume after a crash), cancel chec
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from worker.data.prepare import Examples
 from worker.kd.schedules import TemperatureSchedule
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, float | None], torch.Tensor]
@@ -30,12 +31,15 @@ class TrainingDiverged(RuntimeError):
 class LoopHooks:
     """What the pipeline plugs in: `check` raises to stop the loop (cancel, lost lease) and
     is called every `check_every` steps; `on_epoch(epoch, values)` records an epoch (1-based);
-    `on_start(epochs_done)` is told where training starts (> 0 after a resume)."""
+    `on_start(epochs_done)` is told where training starts (> 0 after a resume);
+    `on_checkpoint(path)` follows every checkpoint written."""
 
     check: Callable[[], None]
     on_epoch: Callable[[int, dict[str, float]], None]
     check_every: int = 20
     on_start: Callable[[int], None] = lambda _epochs_done: None
+    # Told the path of each checkpoint just written (the pipeline copies it to a remote store).
+    on_checkpoint: Callable[[Path], None] = lambda _path: None
 
 
 def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
@@ -158,6 +162,7 @@ def train(
                 "epoch": epoch + 1,
             },
         )
+        hooks.on_checkpoint(checkpoint_path)
         hooks.check()
 
 
@@ -168,19 +173,46 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits for `x` in eval mode (dropout off, BatchNorm statistics frozen), on CPU."""
+def _chunks(x: torch.Tensor | Examples, batch_size: int) -> Iterator[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+    return x.chunks(batch_size)
+
+
+def predict_chunks(
+    model: nn.Module, x: torch.Tensor | Examples, batch_size: int = 1024
+) -> Iterator[torch.Tensor]:
+    """Logits for `x` in eval mode (dropout off, BatchNorm statistics frozen), on the CPU,
+    one batch at a time: a dataset on disk is never held whole."""
     model.eval()
     device = next(model.parameters()).device
-    out = [
-        model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)
-    ]
+    for chunk in _chunks(x, batch_size):
+        with torch.no_grad():
+            yield model(chunk.to(device)).float().cpu()
+
+
+def predict(model: nn.Module, x: torch.Tensor | Examples, batch_size: int = 1024) -> torch.Tensor:
+    """Logits for all of `x`, on the CPU."""
+    out = list(predict_chunks(model, x, batch_size))
     return torch.cat(out) if out else torch.empty((0,))
 
 
-def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    logits = predict(model, x)
-    loss = nn.functional.cross_entropy(logits, y).item()
-    accuracy = (logits.argmax(dim=1) == y).float().mean().item()
-    return accuracy, loss
+def logits_accuracy_and_loss(
+    chunks: Iterable[torch.Tensor], y: torch.Tensor
+) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of logits given batch by batch, in the order of `y`."""
+    correct, loss, seen = 0, 0.0, 0
+    for logits in chunks:
+        labels = y[seen : seen + len(logits)]
+        loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        seen += len(logits)
+    if seen != len(y):
+        raise ValueError(f"{seen} logits for {len(y)} labels")
+    return correct / max(seen, 1), loss / max(seen, 1)
+
+
+def accuracy_and_loss(
+    model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
+) -> tuple[float, float]:
+    return logits_accuracy_and_loss(predict_chunks(model, x), y)

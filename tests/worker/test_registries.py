@@ -8,6 +8,7 @@ from worker.kd import METHODS
 from worker.kd.schedules import TemperatureSchedule
 from worker.models import MODELS
 from worker.registry import Registry
+from worker.teachers import TEACHER_SOURCES
 
 
 def test_models_match_the_catalog() -> None:
@@ -16,6 +17,32 @@ def test_models_match_the_catalog() -> None:
 
 def test_datasets_match_the_catalog() -> None:
     assert DATASETS.names() == sorted(catalog.DATASETS)
+
+
+def test_teacher_sources_match_the_catalog_and_the_job_schema() -> None:
+    assert TEACHER_SOURCES.names() == sorted(catalog.TEACHER_SOURCES)
+    examples = {
+        "train": {"arch": "mlp"},
+        "weights": {"arch": "mlp", "file_id": "file_x"},
+        "onnx": {"file_id": "file_x"},
+        "logits": {"file_id": "file_x"},
+    }
+    assert set(examples) == set(catalog.TEACHER_SOURCES)
+    for source, fields in examples.items():
+        body = {
+            "dataset": {"name": "digits"},
+            "teacher": {"source": source, **fields},
+            "student": {"arch": "mlp"},
+        }
+        assert schemas.JobCreate.model_validate(body).teacher.source == source
+    with pytest.raises(ValueError, match=r"teacher\.source must be one of"):
+        schemas.JobCreate.model_validate(
+            {
+                "dataset": {"name": "digits"},
+                "teacher": {"source": "hf", "file_id": "file_x"},
+                "student": {"arch": "mlp"},
+            }
+        )
 
 
 def test_methods_match_the_catalog() -> None:

@@ -1,7 +1,16 @@
-"""The dataset registry: builtin sets registered under the catalog's names, and preparation."""
+"""The dataset registry: builtin sets and uploaded files registered under the catalog's names,
+and preparation."""
 
-from worker.data import builtin  # noqa: F401  (registers the datasets)
-from worker.data.prepare import PreparedData, prepare
-from worker.data.registry import DATASETS, RawDataset, load_dataset
+from worker.data import builtin, uploaded  # noqa: F401  (registers the datasets)
+from worker.data.prepare import Examples, PreparedData, prepare
+from worker.data.registry import DATASETS, DatasetMismatch, RawDataset, load_dataset
 
-__all__ = ["DATASETS", "PreparedData", "RawDataset", "load_dataset", "prepare"]
+__all__ = [
+    "DATASETS",
+    "DatasetMismatch",
+    "Examples",
+    "PreparedData",
+    "RawDataset",
+    "load_dataset",
+    "prepare",
+]

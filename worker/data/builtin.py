@@ -1,18 +1,18 @@
 """Builtin datasets that need no download: digits, mnist1d, synthetic."""
 
-from typing import Any
-
 import numpy as np
 
-from worker.data.registry import DATASETS, RawDataset
+from worker.data.registry import DATASETS, DatasetRequest, RawDataset
 
 DIGIT_NAMES = [str(d) for d in range(10)]
 
 
 @DATASETS.register("digits")
-def load_digits(options: dict[str, Any]) -> RawDataset:
+def load_digits(request: DatasetRequest) -> RawDataset:
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
+
+    options = request.options
 
     bunch = sklearn_digits()
     x = bunch.data.astype(np.float32)
@@ -35,8 +35,10 @@ def load_digits(options: dict[str, Any]) -> RawDataset:
 
 
 @DATASETS.register("mnist1d")
-def load_mnist1d(options: dict[str, Any]) -> RawDataset:
+def load_mnist1d(request: DatasetRequest) -> RawDataset:
     from mnist1d.data import get_dataset_args, make_dataset
+
+    options = request.options
 
     args = get_dataset_args()
     args.num_samples = options.get("num_samples", 5000)
@@ -55,8 +57,9 @@ def load_mnist1d(options: dict[str, Any]) -> RawDataset:
 
 
 @DATASETS.register("synthetic")
-def load_synthetic(options: dict[str, Any]) -> RawDataset:
+def load_synthetic(request: DatasetRequest) -> RawDataset:
     """Gaussian clusters: each class has a random mean; examples add isotropic noise."""
+    options = request.options
     shape = tuple(options.get("shape", [32]))
     num_classes = options.get("num_classes", 10)
     num_samples = options.get("num_samples", 2000)

@@ -1,32 +1,79 @@
-"""Dataset registry: a loader turns resolved options into train and test arrays."""
+"""Dataset registry: a loader turns a dataset request into train and test arrays."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from app.settings import Settings, get_settings
+from worker.data.rows import Rows
 from worker.registry import Registry
+
+
+class DatasetMismatch(ValueError):
+    """The dataset cannot serve the job; `param` is the spec field to blame."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass
+class DatasetRequest:
+    """What a loader is asked for: the spec's name ("digits", "file:<id>"), its resolved
+    options, the settings (database, store) and the spec field that named it."""
+
+    name: str
+    options: dict[str, Any]
+    settings: Settings
+    param: str = "dataset.name"
 
 
 @dataclass
 class RawDataset:
-    """Arrays in the dataset's own raw format (what exported models take as input)."""
+    """Arrays in the dataset's own raw format (what exported models take as input).
 
-    x: np.ndarray
-    y: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-    class_names: list[str]
+    `x` / `x_test` are numpy arrays (builtins) or rows read from disk (uploaded files).
+    """
+
+    x: "np.ndarray | Rows"
+    y: np.ndarray | None  # None: an unlabelled set (a transfer set only)
+    x_test: "np.ndarray | Rows"
+    y_test: np.ndarray | None
+    num_classes: int | None
+    class_names: list[str] | None
     # How the test split was made, so a user can rebuild it outside the service.
     test_split: str
+    # Where the rows come from, for precomputed teacher logits: every input of the source in
+    # its own order (a transfer set is read in this order); the row of `all_x` each row of `x`
+    # is; and the row of `all_x` each row of `x_test` is (None: x_test is a separate array).
+    all_x: "Rows | None" = None
+    x_rows: np.ndarray | None = None
+    test_rows: np.ndarray | None = None
+    # The uploaded file behind the rows, if any: {"id", "sha256"}.
+    file: dict[str, Any] | None = field(default=None)
+    # The dtype of the raw inputs ("float32", or "uint8" for images).
+    raw_dtype: str = "float32"
+
+    @property
+    def source_rows(self) -> int:
+        """Rows of the source's own x (what a logits file has one row per)."""
+        return len(self.all_x) if self.all_x is not None else len(self.x)
 
 
-DatasetLoader = Callable[[dict[str, Any]], RawDataset]
+DatasetLoader = Callable[[DatasetRequest], RawDataset]
 
 DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
 
-def load_dataset(name: str, options: dict[str, Any]) -> RawDataset:
-    return DATASETS.get(name)(options)
+def load_dataset(
+    name: str,
+    options: dict[str, Any],
+    settings: Settings | None = None,
+    param: str = "dataset.name",
+) -> RawDataset:
+    from app.catalog import dataset_kind
+
+    request = DatasetRequest(name, options, settings or get_settings(), param)
+    return DATASETS.get(dataset_kind(name))(request)

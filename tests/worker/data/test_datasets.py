@@ -42,12 +42,14 @@ def test_prepare_splits_train_and_val_by_seed_and_adds_the_transfer_set() -> Non
         "transfer": {"name": "mnist1d", "options": {"num_samples": 500, "seed": 2}},
     }
     data = prepare(spec, seed=0)
-    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (600, 200, 200)
-    assert len(data.x_transfer) == 500
-    assert len(data.x_distill) == 1100
+    assert (len(data.train), len(data.val), len(data.test)) == (600, 200, 200)
+    assert len(data.transfer) == 500
+    assert len(data.distill) == 1100
     assert (data.y_distill[600:] == -1).all()
     assert data.fingerprint() == prepare(spec, seed=0).fingerprint()
-    assert not torch.equal(prepare(spec, seed=1).x_train, data.x_train)
+    other = prepare(spec, seed=1)
+    assert not torch.equal(other.train.head(600), data.train.head(600))
+    assert other.fingerprint() != data.fingerprint()
 
 
 def test_transfer_examples_that_are_val_or_test_examples_are_dropped() -> None:
@@ -55,7 +57,7 @@ def test_transfer_examples_that_are_val_or_test_examples_are_dropped() -> None:
     data = prepare({**same, "val_fraction": 0.25, "transfer": same}, seed=0)
     # 1,000 transfer examples less the 200 test and 200 validation ones.
     assert data.transfer_dropped == 400
-    assert len(data.x_transfer) == 600
+    assert len(data.transfer) == 600
 
 
 def test_transfer_set_of_another_shape_is_refused() -> None:

@@ -1,0 +1,101 @@
+"""The teacher-source registry and what every source provides.
+
+A source is built from the job's teacher spec and the prepared data, and then:
+`validate()` (the validate stage: fail with SpecError naming the field), `pretrain(runner)`
+(only `train` trains; the others record that they need none), `distill_logits()` (the
+teacher's logits for the distill examples, in order, a batch at a time), `module` (a PyTorch
+model for online soft labels, or None), `sha256()` (what the teacher is, for the soft-label key)
+and `evaluate()` (params, bytes, test accuracy and loss, CPU latency; None where unknown).
+"""
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.settings import Settings
+from worker.data import PreparedData
+from worker.registry import Registry
+
+
+class StageRunner(Protocol):
+    """What the pipeline lends a source for its pretraining stage."""
+
+    def train_with_labels(self, model: nn.Module, settings: dict[str, Any], name: str) -> None: ...
+
+    def finished(self, model: nn.Module, name: str) -> bool: ...
+
+    def save_output(self, model: nn.Module, name: str) -> Path: ...
+
+    def event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None: ...
+
+
+@dataclass
+class TeacherContext:
+    spec: dict[str, Any]  # the job's resolved `teacher`
+    data: PreparedData
+    settings: Settings
+    device: torch.device
+    workdir: Path
+    seed: int
+    dataset_name: str = ""
+
+
+class TeacherSource:
+    name: ClassVar[str]
+    # Part of the soft-label key: what the teacher's inputs were.
+    preprocessing: ClassVar[str] = "normalized-v1"
+
+    def __init__(self, context: TeacherContext) -> None:
+        self.context = context
+        self.spec = context.spec
+        self.data = context.data
+        self.module: nn.Module | None = None
+
+    def validate(self) -> None:
+        """Check the teacher fits the data; raise SpecError naming the field otherwise."""
+
+    def pretrain(self, runner: StageRunner) -> None:
+        runner.event("info", f"teacher from {self.name}: no pretraining")
+
+    def sha256(self) -> str:
+        raise NotImplementedError
+
+    def distill_logits(self) -> Iterator["np.ndarray | torch.Tensor"]:
+        """Logits for data.distill, in order, a batch at a time."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, Any]:
+        """{"params", "bytes", "test_accuracy", "test_loss", "latency_ms_cpu"}; None: unknown."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest and report say the teacher is: source, file_id?, arch?."""
+        out: dict[str, Any] = {"source": self.name}
+        if "file_id" in self.spec:
+            out["file_id"] = self.spec["file_id"]
+        if "arch" in self.spec:
+            out["arch"] = self.spec["arch"]
+            out["arch_params"] = self.spec["params"]
+        return out
+
+
+TEACHER_SOURCES: Registry[type[TeacherSource]] = Registry("teacher source")
+
+
+def median_latency_ms(call: Callable[[], object], runs: int = 50, warmup: int = 5) -> float:
+    """Median time of `call` in milliseconds, after warm-up."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
