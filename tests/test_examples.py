@@ -1,10 +1,25 @@
-"""Every spec in examples/ is accepted by the API as it is."""
+"""Every spec in examples/ is accepted by the API as it is; the bring-your-own-data scripts work.
 
+examples/uploads/*.json name uploaded files (placeholders), so they are checked once filled in,
+not POSTed (the glob below does not descend into examples/uploads/).
+"""
+
+import gzip
+import importlib.util
 import json
+import os
+import struct
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from app.jobs import resolve_spec
+from app.schemas import JobCreate
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.json"))
 
@@ -18,3 +33,162 @@ def test_example_is_accepted(client: TestClient, path: Path) -> None:
 
 def test_the_examples_the_readme_names_exist() -> None:
     assert {p.name for p in EXAMPLES} >= {"digits.json", "mnist1d-transfer.json"}
+
+
+# --- bring your own data and teacher (examples/byo.sh and the scripts it runs) ---------------
+
+ROOT = Path(__file__).resolve().parents[1]
+UPLOAD_TEMPLATES = sorted((ROOT / "examples" / "uploads").glob("*.json"))
+PLACEHOLDERS = {
+    "<FASHION_FILE_ID>": "file_dataset0123",
+    "<TEACHER_FILE_ID>": "file_teacher0123",
+    "<LOGITS_FILE_ID>": "file_logits01234",
+}
+
+
+def _load_example(name: str) -> ModuleType:
+    """examples/ is not a package: import a script there by path."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file as the format defines it: magic, big-endian dims, big-endian data."""
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D}
+    header = struct.pack(">HBB", 0, codes[array.dtype], array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+def test_the_idx_reader_reads_plain_and_gzipped_files(tmp_path: Path, dtype: type) -> None:
+    fashion = _load_example("fashion_mnist_to_npz")
+    array = (np.arange(3 * 4 * 5) * 7 % 251).astype(dtype).reshape(3, 4, 5)
+    plain = tmp_path / "images-idx3-ubyte"
+    plain.write_bytes(_idx_bytes(array))
+    zipped = tmp_path / "images-idx3-ubyte.gz"
+    zipped.write_bytes(gzip.compress(_idx_bytes(array)))
+
+    for path in (plain, zipped):
+        read = fashion.read_idx(path)
+        assert read.dtype == np.dtype(dtype) and read.dtype.isnative
+        np.testing.assert_array_equal(read, array)
+
+
+def test_the_idx_reader_refuses_a_truncated_file(tmp_path: Path) -> None:
+    fashion = _load_example("fashion_mnist_to_npz")
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(_idx_bytes(np.arange(10, dtype=np.uint8))[:-1])
+    with pytest.raises(fashion.IdxError, match="needs 10 bytes"):
+        fashion.read_idx(path)
+    path.write_bytes(b"PK\x03\x04 not idx")
+    with pytest.raises(fashion.IdxError, match="not an IDX file"):
+        fashion.read_idx(path)
+
+
+def test_fashion_mnist_to_npz_writes_an_upload_ready_npz(tmp_path: Path) -> None:
+    """Debian's layout (gzipped IDX files), 10 classes, a class-balanced --train-limit."""
+    fashion = _load_example("fashion_mnist_to_npz")
+    rng = np.random.default_rng(0)
+    source = tmp_path / "fashion-mnist"
+    source.mkdir()
+    for prefix, rows in (("train", 60), ("t10k", 20)):
+        images = rng.integers(0, 256, size=(rows, 28, 28), dtype=np.uint8)
+        labels = (np.arange(rows) * 3 % 10).astype(np.uint8)
+        (source / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(images)))
+        (source / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(labels)))
+    output = tmp_path / "out" / "fashion.npz"
+
+    fashion.main(["--source-dir", str(source), "--output", str(output), "--train-limit", "30"])
+
+    with np.load(output, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    assert set(arrays) == {"x", "y", "x_test", "y_test", "class_names"}
+    assert arrays["x"].dtype == np.uint8 and arrays["x"].shape == (30, 1, 28, 28)
+    assert arrays["y"].dtype == np.int64 and arrays["y"].shape == (30,)
+    assert arrays["x_test"].dtype == np.uint8 and arrays["x_test"].shape == (20, 1, 28, 28)
+    assert arrays["y_test"].dtype == np.int64
+    assert np.bincount(arrays["y"], minlength=10).tolist() == [3] * 10
+    assert arrays["class_names"].dtype.kind == "U"
+    assert arrays["class_names"].tolist()[:2] == ["T-shirt/top", "Trouser"]
+    assert len(arrays["class_names"]) == 10
+    # The rows kept are the earliest of each class, in file order, with their own labels.
+    train_images = fashion.read_idx(source / "train-images-idx3-ubyte.gz")
+    np.testing.assert_array_equal(arrays["x"][:, 0], train_images[:30])
+
+
+def test_the_onnx_teacher_runs_on_raw_inputs_and_matches_its_logits(tmp_path: Path) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(0)
+    dataset = tmp_path / "tiny.npz"
+    np.savez(
+        dataset,
+        x=rng.integers(0, 256, size=(200, 1, 28, 28), dtype=np.uint8),
+        y=rng.integers(0, 10, size=200).astype(np.int64),
+        x_test=rng.integers(0, 256, size=(30, 1, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, size=30).astype(np.int64),
+    )
+    out = tmp_path / "teacher"
+    script = ROOT / "examples" / "train_onnx_teacher.py"
+    args = ["--epochs", "1", "--threads", "1", "--output-dir", str(out)]
+    subprocess.run(
+        [sys.executable, str(script), str(dataset), *args],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+
+    with np.load(out / "logits.npz", allow_pickle=False) as data:
+        logits, logits_test = data["logits"], data["logits_test"]
+    assert logits.dtype == np.float32 and logits.shape == (200, 10)
+    assert logits_test.dtype == np.float32 and logits_test.shape == (30, 10)
+    session = onnxruntime.InferenceSession(
+        str(out / "teacher.onnx"), providers=["CPUExecutionProvider"]
+    )
+    assert [i.name for i in session.get_inputs()] == ["x"]
+    assert [o.name for o in session.get_outputs()] == ["logits"]
+    with np.load(dataset, allow_pickle=False) as data:
+        x, x_test = data["x"].astype(np.float32), data["x_test"].astype(np.float32)
+    # Raw 0..255 pixels in, any batch size: the normalisation is inside the graph.
+    ran = np.concatenate([session.run(None, {"x": x[i : i + 64]})[0] for i in range(0, 200, 64)])
+    assert np.abs(ran - logits).max() < 1e-3
+    assert np.abs(session.run(None, {"x": x_test})[0] - logits_test).max() < 1e-3
+    assert (out / "teacher.onnx").stat().st_size > 100_000  # the weights are inside, one file
+    assert list(out.glob("*.data")) == []
+    assert "test_accuracy" in json.loads((out / "teacher.json").read_text())
+
+
+def test_the_upload_templates_are_the_three_byo_sh_submits() -> None:
+    names = {p.stem for p in UPLOAD_TEMPLATES}
+    assert names == {"fashion-mnist-cnn", "fashion-mnist-onnx-teacher", "fashion-mnist-logits"}
+    script = (ROOT / "examples" / "byo.sh").read_text()
+    assert all(name in script for name in names)
+
+
+@pytest.mark.parametrize("path", UPLOAD_TEMPLATES, ids=[p.name for p in UPLOAD_TEMPLATES])
+def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Path) -> None:
+    """Not POSTed: the files do not exist here; the spec's shape and names are checked."""
+    text = path.read_text()
+    assert "<FASHION_FILE_ID>" in text
+    for placeholder, file_id in PLACEHOLDERS.items():
+        text = text.replace(placeholder, file_id)
+    assert "_FILE_ID>" not in text
+
+    spec = resolve_spec(JobCreate.model_validate(json.loads(text)))
+
+    assert spec["dataset"]["name"] == "file:file_dataset0123"
+    expected = {
+        "fashion-mnist-cnn": ("train", None),
+        "fashion-mnist-onnx-teacher": ("onnx", "file_teacher0123"),
+        "fashion-mnist-logits": ("logits", "file_logits01234"),
+    }[path.stem]
+    assert (spec["teacher"]["source"], spec["teacher"].get("file_id")) == expected
+    assert spec["student"]["arch"] == "cnn2d"
+
+
+def test_byo_sh_is_valid_bash() -> None:
+    subprocess.run(["bash", "-n", str(ROOT / "examples" / "byo.sh")], check=True)
