@@ -74,25 +74,37 @@ def make_dispatcher(settings: Settings) -> Dispatcher:
 
 
 def dispatch(settings: Settings, dispatcher: Dispatcher, job_id: str) -> bool:
-    """Send one job; on failure it stays queued with dispatched_at NULL and maintenance retries."""
+    """Send one job; on failure it stays queued with dispatched_at NULL and maintenance retries.
+
+    A worker may get the job, find its tenant at the running limit and put it back to wait
+    before this marks it sent: then it stays unmarked, and maintenance sends it again."""
+    with session_scope(settings.database_url) as session:
+        version = jobs.job_version(session, job_id)
     try:
         dispatcher.send(job_id)
     except Exception as exc:
         log.warning("could not dispatch %s (will retry): %s", job_id, exc)
         return False
     with session_scope(settings.database_url) as session:
-        jobs.mark_dispatched(session, job_id)
+        jobs.mark_dispatched(session, job_id, version=version)
     return True
 
 
-# A send that failed is retried once the job has sat undispatched this long.
+# A send that failed, or a job put back to wait for its tenant's running limit, is sent again
+# once the job has sat undispatched this long.
 REDISPATCH_AFTER_SECONDS = 10.0
 
 
 def maintain_once(settings: Settings, dispatcher: Dispatcher) -> None:
+    """Requeue jobs of dead workers and send undispatched jobs again (only as many of a tenant's
+    as it has free running slots; the rest wait until one of its running jobs ends)."""
     with session_scope(settings.database_url) as session:
         requeued = jobs.reap_expired(session, max_attempts=settings.max_attempts)
-        stranded = jobs.undispatched_job_ids(session, idle_seconds=REDISPATCH_AFTER_SECONDS)
+        stranded = jobs.undispatched_job_ids(
+            session,
+            idle_seconds=REDISPATCH_AFTER_SECONDS,
+            max_running=settings.tenant_max_running_jobs,
+        )
     for job_id in [*requeued, *(j for j in stranded if j not in requeued)]:
         dispatch(settings, dispatcher, job_id)
 

@@ -9,22 +9,26 @@ import json
 import os
 import secrets
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Integer,
     Result,
+    ScalarSelect,
     and_,
     delete,
     func,
+    literal,
     or_,
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app import catalog
 from app.catalog import SpecError
@@ -32,6 +36,9 @@ from app.db import utc_now_plus
 from app.files.usage import check_job_files
 from app.models import DEFAULT_TENANT, Artifact, Job, JobEvent, JobFile, JobStatus, Metric, utcnow
 from app.schemas import JobCreate
+
+# A tenant's jobs in these count against its running-job limit.
+RUNNING_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
 
 
 class JobNotFound(LookupError):
@@ -184,7 +191,7 @@ def check_quota(
             select(Job.status, func.count())
             .where(
                 Job.tenant == tenant,
-                Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]),
+                Job.status.in_([JobStatus.QUEUED, *RUNNING_STATUSES]),
             )
             .group_by(Job.status)
         ).all()
@@ -304,34 +311,116 @@ def get_artifact(session: Session, job_id: str, name: str) -> Artifact | None:
 # --- dispatch ---------------------------------------------------------------------------------
 
 
-def mark_dispatched(session: Session, job_id: str) -> None:
-    session.execute(update(Job).where(Job.id == job_id).values(dispatched_at=utcnow()))
+def job_version(session: Session, job_id: str) -> datetime | None:
+    """The job's updated_at: read before sending a job, passed to mark_dispatched."""
+    return session.scalar(select(Job.updated_at).where(Job.id == job_id))
+
+
+def mark_dispatched(session: Session, job_id: str, *, version: datetime | None = None) -> bool:
+    """Record that the job was sent. With `version` (job_version read before sending), only
+    if the job did not change meanwhile: a worker that got the message at once may already
+    have put the job back to wait for a tenant slot (wait_for_tenant_slot), and marking it
+    sent again would leave it waiting with no message on its way."""
+    condition = Job.id == job_id
+    if version is not None:
+        condition = and_(condition, Job.updated_at == version)
+    marked = _rows(session.execute(update(Job).where(condition).values(dispatched_at=utcnow())))
     session.commit()
+    return bool(marked)
 
 
-def undispatched_job_ids(session: Session, *, idle_seconds: float = 0.0) -> list[str]:
+def undispatched_job_ids(
+    session: Session, *, idle_seconds: float = 0.0, max_running: int | None = None
+) -> list[str]:
     """Queued jobs no dispatcher has sent, untouched for `idle_seconds` (a job created a
-    moment ago is being sent by the request that created it)."""
+    moment ago is being sent by the request that created it), oldest first.
+
+    With `max_running`, only as many of a tenant's jobs as it has free running slots: the
+    others would only be put back to wait by the worker that got them."""
     cutoff = utcnow() - timedelta(seconds=idle_seconds)
-    query = select(Job.id).where(
-        Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None), Job.updated_at <= cutoff
+    rows = session.execute(
+        select(Job.id, Job.tenant)
+        .where(
+            Job.status == JobStatus.QUEUED, Job.dispatched_at.is_(None), Job.updated_at <= cutoff
+        )
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    if max_running is None:
+        return [job_id for job_id, _ in rows]
+    tenants = {tenant for _, tenant in rows}
+    running: dict[str, int] = dict(
+        session.execute(
+            select(Job.tenant, func.count())
+            .where(Job.tenant.in_(tenants), Job.status.in_(RUNNING_STATUSES))
+            .group_by(Job.tenant)
+        ).all()
     )
-    return list(session.scalars(query.order_by(Job.created_at)))
+    free = {tenant: max_running - running.get(tenant, 0) for tenant in tenants}
+    chosen = []
+    for job_id, tenant in rows:
+        if free[tenant] > 0:
+            chosen.append(job_id)
+            free[tenant] -= 1
+    return chosen
 
 
-def oldest_queued_job_id(session: Session) -> str | None:
-    query = select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.created_at, Job.id)
-    return session.scalar(query.limit(1))
+def oldest_queued_job_id(session: Session, *, max_running: int | None = None) -> str | None:
+    """The oldest queued job; with `max_running`, the oldest whose tenant has a free running
+    slot (so one tenant at its limit does not hold up the others)."""
+    query = select(Job.id).where(Job.status == JobStatus.QUEUED)
+    if max_running is not None:
+        query = query.where(_tenant_running() < max_running)
+    return session.scalar(query.order_by(Job.created_at, Job.id).limit(1))
 
 
 # --- worker side: claim, lease, progress, finish ----------------------------------------------
 
 
+# First key of the PostgreSQL advisory lock a claim takes on its tenant (the second is the
+# tenant's hash), so it cannot collide with advisory locks taken for anything else.
+TENANT_LOCK_SPACE = 0x6A6F62  # "job"
+
+WAITING_FOR_TENANT_SLOT = "waiting: tenant at its running-job limit"
+
+
+def _tenant_running() -> ScalarSelect[int]:
+    """How many other jobs of the job's tenant are running or cancelling (correlated to the
+    `job` row of the enclosing statement)."""
+    other = aliased(Job)
+    return (
+        select(func.count())
+        .select_from(other)
+        .where(
+            other.tenant == Job.tenant,
+            other.status.in_(RUNNING_STATUSES),
+            other.id != Job.id,
+        )
+        .scalar_subquery()
+    )
+
+
+def lock_tenant(session: Session, tenant: str) -> None:
+    """On PostgreSQL, hold the tenant's claim lock until this transaction ends, so two workers
+    claiming jobs of one tenant at once count each other's running jobs (under READ COMMITTED
+    each would otherwise count before the other commits). SQLite serialises writers itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = sql_cast(literal(TENANT_LOCK_SPACE), Integer)
+        session.execute(select(func.pg_advisory_xact_lock(key, func.hashtext(tenant))))
+
+
 def claim(
-    session: Session, job_id: str, owner: str, *, lease_seconds: float, max_attempts: int
+    session: Session,
+    job_id: str,
+    owner: str,
+    *,
+    lease_seconds: float,
+    max_attempts: int,
+    max_running: int | None = None,
 ) -> Job | None:
     """Take the job with one conditional UPDATE. None means someone else has it (or it ended):
-    a duplicate delivery, so the caller does nothing."""
+    a duplicate delivery, so the caller does nothing; or, with `max_running`, that the job's
+    tenant already has that many other jobs running or cancelling: then the job is still
+    queued, and the caller puts it back to wait (wait_for_tenant_slot)."""
     now = utcnow()
     claimable = or_(
         Job.status == JobStatus.QUEUED,
@@ -341,6 +430,13 @@ def claim(
             Job.attempt < max_attempts,
         ),
     )
+    if max_running is not None:
+        tenant = session.scalar(select(Job.tenant).where(Job.id == job_id))
+        if tenant is None:
+            session.rollback()
+            return None
+        lock_tenant(session, tenant)
+        claimable = and_(claimable, _tenant_running() < max_running)
     claimed = _rows(
         session.execute(
             update(Job)
@@ -371,6 +467,40 @@ def claim(
     session.commit()
     session.refresh(job)
     return job
+
+
+def wait_for_tenant_slot(session: Session, job_id: str, limit: int) -> bool | None:
+    """Put a queued job that could not be claimed (its tenant is at its running limit) back to
+    wait: undispatched, so the maintenance loop sends it again once the tenant has a free slot.
+
+    Returns None when the job is not queued (someone else has it, or it ended); else whether
+    this is the start of the wait (the "waiting" event is written once, not on every retry)."""
+    now = utcnow()
+    waiting = _rows(
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(dispatched_at=None, updated_at=now)
+        )
+    )
+    if not waiting:
+        session.rollback()
+        return None
+    last = session.scalar(
+        select(JobEvent.message)
+        .where(JobEvent.job_id == job_id)
+        .order_by(JobEvent.id.desc())
+        .limit(1)
+    )
+    first = last != WAITING_FOR_TENANT_SLOT
+    if first:
+        session.add(
+            JobEvent(
+                job_id=job_id, kind="info", message=WAITING_FOR_TENANT_SLOT, data={"limit": limit}
+            )
+        )
+    session.commit()
+    return first
 
 
 def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float) -> str | None:

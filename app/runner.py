@@ -46,7 +46,10 @@ class EmbeddedRunner:
         while not self._stop.is_set():
             try:
                 with session_scope(self.settings.database_url) as session:
-                    job_id = jobs.oldest_queued_job_id(session)
+                    # Skips the jobs of tenants at their running limit (they wait, others run).
+                    job_id = jobs.oldest_queued_job_id(
+                        session, max_running=self.settings.tenant_max_running_jobs
+                    )
             except Exception:
                 log.exception("runner could not read the queue")
                 job_id = None
@@ -54,18 +57,30 @@ class EmbeddedRunner:
                 self._wake.wait(self.settings.runner_poll_seconds)
                 self._wake.clear()
                 continue
-            self._run(job_id)
+            try:
+                started = self._run(job_id)
+            except Exception:
+                log.exception("runner could not run %s", job_id)
+                started = False
+            if not started:
+                # The worker found the tenant at its limit after all (a job of it started
+                # meanwhile, elsewhere): wait for a change instead of retrying it at once.
+                self._wake.wait(self.settings.runner_poll_seconds)
+                self._wake.clear()
 
-    def _run(self, job_id: str) -> None:
+    def _run(self, job_id: str) -> bool:
+        """Run the job in a child process; False when the child left it queued."""
         log.info("running %s", job_id)
         self._child = subprocess.Popen([sys.executable, "-m", "worker.run", job_id], env=os.environ)
         code = self._child.wait()
         owner = jobs.lease_owner(self._child.pid)
         self._child = None
-        if code == 0 or self._stop.is_set():
-            return
+        if self._stop.is_set():
+            return True
         with session_scope(self.settings.database_url) as session:
             job = jobs.get_job(session, job_id)
+            if code == 0:
+                return job.status != JobStatus.QUEUED
             if job.status == JobStatus.QUEUED:
                 # It died before it could claim the job: retrying would loop forever.
                 jobs.fail_unclaimed(
@@ -75,3 +90,4 @@ class EmbeddedRunner:
                 )
             else:
                 jobs.release_lease(session, job_id, owner)
+        return True

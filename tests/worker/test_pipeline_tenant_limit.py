@@ -1,0 +1,30 @@
+"""A worker that gets a job whose tenant is at its running limit leaves it queued and
+undispatched (maintenance sends it again), saying so once. SQLite and PostgreSQL."""
+
+from app import jobs
+from app.db import session_scope
+from app.models import JobStatus
+from app.schemas import JobCreate
+from app.settings import Settings
+from tests.conftest import MINIMAL_JOB
+from worker import pipeline
+
+
+def test_a_job_past_its_tenants_running_limit_waits_queued(settings: Settings) -> None:
+    limited = settings.model_copy(update={"tenant_max_running_jobs": 1})
+    with session_scope(settings.database_url) as session:
+        body = JobCreate.model_validate(MINIMAL_JOB)
+        running = jobs.create_job(session, body, tenant="acme")[0].id
+        waiting = jobs.create_job(session, body, tenant="acme")[0].id
+        assert jobs.claim(session, running, "other-worker", lease_seconds=60, max_attempts=3)
+        jobs.mark_dispatched(session, waiting)
+    pipeline.run(waiting, limited)
+    pipeline.run(waiting, limited)  # delivered again while the tenant is still at its limit
+    with session_scope(settings.database_url) as session:
+        job = jobs.get_job(session, waiting)
+        assert job.status == JobStatus.QUEUED and job.attempt == 0
+        assert job.dispatched_at is None
+        assert jobs.undispatched_job_ids(session, max_running=2) == [waiting]
+        assert jobs.undispatched_job_ids(session, max_running=1) == []
+        events = [(e.kind, e.message) for e in jobs.list_events(session, waiting, None, 100)]
+        assert events == [("status", "queued"), ("info", jobs.WAITING_FOR_TENANT_SLOT)]
