@@ -78,9 +78,11 @@ class S3Store:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def put_file(self, key: str, source: Path, *, move: bool = False) -> tuple[int, str]:
+    def put_file(
+        self, key: str, source: Path, *, move: bool = False, sha256: str | None = None
+    ) -> tuple[int, str]:
         size = source.stat().st_size
-        digest = sha256_of(source)
+        digest = sha256 or sha256_of(source)
         try:
             # A single PUT or a completed multipart upload: S3 shows the object whole or not at
             # all, never a part of it.

@@ -23,9 +23,13 @@ class Store(Protocol):
         """A local folder for files on their way into the store (uploads being received)."""
         ...
 
-    def put_file(self, key: str, source: Path, *, move: bool = False) -> tuple[int, str]:
+    def put_file(
+        self, key: str, source: Path, *, move: bool = False, sha256: str | None = None
+    ) -> tuple[int, str]:
         """Store `source` under `key` (whole or not at all); returns (bytes, sha256).
-        `move=True` lets the store take the file instead of copying it."""
+        `move=True` lets the store take the file instead of copying it; `sha256`, when the
+        caller already computed it (an upload hashed as it streamed in), is trusted instead of
+        reading the file again."""
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -70,10 +74,12 @@ class LocalStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def put_file(self, key: str, source: Path, *, move: bool = False) -> tuple[int, str]:
+    def put_file(
+        self, key: str, source: Path, *, move: bool = False, sha256: str | None = None
+    ) -> tuple[int, str]:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        digest = sha256_of(source)
+        digest = sha256 or sha256_of(source)
         if move:
             try:
                 os.replace(source, target)

@@ -59,6 +59,7 @@ def run(job_id: str, settings: Settings | None = None) -> None:
     """Claim the job and run it to a final status. A job someone else holds is left alone."""
     settings = settings or get_settings()
     owner = jobs.lease_owner()
+    limit = settings.tenant_max_running_jobs
     with session_scope(settings.database_url) as session:
         job = jobs.claim(
             session,
@@ -66,9 +67,20 @@ def run(job_id: str, settings: Settings | None = None) -> None:
             owner,
             lease_seconds=settings.lease_seconds,
             max_attempts=settings.max_attempts,
+            max_running=limit,
         )
+        waiting = None
+        if job is None:
+            # If it is still queued, its tenant is at its running limit: leave it undispatched;
+            # the maintenance loop sends it again once one of the tenant's jobs ends.
+            waiting = jobs.wait_for_tenant_slot(session, job_id, limit)
     if job is None:
-        log.info("job %s is not claimable (duplicate delivery or finished): skipping", job_id)
+        if waiting is None:
+            log.info("job %s is not claimable (duplicate delivery or finished): skipping", job_id)
+        elif waiting:
+            log.info("job %s %s (%d)", job_id, jobs.WAITING_FOR_TENANT_SLOT, limit)
+        else:
+            log.debug("job %s still %s", job_id, jobs.WAITING_FOR_TENANT_SLOT)
         return
     with JobControl(settings, job_id, owner) as control:
         pipeline = Pipeline(settings, job_id, job.spec, control)
@@ -122,6 +134,28 @@ class Pipeline:
     # --- orchestration ------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        """Run every stage; returns the report. Once the job ends here for good (it succeeded,
+        failed or was cancelled; not when the lease was lost: another worker carries on), its
+        work files in a remote store are removed."""
+        try:
+            report = self._run_stages()
+        except LeaseLost:
+            raise
+        except Exception:
+            self._clear_remote_work()
+            raise
+        self._clear_remote_work()
+        return report
+
+    def _clear_remote_work(self) -> None:
+        try:
+            worksync.clear(self.store, self.job_id)
+        except Exception:
+            log.warning(
+                "could not remove the work files of %s from the store", self.job_id, exc_info=True
+            )
+
+    def _run_stages(self) -> dict[str, Any]:
         self.enter("validate")
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Work files an attempt on another host left in a remote store (no-op for a local one).
@@ -222,9 +256,15 @@ class Pipeline:
 
     # --- stages -------------------------------------------------------------------------------
 
+    def _tenant(self) -> str:
+        """The job's tenant: the only one whose uploaded files the job may read."""
+        with session_scope(self.settings.database_url) as session:
+            return jobs.get_job(session, self.job_id).tenant
+
     def validate(self) -> tuple[PreparedData, TeacherSource, nn.Module]:
+        tenant = self._tenant()
         try:
-            data = prepare(self.spec["dataset"], self.seed, self.settings)
+            data = prepare(self.spec["dataset"], self.seed, self.settings, tenant)
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
         teacher = build_teacher(
@@ -236,6 +276,7 @@ class Pipeline:
                 workdir=self.workdir,
                 seed=self.seed,
                 dataset_name=self.spec["dataset"]["name"],
+                tenant=tenant,
             )
         )
         teacher.validate()

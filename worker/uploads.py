@@ -33,11 +33,14 @@ class UploadedFile:
         return None if key is None else self.local_path(key)
 
 
-def uploaded_file(settings: Settings, file_id: str, purpose: str, param: str) -> UploadedFile:
-    """The file row, which must be a ready upload of `purpose`; SpecError(param) otherwise."""
+def uploaded_file(
+    settings: Settings, file_id: str, purpose: str, param: str, *, tenant: str
+) -> UploadedFile:
+    """The file row, which must be a ready upload of `purpose` of the job's `tenant`;
+    SpecError(param) otherwise (a file of another tenant is "no file", as the API says)."""
     with session_scope(settings.database_url) as session:
         row = session.get(File, file_id)
-        if row is None:
+        if row is None or row.tenant != tenant:
             raise SpecError(param, f"no file {file_id!r}")
         if row.purpose != purpose:
             raise SpecError(param, f"file {file_id} is a {row.purpose!r} file, not {purpose!r}")

@@ -2,8 +2,9 @@
 
 With an S3 store, each checkpoint and stage output the pipeline writes to its work folder
 (`<work_root>/jobs/<job_id>/`) is also pushed to `jobs/<job_id>/work/<name>`; a worker that picks
-the job up again pulls what it lacks before it starts. With a local store, workers share the
-work folder itself, and both functions do nothing.
+the job up again pulls what it lacks before it starts; once the job has ended for good they are
+removed (`clear`). With a local store, workers share the work folder itself, and these
+functions do nothing.
 """
 
 import os
@@ -53,3 +54,10 @@ def pull(store: Store, job_id: str, workdir: Path) -> list[Path]:
             partial.unlink(missing_ok=True)
         pulled.append(target)
     return pulled
+
+
+def clear(store: Store, job_id: str) -> None:
+    """Remove the job's work files from a remote store (the job has reached a final status)."""
+    if not store.remote:
+        return
+    store.delete_prefix(work_prefix(job_id))

@@ -117,7 +117,8 @@ def _save(
     assert upload.path is not None and upload.filename is not None
     file_id = service.new_file_id()
     key = file_key(file_id, "upload")
-    size, digest = store.put_file(key, upload.path, move=True)
+    # Hashed as it streamed in: the store need not read it again.
+    size, digest = store.put_file(key, upload.path, move=True, sha256=upload.sha256)
     upload.path = None
     row = File(
         id=file_id,

@@ -8,6 +8,7 @@ On success the file becomes `ready` with `info` (rows, shapes, classes, ONNX sig
 the prepared arrays); on a refusal it becomes `error` with a message naming what is wrong.
 """
 
+import errno
 import logging
 import resource
 import sys
@@ -15,6 +16,9 @@ import sys
 from app.settings import Settings
 
 log = logging.getLogger("app.files.check")
+
+# The exit code of a check that ran out of memory (the FileChecker reports the memory limit).
+EXIT_OUT_OF_MEMORY = 3
 
 
 def limit_memory(max_bytes: int) -> None:
@@ -84,8 +88,25 @@ def main(argv: list[str]) -> int:
     settings = Settings()
     limit_memory(settings.file_check_memory_bytes)
     logging.basicConfig(level=settings.log_level)
-    check_file(settings, argv[1])
+    try:
+        check_file(settings, argv[1])
+    except MemoryError:
+        print("MemoryError: the check ran out of memory", file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
+    except (ImportError, OSError) as exc:
+        if not out_of_memory(exc):
+            raise
+        print(f"MemoryError: {exc}", file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
     return 0
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """An error that is the memory limit in disguise: a library that could not be mapped."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+        return True
+    text = str(exc)
+    return "failed to map segment" in text or "Cannot allocate memory" in text
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Receive a multipart/form-data upload as a stream: the file part goes chunk by chunk to a
 staging file (sha256 and size computed on the way, a byte limit enforced), the other parts are
-small form fields. Nothing holds the whole upload in memory."""
+small form fields. Nothing holds the whole upload in memory.
+
+The parsing, hashing and disk writes run in a worker thread, one batch of received chunks (at
+most BATCH_BYTES) at a time, so a large upload never stalls the event loop."""
 
 import hashlib
 import os
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import anyio
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -21,6 +25,10 @@ FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
 MAX_FILENAME_CHARS = 255
+# The most bytes of one part header's name or value (python-multipart before 0.0.13 has no cap).
+MAX_HEADER_BYTES = 16 * 1024
+# Received chunks are handed to the parser thread in batches of at most this many bytes.
+BATCH_BYTES = 1024 * 1024
 
 
 def sanitize_filename(raw: str) -> str:
@@ -95,13 +103,29 @@ class _Receiver:
         self._part = None
         self._is_file = False
 
+    def _header_too_long(self, size: int) -> bool:
+        if size <= MAX_HEADER_BYTES:
+            return False
+        self._fail(
+            ApiError(
+                400,
+                "bad_request",
+                f"malformed multipart body: a part header is longer than {MAX_HEADER_BYTES} bytes",
+            )
+        )
+        return True
+
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_field += data[start:end]
+        if self.error is None and not self._header_too_long(len(self._header_field) + end - start):
+            self._header_field += data[start:end]
 
     def _on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
+        if self.error is None and not self._header_too_long(len(self._header_value) + end - start):
+            self._header_value += data[start:end]
 
     def _header_end(self) -> None:
+        if self.error is not None:
+            return
         self._headers[self._header_field.strip().lower()] = self._header_value.strip()
         self._header_field = self._header_value = b""
 
@@ -110,6 +134,8 @@ class _Receiver:
             self.error = error
 
     def _headers_finished(self) -> None:
+        if self.error is not None:
+            return
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = options.get(b"name", b"").decode("utf-8", "replace")
         self._part = name
@@ -219,16 +245,32 @@ async def receive_upload(
         parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     except (FormParserError, ValueError) as exc:
         raise ApiError(400, "bad_request", f"malformed multipart body: {exc}") from None
-    try:
-        async for chunk in stream:
-            try:
+
+    def feed(chunks: list[bytes], final: bool) -> None:
+        """In a worker thread: parse a batch (the callbacks hash and write the file part)."""
+        try:
+            for chunk in chunks:
                 parser.write(chunk)
-            except (FormParserError, ValueError) as exc:
-                raise ApiError(400, "bad_request", f"malformed multipart body: {exc}") from None
-            if receiver.error is not None:
-                raise receiver.error
-        parser.finalize()
-        receiver.close()
+                if receiver.error is not None:
+                    return
+            if final:
+                parser.finalize()
+                receiver.close()
+        except (FormParserError, ValueError) as exc:
+            raise ApiError(400, "bad_request", f"malformed multipart body: {exc}") from None
+
+    try:
+        batch: list[bytes] = []
+        batched = 0
+        async for chunk in stream:
+            batch.append(chunk)
+            batched += len(chunk)
+            if batched >= BATCH_BYTES:
+                await anyio.to_thread.run_sync(feed, batch, False)
+                batch, batched = [], 0
+                if receiver.error is not None:
+                    raise receiver.error
+        await anyio.to_thread.run_sync(feed, batch, True)
         if receiver.error is not None:
             raise receiver.error
     except BaseException:

@@ -231,3 +231,23 @@ def test_make_store_chooses_by_url(s3_server: str, s3_bucket_url: str, tmp_path:
         make_store("ftp://x")
     with pytest.raises(ValueError, match="names no bucket"):
         make_store("s3:///prefix")
+
+
+def test_put_file_trusts_a_sha256_the_caller_already_computed(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.s3
+    import app.storage
+
+    def no_rereading(_path: Path) -> str:
+        raise AssertionError("the file was hashed again")
+
+    monkeypatch.setattr(app.storage, "sha256_of", no_rereading)
+    monkeypatch.setattr(app.s3, "sha256_of", no_rereading)
+    data = write(tmp_path / "a", 1000)
+    known = hashlib.sha256(data).hexdigest()
+    assert store.put_file("files/f/upload", tmp_path / "a", move=True, sha256=known) == (
+        1000,
+        known,
+    )
+    assert read(store, "files/f/upload") == data

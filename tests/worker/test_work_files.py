@@ -1,4 +1,5 @@
-"""With a remote store, a job's work files follow it to the next host that runs it."""
+"""With a remote store, a job's work files follow it to the next host that runs it, and are
+removed from the store once the job has ended."""
 
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from app.settings import Settings
 from app.storage import LocalStore
 from tests.worker.test_pipeline import TINY, load, submit
 from worker import pipeline
+from worker.control import LeaseLost
 
 
 class RemoteLikeStore(LocalStore):
@@ -26,8 +28,17 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
     monkeypatch.setattr(pipeline, "make_store", lambda *_args: RemoteLikeStore(store_url))
     spec = {**TINY, "export": ["safetensors"]}
     job_id = submit(sqlite_settings, spec)
-    pipeline.run(job_id, sqlite_settings)
-    work = sorted(p.name for p in (Path(store_url) / "jobs" / job_id / "work").iterdir())
+
+    # The first host loses the job after all the training (it was presumed dead): its work
+    # files stay in the store for the host that takes the job next.
+    def lost(*_args: object) -> None:
+        raise LeaseLost(job_id)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline.Pipeline, "evaluate", lost)
+        pipeline.run(job_id, sqlite_settings)
+    work_folder = Path(store_url) / "jobs" / job_id / "work"
+    work = sorted(p.name for p in work_folder.iterdir())
     assert work == [
         "baseline.ckpt",
         "baseline.safetensors",
@@ -37,8 +48,8 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
         "teacher.safetensors",
     ]
 
-    # The worker died after the work: requeued, another host (its own empty work folder)
-    # takes the job and reuses every stage output instead of training again.
+    # Requeued, another host (its own empty work folder) takes the job and reuses every stage
+    # output instead of training again.
     with session_scope(sqlite_settings.database_url) as session:
         session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
     other_host = sqlite_settings.model_copy(update={"work_dir": str(tmp_path / "host-b")})
@@ -48,3 +59,29 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
     assert len([e for e in events if "earlier attempt" in e.message]) == 3
     assert len(metrics) == 9  # the first attempt's epochs only: 3 stages x 3 epochs
     assert (tmp_path / "host-b" / "jobs" / job_id / "student.safetensors").exists()
+    # Done: the work files left the store; the artifacts and the local work folders stay.
+    assert not work_folder.exists()
+    assert RemoteLikeStore(store_url).list_keys(f"jobs/{job_id}/") == [
+        f"jobs/{job_id}/manifest.json",
+        f"jobs/{job_id}/metrics.csv",
+        f"jobs/{job_id}/report.json",
+        f"jobs/{job_id}/student.safetensors",
+    ]
+    assert (Path(sqlite_settings.work_dir) / "jobs" / job_id / "teacher.ckpt").exists()
+
+
+def test_a_failed_job_leaves_no_work_files_in_the_store(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store_url = sqlite_settings.artifact_url
+    monkeypatch.setattr(pipeline, "make_store", lambda *_args: RemoteLikeStore(store_url))
+    job_id = submit(sqlite_settings, {**TINY, "baseline": False, "export": ["safetensors"]})
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("evaluation broke")
+
+    monkeypatch.setattr(pipeline.Pipeline, "evaluate", broken)
+    pipeline.run(job_id, sqlite_settings)
+    job = load(sqlite_settings, job_id)[0]
+    assert job.status == JobStatus.FAILED and "evaluation broke" in job.error["message"]
+    assert RemoteLikeStore(store_url).list_keys(f"jobs/{job_id}/") == []

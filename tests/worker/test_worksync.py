@@ -65,3 +65,26 @@ def test_a_local_store_shares_the_work_folder_itself(tmp_path: Path) -> None:
     assert worksync.push(store, "job_1", checkpoint) is None
     assert store.list_keys("jobs/") == []
     assert worksync.pull(store, "job_1", tmp_path / "elsewhere") == []
+
+
+def test_clear_removes_the_jobs_work_files_only(
+    s3_server: str, s3_bucket_url: str, tmp_path: Path
+) -> None:
+    store = S3Store(s3_bucket_url, endpoint_url=s3_server)
+    source = tmp_path / "student.ckpt"
+    source.write_bytes(b"checkpoint")
+    worksync.push(store, "job_1", source)
+    worksync.push(store, "job_2", source)
+    store.put_file("jobs/job_1/student.onnx", source)  # an artifact: kept
+    worksync.clear(store, "job_1")
+    assert store.list_keys("jobs/") == ["jobs/job_1/student.onnx", "jobs/job_2/work/student.ckpt"]
+    worksync.clear(store, "job_1")  # nothing left to clear: no error
+
+
+def test_clear_leaves_a_local_work_folder_alone(tmp_path: Path) -> None:
+    store = LocalStore(str(tmp_path / "artifacts"))
+    work = tmp_path / "artifacts" / "jobs" / "job_1" / "work" / "teacher.ckpt"
+    work.parent.mkdir(parents=True)
+    work.write_bytes(b"checkpoint")
+    worksync.clear(store, "job_1")
+    assert work.exists()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.models import DEFAULT_TENANT
 from app.settings import Settings, get_settings
 from worker.data.registry import DatasetMismatch, RawDataset, load_dataset
 from worker.data.rows import Concat, Rows, Subset, as_rows, chunk_rows, iter_chunks, row_digests
@@ -159,9 +160,15 @@ def transfer_rows(raw: RawDataset) -> Rows:
     return raw.all_x  # the test rows are rows of x
 
 
-def prepare(dataset: dict[str, Any], seed: int, settings: Settings | None = None) -> PreparedData:
+def prepare(
+    dataset: dict[str, Any],
+    seed: int,
+    settings: Settings | None = None,
+    tenant: str = DEFAULT_TENANT,
+) -> PreparedData:
+    """`tenant`: the job's, whose uploaded files alone it may read."""
     settings = settings or get_settings()
-    raw = load_dataset(dataset["name"], dataset["options"], settings, "dataset.name")
+    raw = load_dataset(dataset["name"], dataset["options"], settings, "dataset.name", tenant=tenant)
     if raw.y is None or raw.y_test is None or not raw.num_classes:
         raise DatasetMismatch(
             "dataset.name",
@@ -184,7 +191,14 @@ def prepare(dataset: dict[str, Any], seed: int, settings: Settings | None = None
     if dataset.get("transfer"):
         spec = dataset["transfer"]
         transfer = transfer_rows(
-            load_dataset(spec["name"], spec["options"], settings, "dataset.transfer.name")
+            load_dataset(
+                spec["name"],
+                spec["options"],
+                settings,
+                "dataset.transfer.name",
+                tenant=tenant,
+                transfer=True,
+            )
         )
         transfer_source_rows = len(transfer)
         if tuple(transfer.shape[1:]) != input_shape:

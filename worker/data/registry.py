@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from app.models import DEFAULT_TENANT
 from app.settings import Settings, get_settings
 from worker.data.rows import Rows
 from worker.registry import Registry
@@ -22,12 +23,16 @@ class DatasetMismatch(ValueError):
 @dataclass
 class DatasetRequest:
     """What a loader is asked for: the spec's name ("digits", "file:<id>"), its resolved
-    options, the settings (database, store) and the spec field that named it."""
+    options, the settings (database, store), the spec field that named it, the job's tenant
+    (whose files it may read) and whether it is a transfer set (all of its rows, no test
+    split)."""
 
     name: str
     options: dict[str, Any]
     settings: Settings
     param: str = "dataset.name"
+    tenant: str = DEFAULT_TENANT
+    transfer: bool = False
 
 
 @dataclass
@@ -72,8 +77,11 @@ def load_dataset(
     options: dict[str, Any],
     settings: Settings | None = None,
     param: str = "dataset.name",
+    *,
+    tenant: str = DEFAULT_TENANT,
+    transfer: bool = False,
 ) -> RawDataset:
     from app.catalog import dataset_kind
 
-    request = DatasetRequest(name, options, settings or get_settings(), param)
+    request = DatasetRequest(name, options, settings or get_settings(), param, tenant, transfer)
     return DATASETS.get(dataset_kind(name))(request)

@@ -1,7 +1,8 @@
 """`file:<id>`: an uploaded dataset, read from the arrays its check prepared (.npy on disk).
 
 The inputs stay on disk (`NpyRows`); `prepare` decides whether they fit in memory. The test
-split is the file's own x_test / y_test, else the fixed split of app.files.splits.
+split is the file's own x_test / y_test, else the fixed split of app.files.splits; a transfer
+set has none: all of its rows (x, then x_test) are transfer examples.
 """
 
 import numpy as np
@@ -17,7 +18,9 @@ from worker.uploads import uploaded_file
 def load_file(request: DatasetRequest) -> RawDataset:
     file_id = request.name.removeprefix(FILE_PREFIX)
     try:
-        upload = uploaded_file(request.settings, file_id, "dataset", request.param)
+        upload = uploaded_file(
+            request.settings, file_id, "dataset", request.param, tenant=request.tenant
+        )
     except SpecError as exc:
         raise DatasetMismatch(exc.param, exc.message) from None
     info = upload.info
@@ -44,7 +47,13 @@ def load_file(request: DatasetRequest) -> RawDataset:
     )
     train_x: Rows
     test_x: Rows
-    if x_test is not None:
+    if request.transfer:
+        # Every row is a transfer example (prepare reads x then x_test): no split to make.
+        x_rows, test_rows = np.arange(len(x)), None
+        train_x, train_y, test_y = x, y, y_test
+        test_x = x_test if x_test is not None else Subset(x, np.zeros(0, dtype=np.int64))
+        test_split = "none (a transfer set)"
+    elif x_test is not None:
         x_rows, test_rows = np.arange(len(x)), None
         train_x, test_x, train_y, test_y = x, x_test, y, y_test
         test_split = info.get("test_split") or "the file's own x_test / y_test"

@@ -30,7 +30,9 @@ class LogitsTeacher(TeacherSource):
 
     def validate(self) -> None:
         data = self.data
-        self.upload = uploaded_file(self.context.settings, self.spec["file_id"], "logits", PARAM)
+        self.upload = uploaded_file(
+            self.context.settings, self.spec["file_id"], "logits", PARAM, tenant=self.context.tenant
+        )
         path = self.upload.array_path("logits")
         if path is None:
             raise SpecError(PARAM, f"file {self.upload.id} has no prepared logits")

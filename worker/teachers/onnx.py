@@ -29,7 +29,13 @@ class OnnxTeacher(TeacherSource):
         import onnxruntime
 
         data = self.data
-        self.upload = uploaded_file(self.context.settings, self.spec["file_id"], "teacher", PARAM)
+        self.upload = uploaded_file(
+            self.context.settings,
+            self.spec["file_id"],
+            "teacher",
+            PARAM,
+            tenant=self.context.tenant,
+        )
         if self.upload.format != "onnx":
             raise SpecError(
                 PARAM,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from worker.data import PreparedData
 from worker.registry import Registry
@@ -45,6 +46,8 @@ class TeacherContext:
     workdir: Path
     seed: int
     dataset_name: str = ""
+    # The job's tenant: its uploaded files are the only ones a teacher source may read.
+    tenant: str = DEFAULT_TENANT
 
 
 class TeacherSource:

@@ -26,7 +26,9 @@ class WeightsTeacher(TorchTeacher):
 
     def validate(self) -> None:
         settings = self.context.settings
-        self.upload = uploaded_file(settings, self.spec["file_id"], "teacher", PARAM)
+        self.upload = uploaded_file(
+            settings, self.spec["file_id"], "teacher", PARAM, tenant=self.context.tenant
+        )
         if self.upload.format != "safetensors":
             raise SpecError(
                 PARAM,

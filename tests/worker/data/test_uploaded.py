@@ -114,3 +114,33 @@ def test_the_fingerprint_names_the_file_and_its_rows(settings: Settings, tmp_pat
         prepare(spec(f"file:{second}"), seed=0, settings=settings).fingerprint(),
     }
     assert len(prints) == 3
+
+
+@pytest.mark.parametrize("with_test_rows", [False, True])
+def test_a_one_row_transfer_file_is_all_transfer_examples(
+    settings: Settings, tmp_path: Path, with_test_rows: bool
+) -> None:
+    x, y = clusters(100)
+    labelled = add_dataset(settings, tmp_path, x, y, *clusters(30, seed=1))
+    one = clusters(1, seed=3)[0]
+    extra = clusters(2, seed=4)[0] if with_test_rows else None
+    transfer = add_dataset(settings, tmp_path, one, x_test=extra)
+    data = prepare(spec(f"file:{labelled}", f"file:{transfer}"), seed=0, settings=settings)
+    rows = 3 if with_test_rows else 1
+    assert len(data.transfer) == rows and len(data.distill) == 80 + rows
+    expected = one if extra is None else np.concatenate([one, extra])
+    assert torch.equal(data.transfer.head(rows), torch.from_numpy(expected))
+    assert data.logit_transfer_rows == rows
+    assert np.array_equal(data.logit_rows[80:], np.arange(100, 100 + rows))
+
+
+def test_a_file_of_another_tenant_is_refused(settings: Settings, tmp_path: Path) -> None:
+    x, y = clusters(100)
+    theirs = add_dataset(settings, tmp_path, x, y)  # the default tenant's
+    with pytest.raises(DatasetMismatch) as info:
+        prepare(spec(f"file:{theirs}"), seed=0, settings=settings, tenant="acme")
+    assert info.value.param == "dataset.name" and f"no file {theirs!r}" in str(info.value)
+    with pytest.raises(DatasetMismatch) as info:
+        prepare(spec("digits", f"file:{theirs}"), seed=0, settings=settings, tenant="acme")
+    assert info.value.param == "dataset.transfer.name"
+    assert prepare(spec(f"file:{theirs}"), seed=0, settings=settings).num_classes == 3

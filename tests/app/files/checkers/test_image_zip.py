@@ -5,12 +5,22 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
-from tests.app.files.conftest import png_bytes, refused, stored_array, upload_checked, zip_bytes
+from app.storage import LocalStore
+from tests.app.files.conftest import (
+    npz_bytes,
+    png_bytes,
+    refused,
+    stored_array,
+    upload,
+    upload_checked,
+    zip_bytes,
+)
 
 
 def jpeg_bytes() -> bytes:
@@ -112,3 +122,20 @@ def test_other_members_and_layouts_are_refused(client: TestClient) -> None:
     ]
     for members, needles in cases:
         refused(upload_checked(client, "d.zip", zip_bytes(members), "dataset"), *needles)
+
+
+def test_decoded_pixels_past_the_tenant_quota_are_refused_before_anything_is_stored(
+    make_client: Callable[..., TestClient], settings: Settings
+) -> None:
+    # A few hundred bytes of PNGs that would take 2 x 3 x 1024 x 1024 bytes decoded.
+    quota = 1024 * 1024
+    client = make_client(tenant_max_stored_bytes=quota)
+    archive = zip_bytes({"a/1.png": png_bytes(), "b/1.png": png_bytes()})
+    assert len(archive) < 2000
+    body = upload_checked(client, "d.zip", archive, "dataset", image_size=1024)
+    refused(body, "storage quota", str(2 * 3 * 1024 * 1024))
+    assert body["info"] is None
+    store = LocalStore(settings.artifact_url)
+    assert store.list_keys(f"files/{body['id']}/") == [f"files/{body['id']}/upload"]
+    # Only the upload counts against the quota: a small upload still fits.
+    assert upload(client, "e.npz", npz_bytes(x=np.zeros((2, 2))), "dataset").status_code == 201

@@ -1,0 +1,132 @@
+"""The multipart receiver: part headers are capped, and the parsing, hashing and writing of the
+file part happen in a worker thread, never on the event loop."""
+
+import hashlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.errors import ApiError
+from app.files.upload import BATCH_BYTES, MAX_HEADER_BYTES, Upload, _Receiver, receive_upload
+from app.settings import Settings
+from tests.app.files.conftest import staging_files
+
+BOUNDARY = "xyzBOUNDARYzyx"
+
+
+def body(*parts: tuple[str, bytes]) -> bytes:
+    """A multipart body from (raw part headers, content) pairs."""
+    out = b""
+    for headers, content in parts:
+        out += f"--{BOUNDARY}\r\n{headers}\r\n\r\n".encode() + content + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+def post(client: TestClient, raw: bytes) -> httpx.Response:
+    return client.post(
+        "/v1/files",
+        content=raw,
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+
+
+def test_a_part_header_value_of_1_mib_is_400(client: TestClient, settings: Settings) -> None:
+    huge = 'Content-Disposition: form-data; name="purpose"; x="' + "a" * (1024 * 1024) + '"'
+    response = post(client, body((huge, b"dataset")))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "bad_request"
+    assert error["message"].startswith("malformed multipart body")
+    assert staging_files(settings) == []
+
+
+def test_the_receiver_caps_header_buffers_itself(tmp_path: Path) -> None:
+    """What an older python-multipart (no header size limit of its own) would feed it: a 1 MiB
+    header value in pieces. The buffer stops at the cap and the upload is a 400."""
+    receiver = _Receiver(tmp_path, 10_000, 10_000, "quota", lambda *_: None)
+    callbacks = receiver.callbacks()
+    callbacks["on_part_begin"]()
+    callbacks["on_header_field"](b"Content-Disposition", 0, 19)
+    piece = b"a" * (64 * 1024)
+    for _ in range(16):
+        callbacks["on_header_value"](piece, 0, len(piece))
+    assert receiver.error is not None and receiver.error.status == 400
+    assert f"longer than {MAX_HEADER_BYTES} bytes" in receiver.error.message
+    assert len(receiver._header_value) <= MAX_HEADER_BYTES
+
+
+def test_a_part_header_name_of_1_mib_is_400(client: TestClient) -> None:
+    huge = "X-" + "a" * (1024 * 1024) + ": 1\r\nContent-Disposition: form-data; name=purpose"
+    response = post(client, body((huge, b"dataset")))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"].startswith("malformed multipart body")
+
+
+def test_headers_under_the_cap_are_accepted(client: TestClient) -> None:
+    long_ok = 'Content-Disposition: form-data; name="purpose"; x="' + "a" * 3000 + '"'
+    file_part = 'Content-Disposition: form-data; name="file"; filename="t.onnx"'
+    response = post(client, body((long_ok, b"teacher"), (file_part, b"onnx bytes")))
+    assert response.status_code == 201, response.text
+
+
+def test_the_file_part_is_parsed_and_written_off_the_event_loop(tmp_path: Path) -> None:
+    content = bytes(range(256)) * (3 * BATCH_BYTES // 256 + 7)  # several batches
+    raw = body(
+        ('Content-Disposition: form-data; name="purpose"', b"dataset"),
+        ('Content-Disposition: form-data; name="file"; filename="d.npz"', content),
+    )
+    callback_threads: list[int] = []
+
+    def on_filename(filename: str, fields: dict[str, str]) -> None:
+        callback_threads.append(threading.get_ident())
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(raw), 64 * 1024):
+            yield raw[start : start + 64 * 1024]
+
+    async def main() -> tuple[int, Upload]:
+        upload = await receive_upload(
+            f"multipart/form-data; boundary={BOUNDARY}",
+            chunks(),
+            staging=tmp_path,
+            max_bytes=len(content),
+            quota_left=len(content),
+            quota_message="quota",
+            on_filename=on_filename,
+        )
+        return threading.get_ident(), upload
+
+    loop_thread, upload = anyio.run(main)
+    assert callback_threads and callback_threads[0] != loop_thread
+    assert upload.path is not None
+    assert upload.path.read_bytes() == content
+    assert upload.sha256 == hashlib.sha256(content).hexdigest()
+    assert upload.bytes == len(content)
+
+
+def test_past_the_byte_limit_the_partial_file_is_removed(tmp_path: Path) -> None:
+    raw = body(('Content-Disposition: form-data; name="file"; filename="d.npz"', b"x" * 5000))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield raw
+
+    async def main() -> None:
+        await receive_upload(
+            f"multipart/form-data; boundary={BOUNDARY}",
+            chunks(),
+            staging=tmp_path,
+            max_bytes=4000,
+            quota_left=10_000,
+            quota_message="quota",
+            on_filename=lambda *_: None,
+        )
+
+    with pytest.raises(ApiError) as caught:
+        anyio.run(main)
+    assert caught.value.status == 413
+    assert list(tmp_path.iterdir()) == []
