@@ -14,6 +14,16 @@ DESCRIPTION = (
 )
 
 
+UNLABELLED = "none: an unlabelled file is a transfer set, and a transfer set uses every row"
+
+
+def describe(test_rows: int, labelled: bool) -> str:
+    """What a dataset file's `info["test_split"]` says."""
+    if not labelled:
+        return UNLABELLED
+    return "the file's own x_test / y_test" if test_rows else DESCRIPTION
+
+
 def fixed_test_split(n: int) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, test rows) of an n-row array, each sorted ascending."""
     if n < 2:

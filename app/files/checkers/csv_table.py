@@ -203,7 +203,7 @@ def _check(ctx: CheckContext) -> dict[str, Any]:
         "num_classes": num_classes,
         "class_names": class_names,
         "label_column": label_column if labelled else None,
-        "test_split": splits.DESCRIPTION,
+        "test_split": splits.describe(0, labelled),
         "arrays": arrays,
     }
 

@@ -201,7 +201,7 @@ def check(ctx: CheckContext) -> dict[str, Any]:
         "labelled": labelled,
         "num_classes": num_classes,
         "class_names": class_names,
-        "test_split": "the file's own x_test / y_test" if test_rows else splits.DESCRIPTION,
+        "test_split": splits.describe(test_rows, labelled),
         "arrays": arrays,
     }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from app.files.splits import DESCRIPTION
+from app.files.splits import DESCRIPTION, UNLABELLED
 from app.settings import Settings
 from tests.app.files.conftest import npz_bytes, refused, stored_array, upload_checked, zip_bytes
 
@@ -79,6 +79,7 @@ def test_npz_without_y_is_an_unlabelled_transfer_set(client: TestClient) -> None
     info = body["info"]
     assert (info["labelled"], info["num_classes"], info["rows"]) == (False, None, 7)
     assert set(info["arrays"]) == {"x"}
+    assert info["test_split"] == UNLABELLED
 
 
 def test_pickled_member_is_refused_without_unpickling(client: TestClient, tmp_path: Path) -> None:
