@@ -66,10 +66,10 @@ class Teacher(nn.Module):
         return self.head(self.features(x))
 
 
-def load(path: Path) -> dict[str, np.ndarray]:
+def load(path: Path, labelled: bool = True) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
-    for key in ("x", "y"):
+    for key in ("x", "y") if labelled else ("x",):
         if key not in arrays:
             raise SystemExit(f"{path}: no array {key!r} (found {sorted(arrays)})")
     if arrays["x"].ndim != 4:
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     logits = {"logits": predict(model, x)}
     report["train_accuracy"] = float((logits["logits"].argmax(1) == y).mean())
     if args.transfer is not None:
-        transfer = load(args.transfer)["x"]
+        transfer = load(args.transfer, labelled=False)["x"]
         logits["logits"] = np.concatenate([logits["logits"], predict(model, transfer)])
         report["transfer_rows"] = len(transfer)
     if "x_test" in data:
