@@ -19,7 +19,8 @@
 #     (plus onnxscript for the ONNX export, and onnxruntime for the final check, optional).
 #
 # Run from anywhere:  bash examples/byo.sh [output-dir]      (default ./byo-output)
-# Knobs: TRAIN_LIMIT (20000 training images; 60000 for all), TEACHER_EPOCHS (4).
+# Knobs: TRAIN_LIMIT (10000 labelled training images; the rest are the transfer set),
+# TEACHER_EPOCHS (4).
 # Re-running is safe: jobs are submitted with an Idempotency-Key derived from the file ids.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -30,7 +31,7 @@ URL="${DISTILLERY_URL:-http://127.0.0.1:8000}"
 URL="${URL%/}"
 OUT="${1:-byo-output}"
 FASHION_MNIST_DIR="${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
-TRAIN_LIMIT="${TRAIN_LIMIT:-20000}"
+TRAIN_LIMIT="${TRAIN_LIMIT:-10000}"
 TEACHER_EPOCHS="${TEACHER_EPOCHS:-4}"
 POLL_SECONDS="${POLL_SECONDS:-5}"
 if [[ -z "${PYTHON:-}" ]]; then
@@ -105,20 +106,24 @@ for pair in sys.argv[2:]:
 if "_FILE_ID>" in text:
     sys.exit(f"{sys.argv[1]}: a placeholder is left unfilled")
 sys.stdout.write(text)
-' "$1" "FASHION_FILE_ID=$FASHION_ID" "TEACHER_FILE_ID=$TEACHER_ID" "LOGITS_FILE_ID=$LOGITS_ID"
+'  "$1" "FASHION_FILE_ID=$FASHION_ID" "TRANSFER_FILE_ID=$TRANSFER_ID" \
+        "TEACHER_FILE_ID=$TEACHER_ID" "LOGITS_FILE_ID=$LOGITS_ID"
 }
 
 mkdir -p "$OUT"
 api GET /healthz >/dev/null
 
-log "build the dataset: Fashion-MNIST, $TRAIN_LIMIT training images, the 10,000 test images"
+log "build the dataset: Fashion-MNIST, $TRAIN_LIMIT labelled training images, the 10,000 test"
+log "images, and the other training images without labels as a transfer set"
 "$PYTHON" "$HERE/fashion_mnist_to_npz.py" --source-dir "$FASHION_MNIST_DIR" \
-    --output "$OUT/fashion-mnist.npz" --train-limit "$TRAIN_LIMIT"
+    --output "$OUT/fashion-mnist.npz" --train-limit "$TRAIN_LIMIT" \
+    --transfer-output "$OUT/transfer.npz"
 FASHION_ID="$(upload "$OUT/fashion-mnist.npz" dataset)"
+TRANSFER_ID="$(upload "$OUT/transfer.npz" dataset)"
 
 log "train a teacher with plain PyTorch ($TEACHER_EPOCHS epochs), export ONNX and its logits"
 "$PYTHON" "$HERE/train_onnx_teacher.py" "$OUT/fashion-mnist.npz" \
-    --epochs "$TEACHER_EPOCHS" --output-dir "$OUT/teacher"
+    --epochs "$TEACHER_EPOCHS" --output-dir "$OUT/teacher" --transfer "$OUT/transfer.npz"
 TEACHER_ID="$(upload "$OUT/teacher/teacher.onnx" teacher)"
 LOGITS_ID="$(upload "$OUT/teacher/logits.npz" logits)"
 
@@ -128,7 +133,7 @@ for name in "${NAMES[@]}"; do
     fill "$HERE/uploads/$name.json" >"$OUT/$name.json"
     log "submit $name"
     job="$(api POST /v1/jobs -H 'Content-Type: application/json' \
-        -H "Idempotency-Key: byo-$name-$FASHION_ID-$TEACHER_ID-$LOGITS_ID" \
+        -H "Idempotency-Key: byo-$name-$FASHION_ID-$TRANSFER_ID-$TEACHER_ID-$LOGITS_ID" \
         --data-binary "@$OUT/$name.json")"
     JOBS[$name]="$(field id <<<"$job")"
     echo "${JOBS[$name]}" >&2

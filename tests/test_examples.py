@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 UPLOAD_TEMPLATES = sorted((ROOT / "examples" / "uploads").glob("*.json"))
 PLACEHOLDERS = {
     "<FASHION_FILE_ID>": "file_dataset0123",
+    "<TRANSFER_FILE_ID>": "file_transfer012",
     "<TEACHER_FILE_ID>": "file_teacher0123",
     "<LOGITS_FILE_ID>": "file_logits01234",
 }
@@ -187,7 +188,8 @@ def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Pa
         "fashion-mnist-logits": ("logits", "file_logits01234"),
     }[path.stem]
     assert (spec["teacher"]["source"], spec["teacher"].get("file_id")) == expected
-    assert spec["student"]["arch"] == "cnn2d"
+    assert spec["student"]["arch"] == "mlp"
+    assert spec["dataset"]["transfer"]["name"] == "file:file_transfer012"
 
 
 def test_byo_sh_is_valid_bash() -> None:
