@@ -12,6 +12,7 @@ from app.db import upgrade_database
 from app.dispatch import Dispatcher, MaintenanceLoop, make_dispatcher
 from app.errors import error_response, install_error_handlers
 from app.files.checker import FileChecker
+from app.files.upload import sweep_staging
 from app.settings import Settings, get_settings
 from app.storage import make_store
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         app.state.dispatcher = active
         file_checker = FileChecker(settings)
         app.state.file_checker = file_checker
+        sweep_staging(app.state.store.staging_dir())
         active.start()
         maintenance.start()
         file_checker.start()

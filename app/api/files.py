@@ -11,6 +11,7 @@ from app.db import session_scope
 from app.errors import ApiError
 from app.files import formats, service
 from app.files.upload import FILE_FIELD, Upload, receive_upload
+from app.jobs import lock_tenant
 from app.models import File, FileStatus
 from app.settings import Settings
 from app.storage import Store, file_key
@@ -117,22 +118,35 @@ def _save(
     assert upload.path is not None and upload.filename is not None
     file_id = service.new_file_id()
     key = file_key(file_id, "upload")
-    # Hashed as it streamed in: the store need not read it again.
-    size, digest = store.put_file(key, upload.path, move=True, sha256=upload.sha256)
-    upload.path = None
-    row = File(
-        id=file_id,
-        tenant=tenant,
-        purpose=fmt.purpose,
-        filename=upload.filename,
-        format=fmt.name,
-        options=options,
-        bytes=size,
-        sha256=digest,
-        status=FileStatus.PROCESSING,
-        storage_key=key,
-    )
     with session_scope(settings.database_url) as session:
+        # Two uploads finishing at once must count each other against the quota: the
+        # tenant's lock (PostgreSQL) is held from this count until the row is committed.
+        lock_tenant(session, tenant)
+        used = service.stored_bytes(session, tenant)
+        limit = settings.tenant_max_stored_bytes
+        if used + upload.bytes > limit:
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"this upload would take the tenant's stored bytes over its limit of {limit} "
+                f"bytes ({used} stored now); delete files or jobs' artifacts first",
+                FILE_FIELD,
+            )
+        # Hashed as it streamed in: the store need not read it again.
+        size, digest = store.put_file(key, upload.path, move=True, sha256=upload.sha256)
+        upload.path = None
+        row = File(
+            id=file_id,
+            tenant=tenant,
+            purpose=fmt.purpose,
+            filename=upload.filename,
+            format=fmt.name,
+            options=options,
+            bytes=size,
+            sha256=digest,
+            status=FileStatus.PROCESSING,
+            storage_key=key,
+        )
         session.add(row)
     return row
 

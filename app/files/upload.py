@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -278,3 +279,22 @@ async def receive_upload(
         receiver.upload.discard()
         raise
     return receiver.upload
+
+
+# An upload still arriving after this long is not coming back: its staging file goes.
+STALE_STAGING_SECONDS = 24 * 3600
+
+
+def sweep_staging(staging: Path, older_than_seconds: float = STALE_STAGING_SECONDS) -> int:
+    """Remove upload staging files an API process left behind when it was killed mid-upload
+    (a live upload's file is younger: it is written to as the bytes arrive). Returns how many."""
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in staging.glob("upload-*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed

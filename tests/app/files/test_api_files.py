@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
@@ -109,6 +110,22 @@ def test_upload_one_byte_over_the_limit_is_413_and_leaves_nothing(
 
 def test_upload_past_the_tenant_quota_is_413(make_client: Callable[..., TestClient]) -> None:
     client = make_client(tenant_max_stored_bytes=1500)
+    assert upload(client, "a.onnx", b"x" * 1000, "teacher").status_code == 201
+    response = upload(client, "b.onnx", b"x" * 1000, "teacher")
+    assert response.status_code == 413
+    assert "1500 bytes" in response.json()["error"]["message"]
+    assert len(client.get("/v1/files").json()["data"]) == 1
+
+
+def test_uploads_racing_past_the_quota_are_caught_when_saved(
+    make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two uploads that both streamed in under the quota (each measured before the other was
+    stored) are counted again, under the tenant's lock, when they are saved."""
+    from app.api import files as files_api
+
+    client = make_client(tenant_max_stored_bytes=1500)
+    monkeypatch.setattr(files_api, "_quota", lambda *_: (10**9, "measured before the race"))
     assert upload(client, "a.onnx", b"x" * 1000, "teacher").status_code == 201
     response = upload(client, "b.onnx", b"x" * 1000, "teacher")
     assert response.status_code == 413

@@ -2,7 +2,9 @@
 file part happen in a worker thread, never on the event loop."""
 
 import hashlib
+import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.errors import ApiError
-from app.files.upload import BATCH_BYTES, MAX_HEADER_BYTES, Upload, _Receiver, receive_upload
+from app.files.upload import (
+    BATCH_BYTES,
+    MAX_HEADER_BYTES,
+    Upload,
+    _Receiver,
+    receive_upload,
+    sweep_staging,
+)
 from app.settings import Settings
 from tests.app.files.conftest import staging_files
 
@@ -130,3 +139,13 @@ def test_past_the_byte_limit_the_partial_file_is_removed(tmp_path: Path) -> None
         anyio.run(main)
     assert caught.value.status == 413
     assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_files_left_by_a_killed_upload_are_swept(tmp_path: Path) -> None:
+    old, live = tmp_path / "upload-old.part", tmp_path / "upload-live.part"
+    old.write_bytes(b"half an upload")
+    live.write_bytes(b"arriving")
+    a_day_ago = time.time() - 25 * 3600
+    os.utime(old, (a_day_ago, a_day_ago))
+    assert sweep_staging(tmp_path) == 1
+    assert not old.exists() and live.exists()
