@@ -222,6 +222,8 @@ def _by_idempotency_key(session: Session, tenant: str, key: str, digest: str) ->
 def get_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
     """The job; with `tenant`, only that tenant's (another tenant's job is JobNotFound, exactly
     like a missing one). Workers pass no tenant."""
+    if "\x00" in job_id:  # no id has one, and PostgreSQL refuses to compare with it
+        raise JobNotFound(job_id)
     job = session.get(Job, job_id)
     if job is None or (tenant is not None and job.tenant != tenant):
         raise JobNotFound(job_id)

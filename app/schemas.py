@@ -24,17 +24,45 @@ def _finite(value: float) -> float:
     return value
 
 
-def _all_finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity (PostgreSQL refuses them); Python's parser accepts both."""
+# Deeper JSON than this is refused: no job spec needs it, and every layer of the service
+# (JSON columns, serialisers) recurses over it.
+MAX_JSON_DEPTH = 32
+
+
+def _storable_text(value: str) -> str:
+    """Text PostgreSQL and SQLite can store: no NUL, no lone UTF-16 surrogate (JSON's parser
+    accepts "\\ud800"; UTF-8 cannot encode it, so the row could be written but never read)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it holds a lone UTF-16 surrogate)") from None
+    return value
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """JSON the database can store and read back: finite numbers (JSON has no NaN or Infinity,
+    PostgreSQL refuses them; Python's parser accepts both), storable text in keys and values,
+    at most MAX_JSON_DEPTH levels deep."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, float):
         _finite(value)
+    elif isinstance(value, str):
+        _storable_text(value)
     elif isinstance(value, dict):
-        for item in value.values():
-            _all_finite(item)
+        for key, item in value.items():
+            _storable_text(str(key))
+            _storable_json(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _all_finite(item)
+            _storable_json(item, depth + 1)
     return value
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
 
 PositiveFinite = Annotated[float, Field(gt=0), AfterValidator(_finite)]
@@ -71,26 +99,26 @@ class TrainSettings(Strict):
 
 
 class TransferSet(Strict):
-    name: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: Text
+    options: JsonObject = Field(default_factory=dict)
 
 
 class DatasetSpec(Strict):
-    name: str = Field(description="a builtin dataset, or file:<id> of an uploaded one")
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: Text = Field(description="a builtin dataset, or file:<id> of an uploaded one")
+    options: JsonObject = Field(default_factory=dict)
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     transfer: TransferSet | None = None
 
 
-FileId = Annotated[str, Field(min_length=1, max_length=40, description="id of an uploaded file")]
+FileId = Annotated[Text, Field(min_length=1, max_length=40, description="id of an uploaded file")]
 
 
 class TrainTeacher(Strict):
     """A zoo arch trained by the pipeline on the labelled train split."""
 
     source: Literal["train"] = "train"
-    arch: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    arch: Text
+    params: JsonObject = Field(default_factory=dict)
     train: TrainSettings = Field(default_factory=TrainSettings)
 
 
@@ -98,8 +126,8 @@ class WeightsTeacher(Strict):
     """A zoo arch with uploaded safetensors weights (names and shapes checked; no training)."""
 
     source: Literal["weights"]
-    arch: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    arch: Text
+    params: JsonObject = Field(default_factory=dict)
     file_id: FileId
 
 
@@ -138,8 +166,8 @@ TeacherSpec = Annotated[
 
 
 class StudentSpec(Strict):
-    arch: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    arch: Text
+    params: JsonObject = Field(default_factory=dict)
 
 
 class ConstantSchedule(Strict):
@@ -184,8 +212,8 @@ TemperatureSchedule = Annotated[
 
 
 class DistillSpec(TrainSettings):
-    method: str = "kd"
-    method_params: dict[str, Any] = Field(default_factory=dict)
+    method: Text = "kd"
+    method_params: JsonObject = Field(default_factory=dict)
     temperature: Temperature = 4.0
     temperature_schedule: TemperatureSchedule = Field(default_factory=ConstantSchedule)
     kd_weight: NonNegativeFinite = 0.9
@@ -200,7 +228,7 @@ class DistillSpec(TrainSettings):
 
 
 class JobCreate(Strict):
-    name: Annotated[str, Field(max_length=200)] | None = None
+    name: Annotated[Text, Field(max_length=200)] | None = None
     dataset: DatasetSpec
     teacher: TeacherSpec
     student: StudentSpec
@@ -210,9 +238,7 @@ class JobCreate(Strict):
         default_factory=lambda: list(catalog.EXPORT_FORMATS), max_length=3
     )
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
-    metadata: Annotated[dict[str, Any], AfterValidator(_all_finite)] = Field(
-        default_factory=dict, max_length=64
-    )
+    metadata: JsonObject = Field(default_factory=dict, max_length=64)
 
 
 class Progress(BaseModel):

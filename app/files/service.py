@@ -27,6 +27,8 @@ def new_file_id() -> str:
 
 
 def get_file(session: Session, tenant: str, file_id: str) -> File:
+    if "\x00" in file_id:  # no id has one, and PostgreSQL refuses to compare with it
+        raise FileNotFound(file_id)
     row = session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
     if row is None:
         raise FileNotFound(file_id)
