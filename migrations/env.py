@@ -1,7 +1,7 @@
 """Alembic environment: the URL comes from app.settings, the tables from app.models."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import engine_from_config, pool, text
 
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
 from app.db import Base
@@ -10,6 +10,8 @@ from app.settings import get_settings
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
 target_metadata = Base.metadata
+# The PostgreSQL advisory lock schema upgrades hold (any constant no other lock uses).
+MIGRATION_LOCK = 7_326_001
 
 
 def run_migrations_offline() -> None:
@@ -28,6 +30,11 @@ def run_migrations_online() -> None:
             connection=connection, target_metadata=target_metadata, render_as_batch=True
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Processes starting together on a new database (API replicas, `migrate`)
+                # take turns: the next one sees the schema already at head and does nothing.
+                lock = text("SELECT pg_advisory_xact_lock(:key)")
+                connection.execute(lock, {"key": MIGRATION_LOCK})
             context.run_migrations()
 
 
