@@ -1,14 +1,18 @@
 """One error shape for every error: {"error": {"code", "message", "param"}}."""
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.catalog import SpecError
 from app.jobs import IdempotencyConflict, JobConflict, JobNotFound, QuotaExceeded
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -111,6 +115,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(_: Request, exc: DBAPIError) -> JSONResponse:
+        # The database is unreachable (down, restarting, out of connections): the request may
+        # succeed later, so 503, not 500.
+        log.warning("database unavailable: %s", exc.orig)
+        return error_response(
+            503,
+            "unavailable",
+            "the database is unavailable; try again shortly",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

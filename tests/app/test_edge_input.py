@@ -6,6 +6,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
 
 
@@ -64,3 +65,24 @@ def test_a_nul_in_a_cursor_is_422(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["param"] == "after"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_database_down_is_503_with_the_error_shape(settings: Settings) -> None:
+    from app.main import create_app
+    from tests.conftest import RecordingDispatcher
+
+    # Port 1: nothing listens, so every connection is refused at once.
+    down = settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
+    )
+    with TestClient(create_app(down, dispatcher=RecordingDispatcher())) as client:
+        for response in (
+            client.get("/v1/jobs"),
+            client.get("/v1/jobs/job_123"),
+            client.post("/v1/jobs", json=MINIMAL_JOB),
+            client.get("/v1/files"),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "unavailable"
+        assert client.get("/readyz").status_code == 503
