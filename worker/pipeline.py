@@ -24,10 +24,11 @@ from torch import nn
 from app import jobs
 from app.catalog import SpecError
 from app.db import session_scope
-from app.models import JobStatus
+from app.models import Job, JobStatus
 from app.settings import Settings, get_settings
 from app.storage import Store, artifact_key, make_store
 from worker import export, worksync
+from worker.claiming import claim_job
 from worker.control import JobCancelled, JobControl, LeaseLost
 from worker.data import DatasetMismatch, PreparedData, prepare
 from worker.kd import METHODS
@@ -58,30 +59,14 @@ EXPORT_FILES = {
 def run(job_id: str, settings: Settings | None = None) -> None:
     """Claim the job and run it to a final status. A job someone else holds is left alone."""
     settings = settings or get_settings()
-    owner = jobs.lease_owner()
-    limit = settings.tenant_max_running_jobs
-    with session_scope(settings.database_url) as session:
-        job = jobs.claim(
-            session,
-            job_id,
-            owner,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-            max_running=limit,
-        )
-        waiting = None
-        if job is None:
-            # If it is still queued, its tenant is at its running limit: leave it undispatched;
-            # the maintenance loop sends it again once one of the tenant's jobs ends.
-            waiting = jobs.wait_for_tenant_slot(session, job_id, limit)
-    if job is None:
-        if waiting is None:
-            log.info("job %s is not claimable (duplicate delivery or finished): skipping", job_id)
-        elif waiting:
-            log.info("job %s %s (%d)", job_id, jobs.WAITING_FOR_TENANT_SLOT, limit)
-        else:
-            log.debug("job %s still %s", job_id, jobs.WAITING_FOR_TENANT_SLOT)
-        return
+    claimed = claim_job(job_id, settings)
+    if claimed is not None:
+        run_claimed(*claimed, settings)
+
+
+def run_claimed(job: Job, owner: str, settings: Settings) -> None:
+    """Run a job this worker has claimed (as `owner`) to a final status."""
+    job_id = job.id
     with JobControl(settings, job_id, owner) as control:
         pipeline = Pipeline(settings, job_id, job.spec, control)
         try:

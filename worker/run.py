@@ -4,17 +4,23 @@ import logging
 import sys
 
 from app.settings import get_settings
-from worker import pipeline
+from worker.claiming import claim_job
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m worker.run <job_id>", file=sys.stderr)
         return 2
+    settings = get_settings()
     logging.basicConfig(
-        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    pipeline.run(argv[0])
+    # Claim before importing the pipeline (and torch): a job that is not ours costs nothing.
+    claimed = claim_job(argv[0], settings)
+    if claimed is not None:
+        from worker import pipeline
+
+        pipeline.run_claimed(*claimed, settings)
     return 0
 
 

@@ -1,0 +1,43 @@
+"""Claiming a delivered job, before anything heavy is imported.
+
+Most deliveries that claim nothing are duplicates, or jobs already cancelled or finished; they
+end here, in a process that has not loaded torch (seconds per delivery otherwise).
+"""
+
+import logging
+
+from app import jobs
+from app.db import session_scope
+from app.models import Job
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def claim_job(job_id: str, settings: Settings) -> tuple[Job, str] | None:
+    """(the claimed job, this worker's lease-owner name), or None when there is nothing to run:
+    someone else holds it, it ended, or its tenant is at its running limit (then it is left
+    queued and undispatched, and the maintenance loop sends it again once a slot frees)."""
+    owner = jobs.lease_owner()
+    limit = settings.tenant_max_running_jobs
+    with session_scope(settings.database_url) as session:
+        job = jobs.claim(
+            session,
+            job_id,
+            owner,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            max_running=limit,
+        )
+        waiting = None
+        if job is None:
+            waiting = jobs.wait_for_tenant_slot(session, job_id, limit)
+    if job is not None:
+        return job, owner
+    if waiting is None:
+        log.info("job %s is not claimable (duplicate delivery or finished): skipping", job_id)
+    elif waiting:
+        log.info("job %s %s (%d)", job_id, jobs.WAITING_FOR_TENANT_SLOT, limit)
+    else:
+        log.debug("job %s still %s", job_id, jobs.WAITING_FOR_TENANT_SLOT)
+    return None
