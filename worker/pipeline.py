@@ -11,9 +11,9 @@ import csv
 import json
 import logging
 import math
+import re
 import resource
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,16 @@ EXPORT_FILES = {
 }
 
 
+# An absolute path in an exception message: /a/b, /a/b/c.txt (not a ratio like 3/4).
+SERVER_PATH = re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)*[\w.@+-]+")
+
+
+def public_message(exc: BaseException) -> str:
+    """What a job's error and events say about an unexpected exception: its type and message,
+    with server paths masked (they mean nothing to the user and describe the host)."""
+    return SERVER_PATH.sub("<path>", f"{type(exc).__name__}: {exc}")[:2000]
+
+
 def run(job_id: str, settings: Settings | None = None) -> None:
     """Claim the job and run it to a final status. A job someone else holds is left alone."""
     settings = settings or get_settings()
@@ -79,11 +89,11 @@ def run_claimed(job: Job, owner: str, settings: Settings) -> None:
             error = {"code": "invalid_spec", "message": exc.message, "param": exc.param}
             control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
         except Exception as exc:
+            # The traceback and the server's paths go to the log; the user sees what failed.
             log.exception("job %s failed in %s", job_id, pipeline.stage)
-            control.event(
-                "error", f"{type(exc).__name__}: {exc}", {"traceback": traceback.format_exc()}
-            )
-            error = {"code": "stage_failed", "message": f"{type(exc).__name__}: {exc}"}
+            message = public_message(exc)
+            control.event("error", message, {"stage": pipeline.stage})
+            error = {"code": "stage_failed", "message": message}
             control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
         else:
             # Peak resident memory of this worker process (what a memory budget has to hold).
