@@ -129,8 +129,16 @@ def _serve(host: str, port: int, workers: int, insecure: bool) -> int:
         return 2
     import uvicorn
 
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers)
+    uvicorn.run("app.main:app", **uvicorn_options(host, port, workers))
     return 0
+
+
+def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """How `serve` runs uvicorn. Access logs are off unless DISTILLERY_ACCESS_LOG is set: a
+    polled service would otherwise write a log line per status poll."""
+    from app.settings import get_settings
+
+    return {"host": host, "port": port, "workers": workers, "access_log": get_settings().access_log}
 
 
 def _tenant(value: str) -> str:

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
 
     log_level: str = "INFO"
+    # One log line per HTTP request (`distillery serve`); off: polls would drown the log.
+    access_log: bool = False
 
     max_body_bytes: int = 1024 * 1024
 

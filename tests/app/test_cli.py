@@ -139,3 +139,23 @@ def test_serve_starts_when_the_rule_allows(
     monkeypatch.setenv("DISTILLERY_AUTH", auth)
     assert cli.main(["serve", *args]) == 0
     assert [(c["app"], c["host"]) for c in uvicorn_calls] == [("app.main:app", args[1])]
+
+
+def test_serve_writes_no_access_log_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.cli import uvicorn_options
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    assert uvicorn_options("127.0.0.1", 8000, 2)["access_log"] is False
+    monkeypatch.setenv("DISTILLERY_ACCESS_LOG", "true")
+    get_settings.cache_clear()
+    try:
+        assert uvicorn_options("127.0.0.1", 8000, 2) == {
+            "host": "127.0.0.1",
+            "port": 8000,
+            "workers": 2,
+            "access_log": True,
+        }
+    finally:
+        monkeypatch.delenv("DISTILLERY_ACCESS_LOG")
+        get_settings.cache_clear()
