@@ -14,6 +14,9 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Tells `python -m worker.run` which process it must not outlive.
+PARENT_PID_ENV = "DISTILLERY_RUNNER_PID"
+
 
 class EmbeddedRunner:
     def __init__(self, settings: Settings) -> None:
@@ -31,8 +34,8 @@ class EmbeddedRunner:
         self._wake.set()
         child = self._child
         if child is not None and child.poll() is None:
-            # The job keeps its lease; when it expires the reaper requeues the job and the
-            # next run resumes it from its last checkpoint.
+            # The runner thread then gives up the job's lease, so the next start requeues the
+            # job at once and resumes it from its last checkpoint.
             child.terminate()
         self._thread.join(timeout=10)
 
@@ -71,11 +74,16 @@ class EmbeddedRunner:
     def _run(self, job_id: str) -> bool:
         """Run the job in a child process; False when the child left it queued."""
         log.info("running %s", job_id)
-        self._child = subprocess.Popen([sys.executable, "-m", "worker.run", job_id], env=os.environ)
+        # The child dies with this process, even a SIGKILLed one (worker.run asks the kernel).
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        self._child = subprocess.Popen([sys.executable, "-m", "worker.run", job_id], env=env)
         code = self._child.wait()
         owner = jobs.lease_owner(self._child.pid)
         self._child = None
         if self._stop.is_set():
+            if code != 0:
+                with session_scope(self.settings.database_url) as session:
+                    jobs.release_lease(session, job_id, owner)
             return True
         with session_scope(self.settings.database_url) as session:
             job = jobs.get_job(session, job_id)
