@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, Select, and_, create_engine, event, or_
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -62,6 +62,23 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def newest_first_page(
+    session: Session, query: Select[Any], model: Any, cursor: Any, limit: int
+) -> tuple[list[Any], bool]:
+    """One page of `query` over `model` (a table with created_at and id), newest first, after
+    the row `cursor` (the last row of the previous page, or None); and whether more follow."""
+    if cursor is not None:
+        query = query.where(
+            or_(
+                model.created_at < cursor.created_at,
+                and_(model.created_at == cursor.created_at, model.id < cursor.id),
+            )
+        )
+    ordered = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(ordered))
+    return rows[:limit], len(rows) > limit
 
 
 def upgrade_database(url: str) -> None:

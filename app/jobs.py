@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app import catalog
 from app.catalog import SpecError
-from app.db import utc_now_plus
+from app.db import newest_first_page, utc_now_plus
 from app.files.usage import check_job_files
 from app.models import DEFAULT_TENANT, Artifact, Job, JobEvent, JobFile, JobStatus, Metric, utcnow
 from app.schemas import JobCreate
@@ -245,18 +245,8 @@ def list_jobs(
         query = query.where(Job.tenant == tenant)
     if status is not None:
         query = query.where(Job.status == status)
-    if after is not None:
-        cursor = get_job(session, after, tenant)
-        query = query.where(
-            or_(
-                Job.created_at < cursor.created_at,
-                and_(Job.created_at == cursor.created_at, Job.id < cursor.id),
-            )
-        )
-    rows = list(
-        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
-    )
-    return rows[:limit], len(rows) > limit
+    cursor = get_job(session, after, tenant) if after is not None else None
+    return newest_first_page(session, query, Job, cursor, limit)
 
 
 def cancel_job(session: Session, job_id: str, tenant: str | None = None) -> Job:

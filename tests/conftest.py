@@ -175,6 +175,11 @@ def s3_bucket_url(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
+
+
+def make_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test on a migrated database, with its files under tmp_path."""
     upgrade_database(database_url)
     return Settings(
         database_url=database_url,

@@ -8,7 +8,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db import utc_now_plus
+from app.db import newest_first_page, utc_now_plus
 from app.models import Artifact, File, FileStatus, Job, JobFile, JobStatus, utcnow
 
 LIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
@@ -42,18 +42,8 @@ def list_files(
     query = select(File).where(File.tenant == tenant)
     if purpose is not None:
         query = query.where(File.purpose == purpose)
-    if after is not None:
-        cursor = get_file(session, tenant, after)
-        query = query.where(
-            or_(
-                File.created_at < cursor.created_at,
-                and_(File.created_at == cursor.created_at, File.id < cursor.id),
-            )
-        )
-    rows = list(
-        session.scalars(query.order_by(File.created_at.desc(), File.id.desc()).limit(limit + 1))
-    )
-    return rows[:limit], len(rows) > limit
+    cursor = get_file(session, tenant, after) if after is not None else None
+    return newest_first_page(session, query, File, cursor, limit)
 
 
 def stored_bytes(session: Session, tenant: str) -> int:
