@@ -4,9 +4,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, MetaData, Select, and_, create_engine, event, or_
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    MetaData,
+    Result,
+    Select,
+    and_,
+    create_engine,
+    event,
+    or_,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -62,6 +72,11 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Rows an UPDATE changed (0: its condition no longer held)."""
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def newest_first_page(

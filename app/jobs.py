@@ -10,13 +10,11 @@ import os
 import secrets
 import socket
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
     Integer,
-    Result,
     ScalarSelect,
     and_,
     delete,
@@ -32,7 +30,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app import catalog
 from app.catalog import SpecError
-from app.db import newest_first_page, utc_now_plus
+from app.db import newest_first_page, rows_changed, utc_now_plus
 from app.files.usage import check_job_files
 from app.models import DEFAULT_TENANT, Artifact, Job, JobEvent, JobFile, JobStatus, Metric, utcnow
 from app.schemas import JobCreate
@@ -63,11 +61,6 @@ class QuotaExceeded(RuntimeError):
     def __init__(self, message: str, retry_after: int = 30) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def _rows(result: Result[Any]) -> int:
-    """Rows an UPDATE changed."""
-    return int(cast(CursorResult[Any], result).rowcount)
 
 
 def new_job_id() -> str:
@@ -266,7 +259,7 @@ def cancel_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
             target = {"status": JobStatus.CANCELLED, "finished_at": now, "updated_at": now}
         else:
             target = {"status": JobStatus.CANCELLING, "updated_at": now}
-        changed = _rows(
+        changed = rows_changed(
             session.execute(
                 update(Job).where(Job.id == job_id, Job.status == job.status).values(**target)
             )
@@ -316,7 +309,9 @@ def mark_dispatched(session: Session, job_id: str, *, version: datetime | None =
     condition = Job.id == job_id
     if version is not None:
         condition = and_(condition, Job.updated_at == version)
-    marked = _rows(session.execute(update(Job).where(condition).values(dispatched_at=utcnow())))
+    marked = rows_changed(
+        session.execute(update(Job).where(condition).values(dispatched_at=utcnow()))
+    )
     session.commit()
     return bool(marked)
 
@@ -429,7 +424,7 @@ def claim(
             return None
         lock_tenant(session, tenant)
         claimable = and_(claimable, _tenant_running() < max_running)
-    claimed = _rows(
+    claimed = rows_changed(
         session.execute(
             update(Job)
             .where(Job.id == job_id, claimable)
@@ -468,7 +463,7 @@ def wait_for_tenant_slot(session: Session, job_id: str, limit: int) -> bool | No
     Returns None when the job is not queued (someone else has it, or it ended); else whether
     this is the start of the wait (the "waiting" event is written once, not on every retry)."""
     now = utcnow()
-    waiting = _rows(
+    waiting = rows_changed(
         session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
@@ -497,7 +492,7 @@ def wait_for_tenant_slot(session: Session, job_id: str, limit: int) -> bool | No
 
 def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float) -> str | None:
     """Extend the lease; returns the job's status, or None when this worker no longer owns it."""
-    renewed = _rows(
+    renewed = rows_changed(
         session.execute(
             update(Job)
             .where(_held_by(job_id, owner))
@@ -540,7 +535,9 @@ def _hold(session: Session, job_id: str, owner: str, **values: Any) -> None:
     """Update the job only while `owner` holds it; raise LeaseLost otherwise, so a worker the
     reaper gave up on cannot write over the job's new attempt."""
     held = _held_by(job_id, owner)
-    if not _rows(session.execute(update(Job).where(held).values(updated_at=utcnow(), **values))):
+    if not rows_changed(
+        session.execute(update(Job).where(held).values(updated_at=utcnow(), **values))
+    ):
         session.rollback()
         raise LeaseLost(job_id)
 
@@ -606,7 +603,9 @@ def finish(
     }
     if progress is not None:
         values["progress"] = progress
-    done = _rows(session.execute(update(Job).where(_held_by(job_id, owner)).values(**values)))
+    done = rows_changed(
+        session.execute(update(Job).where(_held_by(job_id, owner)).values(**values))
+    )
     if done:
         message = status if error is None else f"{status}: {error.get('message', '')}"
         session.add(JobEvent(job_id=job_id, kind="status", message=message, data=error))
@@ -617,7 +616,7 @@ def finish(
 def fail_unclaimed(session: Session, job_id: str, error: dict) -> bool:
     """Fail a queued job that no worker could even start (e.g. the worker process crashed)."""
     now = utcnow()
-    done = _rows(
+    done = rows_changed(
         session.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
@@ -661,7 +660,7 @@ def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
         else:
             values = {"status": JobStatus.QUEUED, "dispatched_at": None, **lost}
             message = "queued again: the worker stopped renewing its lease"
-        if _rows(session.execute(update(Job).where(still_expired).values(**values))):
+        if rows_changed(session.execute(update(Job).where(still_expired).values(**values))):
             session.add(JobEvent(job_id=job_id, kind="status", message=message))
             if values["status"] == JobStatus.QUEUED:
                 requeued.append(job_id)

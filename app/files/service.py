@@ -3,12 +3,12 @@
 Every query filters by tenant; a file of another tenant is "not found"."""
 
 import secrets
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db import newest_first_page, utc_now_plus
+from app.db import newest_first_page, rows_changed, utc_now_plus
 from app.models import Artifact, File, FileStatus, Job, JobFile, JobStatus, utcnow
 
 LIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
@@ -88,10 +88,6 @@ def delete_file(session: Session, tenant: str, file_id: str) -> File:
 # --- the check's lease -------------------------------------------------------------------------
 
 
-def _rows(result: Any) -> int:
-    return int(cast(CursorResult[Any], result).rowcount)
-
-
 def _claimable() -> Any:
     return and_(
         File.status == FileStatus.PROCESSING,
@@ -106,7 +102,7 @@ def claim_next(session: Session, lease_seconds: float) -> str | None:
         select(File.id).where(_claimable()).order_by(File.created_at, File.id).limit(5)
     ).all()
     for file_id in candidates:
-        claimed = _rows(
+        claimed = rows_changed(
             session.execute(
                 update(File)
                 .where(File.id == file_id, _claimable())
@@ -140,40 +136,29 @@ def release_lease(session: Session, file_id: str) -> None:
 
 def finish_ready(session: Session, file_id: str, info: dict[str, Any], prepared: int) -> bool:
     """Mark the check passed; False when the file is gone or no longer processing."""
-    done = _rows(
-        session.execute(
-            update(File)
-            .where(File.id == file_id, File.status == FileStatus.PROCESSING)
-            .values(
-                status=FileStatus.READY,
-                info=info,
-                error=None,
-                prepared_bytes=prepared,
-                lease_expires_at=None,
-                updated_at=utcnow(),
-            )
-        )
+    return _finish(
+        session, file_id, status=FileStatus.READY, info=info, error=None, prepared_bytes=prepared
     )
-    session.commit()
-    return bool(done)
 
 
 MAX_MESSAGE_CHARS = 2000
 
 
 def finish_error(session: Session, file_id: str, message: str) -> bool:
+    """Mark the check failed with `message`; False when the file is gone or not processing."""
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 3] + "..."
-    done = _rows(
+    error = {"code": "invalid_file", "message": message, "param": None}
+    return _finish(session, file_id, status=FileStatus.ERROR, error=error)
+
+
+def _finish(session: Session, file_id: str, **values: Any) -> bool:
+    """End the check of a file still processing (the check's lease goes with it)."""
+    done = rows_changed(
         session.execute(
             update(File)
             .where(File.id == file_id, File.status == FileStatus.PROCESSING)
-            .values(
-                status=FileStatus.ERROR,
-                error={"code": "invalid_file", "message": message, "param": None},
-                lease_expires_at=None,
-                updated_at=utcnow(),
-            )
+            .values(lease_expires_at=None, updated_at=utcnow(), **values)
         )
     )
     session.commit()
