@@ -1,4 +1,4 @@
-"""`distillery serve | worker | demo | submit | status | download | keys`."""
+"""`distillery serve | worker | demo | submit | status | download | keys | gc`."""
 
 import argparse
 import ipaddress
@@ -69,11 +69,19 @@ def main(argv: list[str] | None = None) -> int:
     revoke = key_commands.add_parser("revoke", help="revoke a key (requests with it get 401)")
     revoke.add_argument("key_id")
 
+    commands.add_parser(
+        "gc",
+        help="free disk on this host once: old work folders, soft labels over their cap, "
+        "expired jobs (DISTILLERY_JOB_RETENTION_DAYS); prints what it freed",
+    )
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args.host, args.port, args.workers, args.insecure)
     if args.command == "keys":
         return _keys(args)
+    if args.command == "gc":
+        return _gc()
     if args.command == "worker":
         from app.settings import get_settings
 
@@ -129,16 +137,29 @@ def _serve(host: str, port: int, workers: int, insecure: bool) -> int:
         return 2
     import uvicorn
 
-    uvicorn.run("app.main:app", **uvicorn_options(host, port, workers))
+    from app.logs import configure_logging
+    from app.metrics import shared_across_workers
+
+    # Every process logs through app.logs (DISTILLERY_LOG_FORMAT), uvicorn's supervisor too.
+    configure_logging(get_settings())
+    with shared_across_workers(workers):
+        uvicorn.run("app.main:app", log_config=None, **uvicorn_options(host, port, workers))
     return 0
 
 
 def uvicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
     """How `serve` runs uvicorn. Access logs are off unless DISTILLERY_ACCESS_LOG is set: a
-    polled service would otherwise write a log line per status poll."""
+    polled service would otherwise write a log line per status poll. Request headers are
+    bounded in size and time, bodies in idle time (app/http_protocol.py)."""
     from app.settings import get_settings
 
-    return {"host": host, "port": port, "workers": workers, "access_log": get_settings().access_log}
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "access_log": get_settings().access_log,
+        "http": "app.http_protocol:BoundedHttpToolsProtocol",
+    }
 
 
 def _tenant(value: str) -> str:
@@ -193,6 +214,32 @@ def _keys(args: argparse.Namespace) -> int:
             return 1
         print(f"revoked API key {row.id} of tenant {row.tenant!r} at {_when(row.revoked_at)}")
         return 0
+
+
+def _gc() -> int:
+    from sqlalchemy import inspect, make_url
+
+    from app.db import get_engine
+    from app.housekeeping import collect_garbage
+    from app.settings import get_settings
+
+    settings = get_settings()
+    url = make_url(settings.database_url)
+    # No schema: the wrong database (or none yet), where every work folder would look orphaned.
+    # A SQLite file that is not there is not created by looking.
+    missing_file = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
+    if missing_file or not inspect(get_engine(settings.database_url)).has_table("job"):
+        print(
+            f"distillery gc: no Distillery database at {settings.database_url}: set "
+            "DISTILLERY_DATABASE_URL to the service's",
+            file=sys.stderr,
+        )
+        return 1
+    report = collect_garbage(settings)
+    print(f"freed on this host ({settings.work_root}):")
+    for line in report.lines():
+        print(f"  {line}")
+    return 0
 
 
 def _check(response: httpx.Response) -> Any:

@@ -1,12 +1,16 @@
 """Hand queued jobs to something that runs them: Celery by task name, or the embedded runner.
 
 This is the one place that looks at which mode the service runs in (DISTILLERY_BROKER_URL).
-A dispatcher also runs the maintenance loop: requeue jobs whose worker died (lease expired)
-and re-send jobs whose first send failed, so a job accepted by the API is never lost.
+A dispatcher also runs the maintenance loop: requeue jobs whose worker died (lease expired),
+re-send jobs whose first send failed, and re-send jobs the broker lost (a Redis restarted
+without its data) or that no worker claimed for too long, so a job accepted by the API is
+never lost. A job sent twice runs once: the second delivery finds it claimed and is skipped.
 """
 
 import logging
 import threading
+import time
+import uuid
 from typing import Protocol
 
 from app import jobs
@@ -24,6 +28,14 @@ class Dispatcher(Protocol):
     def stop(self) -> None: ...
     def send(self, job_id: str) -> None: ...
     def ready(self) -> bool: ...
+    def broker_restarted(self) -> bool:
+        """True once after the broker lost what it held (its queue among it)."""
+        ...
+
+
+# Set in the broker by the first dispatcher that finds it missing: a broker that comes back
+# without it has lost its data, queued messages included.
+BROKER_MARKER_KEY = "distillery:broker-marker"
 
 
 class CeleryDispatcher:
@@ -36,8 +48,12 @@ class CeleryDispatcher:
         self.celery.conf.update(
             broker_connection_timeout=3,
             broker_connection_retry_on_startup=False,
+            # A Redis that accepts connections but never answers must not hang a send or
+            # /readyz.
             broker_transport_options={
-                "visibility_timeout": settings.celery_visibility_timeout_seconds
+                "visibility_timeout": settings.celery_visibility_timeout_seconds,
+                "socket_connect_timeout": 3,
+                "socket_timeout": 3,
             },
         )
 
@@ -63,6 +79,21 @@ class CeleryDispatcher:
             return True
         except Exception:
             return False
+
+    def broker_restarted(self) -> bool:
+        """Only a Redis broker can lose its queue this way (RabbitMQ keeps durable queues on
+        disk). Of several API processes, the one that sets the new marker answers True."""
+        if not self.settings.broker_url or not self.settings.broker_url.startswith("redis"):
+            return False
+        import redis
+
+        client = redis.Redis.from_url(
+            self.settings.broker_url, socket_timeout=3, socket_connect_timeout=3
+        )
+        try:
+            return bool(client.set(BROKER_MARKER_KEY, uuid.uuid4().hex, nx=True))
+        finally:
+            client.close()
 
 
 def make_dispatcher(settings: Settings) -> Dispatcher:
@@ -96,8 +127,15 @@ REDISPATCH_AFTER_SECONDS = 10.0
 
 
 def maintain_once(settings: Settings, dispatcher: Dispatcher) -> None:
-    """Requeue jobs of dead workers and send undispatched jobs again (only as many of a tenant's
-    as it has free running slots; the rest wait until one of its running jobs ends)."""
+    """Requeue jobs of dead workers, send undispatched jobs again (only as many of a tenant's
+    as it has free running slots; the rest wait until one of its running jobs ends), and send
+    again the jobs sent but never claimed: all of them when the broker lost its data, else
+    those waiting longer than resend_unclaimed_after_seconds."""
+    try:
+        restarted = dispatcher.broker_restarted()
+    except Exception as exc:
+        log.warning("could not check the broker (will retry): %s", exc)
+        restarted = False
     with session_scope(settings.database_url) as session:
         requeued = jobs.reap_expired(session, max_attempts=settings.max_attempts)
         stranded = jobs.undispatched_job_ids(
@@ -105,12 +143,18 @@ def maintain_once(settings: Settings, dispatcher: Dispatcher) -> None:
             idle_seconds=REDISPATCH_AFTER_SECONDS,
             max_running=settings.tenant_max_running_jobs,
         )
-    for job_id in [*requeued, *(j for j in stranded if j not in requeued)]:
+        unclaimed = jobs.unclaimed_job_ids(
+            session, sent_seconds_ago=0.0 if restarted else settings.resend_unclaimed_after_seconds
+        )
+    if restarted and unclaimed:
+        log.warning("the broker lost its queue: sending %d jobs again", len(unclaimed))
+    for job_id in dict.fromkeys([*requeued, *stranded, *unclaimed]):
         dispatch(settings, dispatcher, job_id)
 
 
 class MaintenanceLoop:
-    """A daemon thread running `maintain_once` every reaper_interval_seconds."""
+    """A daemon thread running `maintain_once` every reaper_interval_seconds, and the disk
+    housekeeping (app.housekeeping.collect_garbage) every gc_interval_seconds."""
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher) -> None:
         self.settings = settings
@@ -128,9 +172,21 @@ class MaintenanceLoop:
         self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        next_gc = time.monotonic()
         while not self._stop.is_set():
             try:
                 maintain_once(self.settings, self.dispatcher)
             except Exception:
                 log.exception("maintenance pass failed")
+            if time.monotonic() >= next_gc:
+                next_gc = time.monotonic() + self.settings.gc_interval_seconds
+                self._collect_garbage()
             self._stop.wait(self.settings.reaper_interval_seconds)
+
+    def _collect_garbage(self) -> None:
+        from app.housekeeping import collect_garbage
+
+        try:
+            collect_garbage(self.settings)  # logs what it freed
+        except Exception:
+            log.exception("housekeeping pass failed")

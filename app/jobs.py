@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,8 +36,8 @@ from app.files.usage import check_job_files
 from app.models import DEFAULT_TENANT, Artifact, Job, JobEvent, JobFile, JobStatus, Metric, utcnow
 from app.schemas import JobCreate
 
-# A tenant's jobs in these count against its running-job limit.
-RUNNING_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
+# A tenant's jobs in these hold a worker and count against its running-job limit.
+RUNNING_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING, JobStatus.PAUSING)
 
 
 class JobNotFound(LookupError):
@@ -189,7 +190,7 @@ def check_quota(
             .group_by(Job.status)
         ).all()
     )
-    running = counts.get(JobStatus.RUNNING, 0) + counts.get(JobStatus.CANCELLING, 0)
+    running = sum(counts.get(status, 0) for status in RUNNING_STATUSES)
     if max_running is not None and running >= max_running:
         raise QuotaExceeded(
             f"tenant {tenant!r} has {running} running jobs (limit {max_running}); "
@@ -243,7 +244,8 @@ def list_jobs(
 
 
 def cancel_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
-    """Cooperative cancel: a queued job is cancelled at once, a running one becomes cancelling.
+    """Cooperative cancel: a queued or paused job is cancelled at once, a running (or pausing)
+    one becomes cancelling.
 
     Each change is conditional on the status just read; if a worker claimed the job (or the
     reaper requeued it) in between, read again and retry, so a cancel is never dropped."""
@@ -255,7 +257,7 @@ def cancel_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
         if job.status in (JobStatus.CANCELLING, JobStatus.CANCELLED):
             return job
         now = utcnow()
-        if job.status == JobStatus.QUEUED:
+        if job.status in (JobStatus.QUEUED, JobStatus.PAUSED):  # no worker holds it
             target = {"status": JobStatus.CANCELLED, "finished_at": now, "updated_at": now}
         else:
             target = {"status": JobStatus.CANCELLING, "updated_at": now}
@@ -270,6 +272,84 @@ def cancel_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
             session.refresh(job)
             return job
         session.rollback()
+
+
+def delete_job(
+    session: Session,
+    job_id: str,
+    tenant: str | None = None,
+    *,
+    remove_files: Callable[[Job], None] | None = None,
+) -> Job:
+    """Delete a finished job's rows: the job, its events, metrics, artifacts and file links.
+    JobConflict while it is not finished.
+
+    `remove_files(job)` runs first (its stored artifacts and work files): should it fail, the
+    rows stay, and deleting again finishes the job off; nothing is left that no row points to.
+    The job's Idempotency-Key goes with it: the same key then creates a new job."""
+    job = get_job(session, job_id, tenant)
+    session.refresh(job)
+    if job.status not in JobStatus.FINISHED:
+        advice = (
+            "wait until it is cancelled"
+            if job.status == JobStatus.CANCELLING
+            else f"cancel it first (POST /v1/jobs/{job_id}/cancel)"
+        )
+        raise JobConflict(f"job {job_id} is {job.status}: {advice}, then delete it")
+    if remove_files is not None:
+        remove_files(job)
+    for table in (JobEvent, Metric, Artifact, JobFile):
+        session.execute(delete(table).where(table.job_id == job_id))
+    session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(JobStatus.FINISHED)))
+    session.commit()
+    return job
+
+
+def _transition(
+    session: Session, job_id: str, tenant: str | None, targets: dict[str, str], verb: str
+) -> Job:
+    """Move the job from the status it has to `targets[status]` with a conditional UPDATE
+    (retried when a worker or the reaper changed it in between, like cancel_job). A job
+    already in a target status is answered as it is; any other status is a JobConflict."""
+    while True:
+        job = get_job(session, job_id, tenant)
+        session.refresh(job)
+        if job.status in targets.values():
+            return job
+        target = targets.get(job.status)
+        if target is None:
+            raise JobConflict(f"job {job_id} is {job.status}: it cannot be {verb}d")
+        values: dict[str, Any] = {"status": target, "updated_at": utcnow()}
+        if target == JobStatus.QUEUED:
+            values["dispatched_at"] = None
+        changed = rows_changed(
+            session.execute(
+                update(Job).where(Job.id == job_id, Job.status == job.status).values(**values)
+            )
+        )
+        if changed:
+            session.add(JobEvent(job_id=job_id, kind="status", message=target))
+            session.commit()
+            session.refresh(job)
+            return job
+        session.rollback()
+
+
+def pause_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
+    """A queued job is paused at once; a running one becomes pausing, and its worker
+    checkpoints, frees itself and marks it paused (mark_paused). Idempotent."""
+    targets = {JobStatus.QUEUED: JobStatus.PAUSED, JobStatus.RUNNING: JobStatus.PAUSING}
+    return _transition(session, job_id, tenant, targets, "pause")
+
+
+def resume_job(session: Session, job_id: str, tenant: str | None = None) -> Job:
+    """A paused job goes back to the queue (the caller dispatches it) and continues from its
+    last checkpoint. Idempotent for a job already queued or running; 409 while it is still
+    pausing (resume once it is paused) or when it has finished."""
+    job = get_job(session, job_id, tenant)
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return job
+    return _transition(session, job_id, tenant, {JobStatus.PAUSED: JobStatus.QUEUED}, "resume")
 
 
 def list_events(session: Session, job_id: str, after: int | None, limit: int) -> list[JobEvent]:
@@ -349,6 +429,23 @@ def undispatched_job_ids(
             chosen.append(job_id)
             free[tenant] -= 1
     return chosen
+
+
+def unclaimed_job_ids(session: Session, *, sent_seconds_ago: float) -> list[str]:
+    """Queued jobs sent to the broker at least `sent_seconds_ago` ago and not claimed since,
+    oldest first (their message may be lost)."""
+    cutoff = utcnow() - timedelta(seconds=sent_seconds_ago)
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                Job.dispatched_at.is_not(None),
+                Job.dispatched_at <= cutoff,
+            )
+            .order_by(Job.created_at, Job.id)
+        )
+    )
 
 
 def oldest_queued_job_id(session: Session, *, max_running: int | None = None) -> str | None:
@@ -527,7 +624,7 @@ def _held_by(job_id: str, owner: str) -> ColumnElement[bool]:
     return and_(
         Job.id == job_id,
         Job.lease_owner == owner,
-        Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+        Job.status.in_(RUNNING_STATUSES),
     )
 
 
@@ -613,6 +710,76 @@ def finish(
     return bool(done)
 
 
+def requeue(
+    session: Session, job_id: str, owner: str, *, reason: str, max_attempts: int
+) -> str | None:
+    """Give an owned job back to the queue after an infrastructure error (the job's next
+    attempt resumes from its checkpoints), or fail it when that was its last attempt; a job
+    asked to cancel meanwhile is cancelled. Returns the job's new status; None when the
+    lease was lost. Conditional on the status read, like cancel_job, so a cancel is never lost."""
+    while True:
+        status, attempt = session.execute(
+            select(Job.status, Job.attempt).where(_held_by(job_id, owner))
+        ).one_or_none() or (None, 0)
+        if status is None:
+            session.rollback()
+            return None
+        now = utcnow()
+        released: dict[str, Any] = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        error = None
+        if status == JobStatus.CANCELLING:  # the user asked it to stop: it need not run again
+            values = {"status": JobStatus.CANCELLED, "finished_at": now, **released}
+            message = f"cancelled ({reason})"
+        elif status == JobStatus.PAUSING:  # it waits for resume, from its last checkpoint
+            values = {"status": JobStatus.PAUSED, **released}
+            message = f"paused ({reason})"
+        elif attempt >= max_attempts:
+            error = {
+                "code": "infrastructure_error",
+                "message": f"{reason} (attempt {attempt} of {max_attempts}); giving up",
+            }
+            values = {"status": JobStatus.FAILED, "finished_at": now, "error": error, **released}
+            message = f"failed: {error['message']}"
+        else:
+            values = {"status": JobStatus.QUEUED, "dispatched_at": None, **released}
+            message = f"queued again: {reason} (attempt {attempt} of {max_attempts})"
+        unchanged = and_(_held_by(job_id, owner), Job.status == status)
+        if rows_changed(session.execute(update(Job).where(unchanged).values(**values))):
+            session.add(JobEvent(job_id=job_id, kind="status", message=message, data=error))
+            session.commit()
+            return str(values["status"])
+        session.rollback()
+
+
+def mark_paused(session: Session, job_id: str, owner: str, progress: dict) -> bool:
+    """The worker stopped a pausing job at a checkpoint: paused, its worker freed. The attempt
+    is given back (a pause is not a failure: resume claims the same attempt number again).
+    False if the lease was lost meanwhile."""
+    now = utcnow()
+    paused = rows_changed(
+        session.execute(
+            update(Job)
+            .where(_held_by(job_id, owner), Job.status == JobStatus.PAUSING)
+            .values(
+                status=JobStatus.PAUSED,
+                attempt=Job.attempt - 1,
+                progress=progress,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+    )
+    if paused:
+        session.add(JobEvent(job_id=job_id, kind="status", message=JobStatus.PAUSED))
+    session.commit()
+    return bool(paused)
+
+
 def fail_unclaimed(session: Session, job_id: str, error: dict) -> bool:
     """Fail a queued job that no worker could even start (e.g. the worker process crashed)."""
     now = utcnow()
@@ -637,7 +804,7 @@ def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
     now = utcnow()
     expired = session.execute(
         select(Job.id, Job.status, Job.attempt).where(
-            Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+            Job.status.in_(RUNNING_STATUSES),
             Job.lease_expires_at < utc_now_plus(0),
         )
     ).all()
@@ -650,6 +817,9 @@ def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
         if status == JobStatus.CANCELLING:
             values = {"status": JobStatus.CANCELLED, "finished_at": now, **lost}
             message = "cancelled (worker stopped)"
+        elif status == JobStatus.PAUSING:  # resumes from its last checkpoint
+            values = {"status": JobStatus.PAUSED, **lost}
+            message = "paused (worker stopped)"
         elif attempt >= max_attempts:
             error = {
                 "code": "worker_lost",

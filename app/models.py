@@ -27,9 +27,13 @@ class JobStatus:
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Between a pause request and the worker's checkpoint; then paused until resumed.
+    PAUSING = "pausing"
+    PAUSED = "paused"
 
     FINISHED = (SUCCEEDED, FAILED, CANCELLED)
-    ALL = (QUEUED, RUNNING, CANCELLING, SUCCEEDED, FAILED, CANCELLED)
+    LIVE = (QUEUED, RUNNING, CANCELLING, PAUSING, PAUSED)
+    ALL = (*LIVE, *FINISHED)
 
 
 class Job(Base):

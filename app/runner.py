@@ -1,5 +1,9 @@
 """The embedded runner: a thread in the API process that runs queued jobs one at a time,
-each in a fresh `python -m worker.run <job_id>` subprocess (so the API never imports torch)."""
+each in a fresh `python -m worker.run` subprocess (so the API never imports torch).
+
+One such process is always started ahead, as a spare (`--next`): it loads the pipeline while
+the runner is idle and waits for a job id on its stdin, so a job starts within a moment of
+being submitted and the next one does not wait for the last one's process to start up."""
 
 import logging
 import os
@@ -16,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # Tells `python -m worker.run` which process it must not outlive.
 PARENT_PID_ENV = "DISTILLERY_RUNNER_PID"
+# How the child says it left the job queued because the database could not be reached
+# (EX_TEMPFAIL): try again later; the job is not at fault.
+EXIT_DATABASE_UNREACHABLE = 75
 
 
 class EmbeddedRunner:
@@ -24,6 +31,7 @@ class EmbeddedRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
+        self._spare: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._loop, name="distillery-runner", daemon=True)
 
     def start(self) -> None:
@@ -32,6 +40,7 @@ class EmbeddedRunner:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._drop_spare()
         child = self._child
         if child is not None and child.poll() is None:
             # The runner thread then gives up the job's lease, so the next start requeues the
@@ -45,7 +54,26 @@ class EmbeddedRunner:
     def ready(self) -> bool:
         return self._thread.is_alive()
 
+    def broker_restarted(self) -> bool:
+        return False  # the runner reads its queue from the database: nothing to lose
+
     def _loop(self) -> None:
+        try:
+            try:
+                self._spare = self._start_spare()
+            except Exception:  # the first job starts one instead
+                log.exception("runner could not start a spare worker process")
+            self._serve()
+        finally:
+            self._drop_spare()
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+            spare.wait()
+
+    def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 with session_scope(self.settings.database_url) as session:
@@ -71,12 +99,37 @@ class EmbeddedRunner:
                 self._wake.wait(self.settings.runner_poll_seconds)
                 self._wake.clear()
 
+    def _start_spare(self) -> subprocess.Popen[bytes]:
+        # The child dies with this process, even a SIGKILLed one (worker.run asks the kernel).
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        argv = [sys.executable, "-m", "worker.run", "--next"]
+        return subprocess.Popen(argv, env=env, stdin=subprocess.PIPE)
+
+    def _hand_over(self, job_id: str) -> subprocess.Popen[bytes]:
+        """The spare, told to run the job (a new process if the spare is gone); the next spare
+        starts loading at once."""
+        child = self._spare
+        self._spare = None
+        for _ in range(2):
+            if child is None or child.poll() is not None:
+                child = self._start_spare()
+            assert child.stdin is not None
+            try:
+                child.stdin.write(f"{job_id}\n".encode())
+                child.stdin.close()
+                break
+            except BrokenPipeError:  # it died meanwhile: once more with a new one
+                child.wait()
+                child = None
+        assert child is not None
+        if not self._stop.is_set():
+            self._spare = self._start_spare()
+        return child
+
     def _run(self, job_id: str) -> bool:
         """Run the job in a child process; False when the child left it queued."""
         log.info("running %s", job_id)
-        # The child dies with this process, even a SIGKILLed one (worker.run asks the kernel).
-        env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
-        self._child = subprocess.Popen([sys.executable, "-m", "worker.run", job_id], env=env)
+        self._child = self._hand_over(job_id)
         code = self._child.wait()
         owner = jobs.lease_owner(self._child.pid)
         self._child = None
@@ -85,6 +138,8 @@ class EmbeddedRunner:
                 with session_scope(self.settings.database_url) as session:
                     jobs.release_lease(session, job_id, owner)
             return True
+        if code == EXIT_DATABASE_UNREACHABLE:
+            return False  # still queued: wait, then try again
         with session_scope(self.settings.database_url) as session:
             job = jobs.get_job(session, job_id)
             if code == 0:

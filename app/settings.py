@@ -20,14 +20,39 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     # Worker scratch space: checkpoints and the soft-label store.
     work_dir: str = "./work"
+    # A job's work folder goes when the job ends; after a failure it is kept this long for an
+    # operator to look at, then `distillery gc` (and the API's maintenance) removes it.
+    failed_work_retention_hours: float = 24.0
+    # The soft-label store's byte cap: writing an entry evicts the least recently used first.
+    soft_label_store_bytes: int = 20 * 1024**3
+    # Finished jobs older than this are deleted (rows, artifacts, work) by gc; unset: kept.
+    job_retention_days: float | None = None
+    # How often the API's maintenance loop runs the housekeeping (`distillery gc` runs it once).
+    gc_interval_seconds: float = 3600.0
     # Upgrade the database schema when the API starts (compose runs a `migrate` service instead).
     auto_migrate: bool = True
 
     log_level: str = "INFO"
+    # "json": one JSON object per line (time, level, logger, message, job_id, attempt), for a
+    # log collector; "text": one readable line (a terminal).
+    log_format: Literal["text", "json"] = "text"
     # One log line per HTTP request (`distillery serve`); off: polls would drown the log.
     access_log: bool = False
+    # GET /metrics (Prometheus), without an API key: keep it off the public network.
+    metrics_enabled: bool = True
 
     max_body_bytes: int = 1024 * 1024
+
+    # Event streams (GET /v1/jobs/{id}/events?stream=true): each ends after this long with a
+    # `reconnect` event, and one API process serves at most this many at once (503 past it).
+    event_stream_max_seconds: float = 3600.0
+    max_event_streams: int = 100
+    # `distillery serve` (app/http_protocol.py): request headers are bounded in size (431
+    # past it) and must arrive within header_timeout_seconds; a body may pause at most
+    # body_idle_timeout_seconds between parts.
+    max_header_bytes: int = 64 * 1024
+    header_timeout_seconds: float = 10.0
+    body_idle_timeout_seconds: float = 60.0
 
     # "required": every /v1 route needs `Authorization: Bearer <key>`; "off": one tenant.
     auth: Literal["off", "required"] = "off"
@@ -50,8 +75,17 @@ class Settings(BaseSettings):
     # Leases: a worker renews its lease every lease_seconds / 3; a lease not renewed in time
     # means the worker died and the reaper requeues the job.
     lease_seconds: float = 60.0
+    # Attempts a job gets: a worker lost, or an infrastructure error (database, disk, store),
+    # costs one; past the last the job fails.
     max_attempts: int = 3
+    # A worker whose database is unreachable keeps retrying its writes this long before it
+    # gives the attempt up (a blip or a failover should not cost the job an attempt).
+    database_retry_seconds: float = 120.0
     reaper_interval_seconds: float = 10.0
+    # A job sent to the broker but not claimed this long is sent again (a duplicate is skipped
+    # by the claim). A broker that restarted without its data is noticed on the next
+    # maintenance pass instead, and every job it held is sent again at once.
+    resend_unclaimed_after_seconds: float = 3600.0
     # The embedded runner polls for queued jobs this often when nothing wakes it.
     runner_poll_seconds: float = 2.0
     # How often the training loop checks the cancel flag, in optimiser steps.
@@ -67,6 +101,10 @@ class Settings(BaseSettings):
     @property
     def work_root(self) -> Path:
         return Path(self.work_dir).expanduser().resolve()
+
+    @property
+    def soft_label_root(self) -> Path:
+        return self.work_root / "soft_labels"
 
 
 @lru_cache

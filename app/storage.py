@@ -52,8 +52,18 @@ class Store(Protocol):
         ...
 
 
+def job_prefix(job_id: str) -> str:
+    """Everything a job keeps in the store: its artifacts, and its work files in a remote one."""
+    return f"jobs/{job_id}/"
+
+
+def job_work_prefix(job_id: str) -> str:
+    """A job's work files in a remote store (worker/worksync.py)."""
+    return f"{job_prefix(job_id)}work/"
+
+
 def artifact_key(job_id: str, name: str) -> str:
-    return f"jobs/{job_id}/{name}"
+    return f"{job_prefix(job_id)}{name}"
 
 
 def file_key(file_id: str, name: str) -> str:

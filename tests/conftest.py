@@ -209,6 +209,9 @@ class RecordingDispatcher:
     def ready(self) -> bool:
         return True
 
+    def broker_restarted(self) -> bool:
+        return False
+
 
 @pytest.fixture
 def dispatcher() -> RecordingDispatcher:

@@ -1,15 +1,19 @@
-"""Claiming a delivered job, before anything heavy is imported.
+"""Claiming a delivered job, and holding it, before anything heavy is imported.
 
 Most deliveries that claim nothing are duplicates, or jobs already cancelled or finished; they
-end here, in a process that has not loaded torch (seconds per delivery otherwise).
+end here, in a process that has not loaded torch (seconds per delivery otherwise). A claimed
+job's lease is renewed from the moment it is claimed, so loading torch (tens of seconds on a
+busy or cold node) cannot outlast the lease.
 """
 
 import logging
 
 from app import jobs
 from app.db import session_scope
+from app.logs import job_context
 from app.models import Job
 from app.settings import Settings
+from worker.control import JobControl
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +45,12 @@ def claim_job(job_id: str, settings: Settings) -> tuple[Job, str] | None:
     else:
         log.debug("job %s still %s", job_id, jobs.WAITING_FOR_TENANT_SLOT)
     return None
+
+
+def hold_and_run(job: Job, owner: str, settings: Settings) -> None:
+    """Run a job this process claimed (as `owner`) to a final status: its heartbeat starts
+    now, then the pipeline (and torch) is imported and runs. Log lines name the job."""
+    with job_context(job.id, job.attempt), JobControl(settings, job.id, owner) as control:
+        from worker import pipeline
+
+        pipeline.run_claimed(job, control, settings)

@@ -1,11 +1,17 @@
-"""A worker's link to its job row: lease heartbeat, cancel flag, stage, metrics and events."""
+"""A worker's link to its job row: lease heartbeat, cancel and pause flags, stage, metrics and
+events. Imports no torch: a claimed job is held (heartbeat running) before torch loads."""
 
+import contextvars
 import logging
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
 
 from app import jobs
-from app.db import session_scope
+from app.db import is_database_unreachable, session_scope
 from app.jobs import LeaseLost
 from app.models import JobStatus
 from app.settings import Settings
@@ -17,7 +23,18 @@ class JobCancelled(Exception):
     pass
 
 
-__all__ = ["JobCancelled", "JobControl", "LeaseLost"]
+class Interrupted(Exception):
+    """Raised by the training loop's `check` to stop for now (a pause): the loop first writes a
+    checkpoint at the step it reached, and the next run continues from that very step."""
+
+
+class JobPaused(Interrupted):
+    """The user paused the job: the loop checkpoints where it is, and the worker frees itself."""
+
+
+__all__ = ["Interrupted", "JobCancelled", "JobControl", "JobPaused", "LeaseLost"]
+
+T = TypeVar("T")
 
 
 class JobControl:
@@ -26,9 +43,16 @@ class JobControl:
         self.job_id = job_id
         self.owner = owner
         self.cancel_requested = threading.Event()
+        self.pause_requested = threading.Event()
         self.lease_lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True)
+        # The heartbeat's log lines carry the job's id and attempt (app.logs.job_context).
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._heartbeat,),
+            name="heartbeat",
+            daemon=True,
+        )
 
     def __enter__(self) -> "JobControl":
         self._thread.start()
@@ -54,6 +78,8 @@ class JobControl:
                 return
             if status == JobStatus.CANCELLING:
                 self.cancel_requested.set()
+            elif status == JobStatus.PAUSING:
+                self.pause_requested.set()
 
     def check(self) -> None:
         """Called by the training loop every few steps: cheap, reads two flags."""
@@ -61,23 +87,45 @@ class JobControl:
             raise LeaseLost(self.job_id)
         if self.cancel_requested.is_set():
             raise JobCancelled(self.job_id)
+        if self.pause_requested.is_set():
+            raise JobPaused(self.job_id)
+
+    def write(self, change: Callable[[Session], T]) -> T:
+        """Run one change of the job's rows in its own transaction, retrying while the database
+        is unreachable (up to database_retry_seconds): a blip costs the job a pause, not an
+        attempt. Each change is safe to repeat (events may, rarely, be written twice)."""
+        deadline = time.monotonic() + self.settings.database_retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                with session_scope(self.settings.database_url) as session:
+                    return change(session)
+            except Exception as exc:
+                if not is_database_unreachable(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database unreachable, retrying in %.1f s: %s", delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        with session_scope(self.settings.database_url) as session:
-            jobs.add_event(session, self.job_id, kind, message, data)
+        self.write(lambda session: jobs.add_event(session, self.job_id, kind, message, data))
 
     def stage(self, stage: str, progress: dict[str, Any]) -> None:
         self.check()
-        with session_scope(self.settings.database_url) as session:
-            jobs.set_stage(session, self.job_id, self.owner, stage, progress)
+        self.write(
+            lambda session: jobs.set_stage(session, self.job_id, self.owner, stage, progress)
+        )
 
     def epoch(self, stage: str, epoch: int, values: dict[str, float], progress: dict) -> None:
-        with session_scope(self.settings.database_url) as session:
-            jobs.record_epoch(session, self.job_id, self.owner, stage, epoch, values, progress)
+        self.write(
+            lambda session: jobs.record_epoch(
+                session, self.job_id, self.owner, stage, epoch, values, progress
+            )
+        )
 
     def artifact(self, *, name: str, fmt: str, size: int, sha256: str, key: str) -> None:
-        with session_scope(self.settings.database_url) as session:
-            jobs.add_artifact(
+        self.write(
+            lambda session: jobs.add_artifact(
                 session,
                 self.job_id,
                 self.owner,
@@ -87,7 +135,26 @@ class JobControl:
                 sha256=sha256,
                 key=key,
             )
+        )
 
     def finish(self, status: str, **fields: Any) -> bool:
-        with session_scope(self.settings.database_url) as session:
-            return jobs.finish(session, self.job_id, self.owner, status, **fields)
+        return self.write(
+            lambda session: jobs.finish(session, self.job_id, self.owner, status, **fields)
+        )
+
+    def paused(self, progress: dict[str, Any]) -> bool:
+        return self.write(
+            lambda session: jobs.mark_paused(session, self.job_id, self.owner, progress)
+        )
+
+    def requeue(self, reason: str) -> str | None:
+        """Back to the queue after an infrastructure error (failed on the last attempt)."""
+        return self.write(
+            lambda session: jobs.requeue(
+                session,
+                self.job_id,
+                self.owner,
+                reason=reason,
+                max_attempts=self.settings.max_attempts,
+            )
+        )

@@ -24,13 +24,15 @@ from torch import nn
 from app import jobs
 from app.catalog import SpecError
 from app.db import session_scope
+from app.housekeeping import remove_job_work
 from app.models import Job, JobStatus
 from app.settings import Settings, get_settings
 from app.storage import Store, artifact_key, make_store
 from worker import export, worksync
-from worker.claiming import claim_job
-from worker.control import JobCancelled, JobControl, LeaseLost
+from worker.claiming import claim_job, hold_and_run
+from worker.control import JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.data import DatasetMismatch, PreparedData, prepare
+from worker.failures import infrastructure_message, is_infrastructure_error
 from worker.kd import METHODS
 from worker.kd.schedules import TemperatureSchedule
 from worker.models import InputMismatch, build_model, count_params
@@ -71,37 +73,57 @@ def run(job_id: str, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     claimed = claim_job(job_id, settings)
     if claimed is not None:
-        run_claimed(*claimed, settings)
+        hold_and_run(*claimed, settings)
 
 
-def run_claimed(job: Job, owner: str, settings: Settings) -> None:
-    """Run a job this worker has claimed (as `owner`) to a final status."""
+def run_claimed(job: Job, control: JobControl, settings: Settings) -> None:
+    """Run a job this worker has claimed, and holds through `control`, to a final status."""
     job_id = job.id
-    with JobControl(settings, job_id, owner) as control:
-        pipeline = Pipeline(settings, job_id, job.spec, control)
-        try:
-            result = pipeline.run()
-        except LeaseLost:
-            log.warning("lost the lease on %s; another worker has it", job_id)
-        except JobCancelled:
+    pipeline = Pipeline(settings, job_id, job.spec, control)
+    try:
+        result = pipeline.run()
+    except LeaseLost:
+        log.warning("lost the lease on %s; another worker has it", job_id)
+    except JobCancelled:
+        control.finish(JobStatus.CANCELLED, progress=pipeline.progress())
+    except JobPaused:
+        # Checkpointed where it stopped; free this worker. A cancel that came meanwhile
+        # (the job is cancelling now, not pausing) ends it instead.
+        if not control.paused(pipeline.progress()):
             control.finish(JobStatus.CANCELLED, progress=pipeline.progress())
-        except SpecError as exc:
-            error = {"code": "invalid_spec", "message": exc.message, "param": exc.param}
-            control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
-        except Exception as exc:
-            # The traceback and the server's paths go to the log; the user sees what failed.
-            log.exception("job %s failed in %s", job_id, pipeline.stage)
-            message = public_message(exc)
-            control.event("error", message, {"stage": pipeline.stage})
-            error = {"code": "stage_failed", "message": message}
-            control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
-        else:
-            # Peak resident memory of this worker process (what a memory budget has to hold).
-            peak_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            control.event("info", f"worker peak memory {peak_mib} MiB", {"peak_rss_mib": peak_mib})
-            control.finish(
-                JobStatus.SUCCEEDED, result=result, progress=pipeline.progress(done=True)
-            )
+    except SpecError as exc:
+        error = {"code": "invalid_spec", "message": exc.message, "param": exc.param}
+        control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            _requeue(control, pipeline.stage, exc)
+            return
+        # The traceback and the server's paths go to the log; the user sees what failed.
+        log.exception("job %s failed in %s", job_id, pipeline.stage)
+        message = public_message(exc)
+        control.event("error", message, {"stage": pipeline.stage})
+        error = {"code": "stage_failed", "message": message}
+        control.finish(JobStatus.FAILED, error={**error, "stage": pipeline.stage})
+    else:
+        # Peak resident memory of this worker process (what a memory budget has to hold).
+        peak_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        control.event("info", f"worker peak memory {peak_mib} MiB", {"peak_rss_mib": peak_mib})
+        control.finish(JobStatus.SUCCEEDED, result=result, progress=pipeline.progress(done=True))
+
+
+def _requeue(control: JobControl, stage: str, exc: BaseException) -> None:
+    """Not the job's fault: another attempt (after the database or disk recovers, or on
+    another worker) resumes it from its checkpoints; the last attempt fails it."""
+    log.warning("job %s hit an infrastructure error in %s", control.job_id, stage, exc_info=exc)
+    reason = f"{infrastructure_message(exc)} in stage {stage}"
+    try:
+        status = control.requeue(reason)
+    except Exception:
+        # Still unreachable: the lease expires and the reaper requeues the job (or fails it
+        # after its last attempt), so it is not lost either way.
+        log.exception("could not requeue %s; its lease will expire", control.job_id)
+        return
+    log.info("job %s %s: %s", control.job_id, status, reason)
 
 
 class Pipeline:
@@ -129,18 +151,40 @@ class Pipeline:
     # --- orchestration ------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Run every stage; returns the report. Once the job ends here for good (it succeeded,
-        failed or was cancelled; not when the lease was lost: another worker carries on), its
-        work files in a remote store are removed."""
+        """Run every stage; returns the report. Once the job ends here for good, its work files
+        go: all of them when it succeeded or was cancelled; after a failure, those in a remote
+        store, while its folder on this host stays for an operator to look at until gc removes
+        it (DISTILLERY_FAILED_WORK_RETENTION_HOURS). None go when the lease was lost, the job
+        was paused, or an infrastructure error will requeue it: another attempt carries on
+        from them."""
         try:
             report = self._run_stages()
-        except LeaseLost:
+        except (LeaseLost, JobPaused):
             raise
-        except Exception:
-            self._clear_remote_work()
+        except JobCancelled:
+            self._remove_work()
             raise
-        self._clear_remote_work()
+        except Exception as exc:
+            if not is_infrastructure_error(exc):
+                self._clear_remote_work()
+            raise
+        self._remove_work()
         return report
+
+    def _remove_work(self) -> None:
+        """Remove the work files, here and in a remote store, while this worker still holds the
+        job: renewing the lease keeps any other worker from taking the job (and the work
+        folder, which workers on one host share) while they go."""
+        try:
+            held = self.control.write(
+                lambda session: jobs.renew_lease(
+                    session, self.job_id, self.control.owner, self.settings.lease_seconds
+                )
+            )
+            if held is not None:
+                remove_job_work(self.settings, self.store, self.job_id)
+        except Exception:
+            log.warning("could not remove the work files of %s", self.job_id, exc_info=True)
 
     def _clear_remote_work(self) -> None:
         try:
@@ -410,7 +454,7 @@ class Pipeline:
             self.control.event("info", "soft labels: the teacher runs online at every step")
             return None
         # No stochastic augmentation yet, so "auto" means the store.
-        store = SoftLabelStore(self.settings.work_root / "soft_labels")
+        store = SoftLabelStore.for_settings(self.settings)
         key = store.key(teacher.sha256(), data.fingerprint(), teacher.preprocessing)
         shape = (len(data.distill), data.num_classes)
         array, reused = store.get_or_write(key, shape, teacher.distill_logits)

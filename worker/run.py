@@ -1,15 +1,23 @@
-"""`python -m worker.run <job_id>`: run one job in this process (the embedded runner's child)."""
+"""`python -m worker.run <job_id>`: run one job in this process (the embedded runner's child).
+
+`python -m worker.run --next` is the runner's spare: it imports the pipeline (and torch) ahead
+of time, then waits for a job id on stdin, so a job submitted to an idle runner starts at once
+instead of after a process start and seconds of imports. It exits without one at end of input.
+"""
 
 import logging
 import os
 import signal
 import sys
 
-from app.runner import PARENT_PID_ENV
+from app.db import is_database_unreachable
+from app.logs import bind_job, configure_logging
+from app.runner import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 from app.settings import get_settings
-from worker.claiming import claim_job
+from worker.claiming import claim_job, hold_and_run
 
 PR_SET_PDEATHSIG = 1
+NEXT = "--next"
 
 
 def die_with_parent() -> None:
@@ -29,21 +37,37 @@ def die_with_parent() -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m worker.run <job_id>", file=sys.stderr)
+        print("usage: python -m worker.run <job_id> | --next", file=sys.stderr)
         return 2
     die_with_parent()
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Claim before importing the pipeline (and torch): a job that is not ours costs nothing.
-    claimed = claim_job(argv[0], settings)
-    if claimed is not None:
-        from worker import pipeline
+    configure_logging(settings)
+    job_id = argv[0]
+    if job_id == NEXT:
+        import worker.pipeline  # noqa: F401  (while idle, before the job is known)
 
-        pipeline.run_claimed(*claimed, settings)
+        job_id = sys.stdin.readline().strip()
+        if not job_id:
+            return 0
+    bind_job(job_id)
+    # Claim before importing the pipeline (and torch): a job that is not ours costs nothing.
+    try:
+        claimed = claim_job(job_id, settings)
+    except Exception as exc:
+        if not is_database_unreachable(exc):
+            raise
+        logging.getLogger(__name__).warning("cannot reach the database to claim %s", job_id)
+        return EXIT_DATABASE_UNREACHABLE
+    if claimed is not None:
+        hold_and_run(*claimed, settings)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # The job's rows are committed and its files written: skip the interpreter's teardown
+    # (a second or two with torch loaded), which the runner's next job would wait for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

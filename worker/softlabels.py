@@ -1,18 +1,34 @@
 """The soft-label store: teacher logits computed once per (teacher, inputs, preprocessing)
-and kept as one contiguous float16 array, memory-mapped when read."""
+and kept as one contiguous float16 array, memory-mapped when read.
+
+Entries live in a capped folder (app/capped_folder.py): writing one evicts the least recently
+used entries until it fits DISTILLERY_SOFT_LABEL_STORE_BYTES, and an entry a job has mapped is
+pinned (never evicted) until the job lets go of it, even by dying.
+"""
 
 import hashlib
-import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
+from app.capped_folder import CappedFolder
+from app.settings import Settings
+
+# Room for an .npy header (np.save pads it to a multiple of 64 bytes).
+HEADER_BYTES = 128
+
 
 class SoftLabelStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
+        self.folder = CappedFolder(root, max_bytes)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "SoftLabelStore":
+        return cls(settings.soft_label_root, settings.soft_label_store_bytes)
 
     @staticmethod
     def key(teacher_sha256: str, data_fingerprint: str, preprocessing: str) -> str:
@@ -20,7 +36,7 @@ class SoftLabelStore:
         return hashlib.sha256(parts.encode()).hexdigest()
 
     def path(self, key: str) -> Path:
-        return self.root / f"{key}.npy"
+        return self.folder.path(_name(key))
 
     def get_or_compute(
         self, key: str, compute: Callable[[], torch.Tensor]
@@ -40,22 +56,50 @@ class SoftLabelStore:
     ) -> tuple[np.ndarray, bool]:
         """Like get_or_compute, with the logits given batch by batch (rows in order) and
         written as they come: `shape` (rows, classes) is the whole array's; None means one
-        chunk holds it all."""
-        path = self.path(key)
-        if path.exists():
-            return np.load(path, mmap_mode="r"), True
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npy")
-        try:
-            if shape is None:
-                (only,) = list(chunks())
-                np.save(partial, _float16(only))
-            else:
-                _write_streamed(partial, shape, chunks())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-        return np.load(path, mmap_mode="r"), False
+        chunk holds it all. The array pins its entry until it is garbage-collected."""
+        stored = self.folder.open(_name(key))
+        if stored is not None:
+            return _mapped(stored), True
+        write: Callable[[BinaryIO], None]
+        if shape is None:
+            (only,) = list(chunks())
+            array = _float16(only)
+            size = array.nbytes
+
+            def write(f: BinaryIO) -> None:
+                np.save(f, array)
+
+        else:
+            size = shape[0] * shape[1] * np.dtype(np.float16).itemsize
+
+            def write(f: BinaryIO) -> None:
+                _write_streamed(f, shape, chunks())
+
+        return _mapped(self.folder.add(_name(key), size + HEADER_BYTES, write)), False
+
+
+def _name(key: str) -> str:
+    return f"{key}.npy"
+
+
+def _mapped(f: BinaryIO) -> np.ndarray:
+    """A read-only memory map of the .npy file `f`, which it then closes: the map keeps its
+    own duplicate of the descriptor, and with it the entry's pin."""
+    with f:
+        f.seek(0)
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        return np.memmap(
+            f,
+            dtype=dtype,
+            mode="r",
+            shape=shape,
+            offset=f.tell(),
+            order="F" if fortran_order else "C",
+        )
 
 
 def _float16(chunk: "np.ndarray | torch.Tensor") -> np.ndarray:
@@ -65,18 +109,17 @@ def _float16(chunk: "np.ndarray | torch.Tensor") -> np.ndarray:
 
 
 def _write_streamed(
-    path: Path, shape: tuple[int, int], chunks: Iterable["np.ndarray | torch.Tensor"]
+    f: BinaryIO, shape: tuple[int, int], chunks: Iterable["np.ndarray | torch.Tensor"]
 ) -> None:
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False}
     rows = 0
-    with path.open("wb") as f:
-        np.lib.format.write_array_header_2_0(f, {**header, "shape": shape})
-        for chunk in chunks:
-            array = _float16(chunk)
-            if array.ndim != 2 or array.shape[1] != shape[1]:
-                raise ValueError(f"teacher logits of shape {array.shape}; expected (n, {shape[1]})")
-            f.write(array.tobytes())
-            rows += len(array)
+    np.lib.format.write_array_header_2_0(f, {**header, "shape": shape})
+    for chunk in chunks:
+        array = _float16(chunk)
+        if array.ndim != 2 or array.shape[1] != shape[1]:
+            raise ValueError(f"teacher logits of shape {array.shape}; expected (n, {shape[1]})")
+        f.write(array.tobytes())
+        rows += len(array)
     if rows != shape[0]:
         raise ValueError(f"the teacher gave {rows} rows of logits for {shape[0]} examples")
 

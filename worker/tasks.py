@@ -1,19 +1,34 @@
 """Celery tasks take job ids only; the pipeline opens its own session and reloads the row."""
 
+import logging
+
+from celery import Task
+
+from app.db import is_database_unreachable
 from app.dispatch import RUN_JOB_TASK
 from app.settings import get_settings
 from worker.celery_app import app
-from worker.claiming import claim_job
+from worker.claiming import claim_job, hold_and_run
+
+log = logging.getLogger(__name__)
+
+# Waits between claim attempts while the database is unreachable: 1, 2, 4, ... up to a minute.
+CLAIM_RETRY_MAX_SECONDS = 60
 
 
-@app.task(name=RUN_JOB_TASK)
-def run_job(job_id: str) -> None:
+@app.task(name=RUN_JOB_TASK, bind=True, max_retries=None)
+def run_job(self: Task, job_id: str) -> None:
     # Claim first: a duplicate or finished job is skipped without loading torch. The pipeline
     # is imported only for a job this process will run (the parent never touches CUDA).
     settings = get_settings()
-    claimed = claim_job(job_id, settings)
-    if claimed is None:
-        return
-    from worker import pipeline
-
-    pipeline.run_claimed(*claimed, settings)
+    try:
+        claimed = claim_job(job_id, settings)
+    except Exception as exc:
+        if not is_database_unreachable(exc):
+            raise
+        # Acknowledging now would lose the job: send it to ourselves again, later.
+        delay = min(CLAIM_RETRY_MAX_SECONDS, 2 ** min(self.request.retries, 6))
+        log.warning("cannot reach the database to claim %s; retrying in %d s", job_id, delay)
+        raise self.retry(countdown=delay, exc=exc) from None
+    if claimed is not None:
+        hold_and_run(*claimed, settings)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from worker.control import Interrupted
 from worker.data.prepare import Examples
 from worker.kd.schedules import TemperatureSchedule
 
@@ -95,7 +96,26 @@ def train(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
 
-    start_epoch = 0
+    def checkpoint(epoch: int, step: int = 0, partial: dict[str, float] | None = None) -> None:
+        """Save where the loop is: the start of `epoch`, or `step` batches into it (with the
+        epoch's running loss, examples seen and seconds spent, in `partial`)."""
+        _save_checkpoint(
+            checkpoint_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "temperature": temperature.state_dict() if temperature is not None else {},
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "epoch": epoch,
+                "step": step,
+                "partial": partial or {},
+            },
+        )
+        hooks.on_checkpoint(checkpoint_path)
+
+    start_epoch, start_step, partial = 0, 0, {}
     device = next(model.parameters()).device
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
@@ -108,6 +128,7 @@ def train(
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         start_epoch = state["epoch"]
+        start_step, partial = state.get("step", 0), state.get("partial", {})
     hooks.on_start(start_epoch)
 
     for epoch in range(start_epoch, epochs):
@@ -116,10 +137,12 @@ def train(
         # Indices stay on the CPU: the soft-label store reads them without a device sync, and
         # indexing a GPU tensor with them is a small asynchronous copy.
         order = epoch_order(num_examples, length, seed, epoch)
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        started = time.perf_counter()
-        for step in range(steps):
+        first = start_step if epoch == start_epoch else 0
+        carried = partial if first else {}
+        loss_sum = torch.full((), carried.get("loss_sum", 0.0), device=device)
+        seen = int(carried.get("seen", 0))
+        started = time.perf_counter() - carried.get("seconds", 0.0)
+        for step in range(first, steps):
             index = order[step * batch_size : (step + 1) * batch_size]
             loss = batch_loss(model, index, t)
             optimizer.zero_grad(set_to_none=True)
@@ -129,7 +152,13 @@ def train(
             loss_sum += loss.detach() * len(index)
             seen += len(index)
             if (step + 1) % hooks.check_every == 0:
-                hooks.check()
+                try:
+                    hooks.check()
+                except Interrupted:
+                    spent = time.perf_counter() - started
+                    at = {"loss_sum": loss_sum.item(), "seen": seen, "seconds": spent}
+                    checkpoint(epoch, step + 1, at)
+                    raise
         seconds = time.perf_counter() - started
         train_loss = loss_sum.item() / max(seen, 1)
         if not math.isfinite(train_loss):
@@ -150,19 +179,7 @@ def train(
         # Record first, checkpoint second: a crash in between redoes (and re-records) the
         # epoch instead of leaving it out of the metrics.
         hooks.on_epoch(epoch + 1, values)
-        _save_checkpoint(
-            checkpoint_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "temperature": temperature.state_dict() if temperature is not None else {},
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "epoch": epoch + 1,
-            },
-        )
-        hooks.on_checkpoint(checkpoint_path)
+        checkpoint(epoch + 1)
         hooks.check()
 
 

@@ -11,11 +11,11 @@ import os
 import secrets
 from pathlib import Path
 
-from app.storage import Store
+from app.storage import Store, job_work_prefix
 
 
 def work_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/work/"
+    return job_work_prefix(job_id)
 
 
 def push(store: Store, job_id: str, path: Path) -> str | None:

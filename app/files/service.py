@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.db import newest_first_page, rows_changed, utc_now_plus
 from app.models import Artifact, File, FileStatus, Job, JobFile, JobStatus, utcnow
 
-LIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
+LIVE_JOB_STATUSES = JobStatus.LIVE
 
 
 class FileNotFound(LookupError):

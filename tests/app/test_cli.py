@@ -150,12 +150,7 @@ def test_serve_writes_no_access_log_unless_asked(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DISTILLERY_ACCESS_LOG", "true")
     get_settings.cache_clear()
     try:
-        assert uvicorn_options("127.0.0.1", 8000, 2) == {
-            "host": "127.0.0.1",
-            "port": 8000,
-            "workers": 2,
-            "access_log": True,
-        }
+        assert uvicorn_options("127.0.0.1", 8000, 2)["access_log"] is True
     finally:
         monkeypatch.delenv("DISTILLERY_ACCESS_LOG")
         get_settings.cache_clear()

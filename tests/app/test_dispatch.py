@@ -1,12 +1,22 @@
-"""A job whose first send failed (broker down) is sent again by the maintenance loop."""
+"""The maintenance loop sends again a job whose first send failed (broker down), every job
+the broker lost (a Redis restarted without its data), and a job left unclaimed too long."""
 
+import time
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import update
 
 from app import jobs
 from app.db import session_scope
-from app.dispatch import dispatch, maintain_once
+from app.dispatch import (
+    BROKER_MARKER_KEY,
+    CeleryDispatcher,
+    MaintenanceLoop,
+    dispatch,
+    maintain_once,
+)
+from app.housekeeping import work_folder
 from app.models import Job, utcnow
 from app.schemas import JobCreate
 from app.settings import Settings
@@ -16,7 +26,12 @@ from tests.conftest import MINIMAL_JOB
 class FlakyBroker:
     def __init__(self) -> None:
         self.down = True
+        self.lost_its_data = False
         self.sent: list[str] = []
+
+    def broker_restarted(self) -> bool:
+        restarted, self.lost_its_data = self.lost_its_data, False
+        return restarted
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -48,3 +63,77 @@ def test_a_failed_send_is_retried_until_it_goes_through(settings: Settings) -> N
     assert broker.sent == [job_id]
     with session_scope(settings.database_url) as session:
         assert jobs.get_job(session, job_id).dispatched_at is not None
+
+
+def _sent_job(settings: Settings, broker: FlakyBroker) -> str:
+    with session_scope(settings.database_url) as session:
+        job_id = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))[0].id
+    assert dispatch(settings, broker, job_id) is True
+    return job_id
+
+
+def test_jobs_the_broker_lost_are_sent_again_at_once(settings: Settings) -> None:
+    broker = FlakyBroker()
+    broker.down = False
+    first, second = _sent_job(settings, broker), _sent_job(settings, broker)
+    with session_scope(settings.database_url) as session:
+        claimed = jobs.claim(session, second, "w:1", lease_seconds=60, max_attempts=3)
+    assert claimed is not None
+    broker.sent.clear()
+
+    maintain_once(settings, broker)  # nothing lost: nothing sent
+    assert broker.sent == []
+    broker.lost_its_data = True
+    maintain_once(settings, broker)  # the queued one again; the running one needs no message
+    assert broker.sent == [first]
+    maintain_once(settings, broker)
+    assert broker.sent == [first]
+
+
+def test_a_job_left_unclaimed_too_long_is_sent_again(settings: Settings) -> None:
+    broker = FlakyBroker()
+    broker.down = False
+    job_id = _sent_job(settings, broker)
+    broker.sent.clear()
+    maintain_once(settings, broker)
+    assert broker.sent == []
+    with session_scope(settings.database_url) as session:
+        overdue = utcnow() - timedelta(seconds=settings.resend_unclaimed_after_seconds + 1)
+        session.execute(update(Job).where(Job.id == job_id).values(dispatched_at=overdue))
+    maintain_once(settings, broker)
+    assert broker.sent == [job_id]
+    maintain_once(settings, broker)  # the send counts as a new one: not again at once
+    assert broker.sent == [job_id]
+
+
+def test_a_redis_broker_that_lost_its_data_is_noticed_once(redis_url: str, tmp_path: Path) -> None:
+    import redis
+
+    settings = Settings(broker_url=redis_url, database_url="sqlite://", work_dir=str(tmp_path))
+    celery_dispatcher = CeleryDispatcher(settings)
+    client = redis.Redis.from_url(redis_url)
+    client.delete(BROKER_MARKER_KEY)
+    assert celery_dispatcher.broker_restarted() is True
+    assert celery_dispatcher.broker_restarted() is False
+    client.flushdb()  # what a restart without persistence leaves
+    assert celery_dispatcher.broker_restarted() is True
+    assert celery_dispatcher.broker_restarted() is False
+
+
+def test_the_maintenance_loop_runs_the_housekeeping(settings: Settings) -> None:
+    with session_scope(settings.database_url) as session:
+        job_id = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))[0].id
+        session.execute(update(Job).where(Job.id == job_id).values(status="succeeded"))
+    left_over = work_folder(settings, job_id)
+    left_over.mkdir(parents=True)
+    (left_over / "teacher.ckpt").write_bytes(b"x" * 1000)
+
+    loop = MaintenanceLoop(settings, FlakyBroker())
+    loop.start()
+    try:
+        deadline = time.monotonic() + 30
+        while left_over.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+    assert not left_over.exists()

@@ -17,6 +17,7 @@ from app.models import JobStatus
 from app.runner import PARENT_PID_ENV, EmbeddedRunner
 from app.schemas import JobCreate
 from app.settings import Settings
+from tests.conftest import MINIMAL_JOB
 
 CHILD = "from worker.run import die_with_parent; die_with_parent(); import time; time.sleep(120)"
 PARENT = f"""
@@ -75,3 +76,42 @@ def test_a_graceful_stop_gives_the_lease_back(
         # The lease is already expired: the next maintenance pass requeues the job.
         assert jobs.reap_expired(session, max_attempts=3) == [job.id]
         assert jobs.get_job(session, job.id).status == JobStatus.QUEUED
+
+
+def _spares() -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process().children()
+        if "worker.run" in p.cmdline() and "--next" in p.cmdline()
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_spare_worker_process_waits_ready_and_takes_the_next_job(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner keeps one worker process started ahead (pipeline loaded), so a job
+    submitted to an idle runner starts at once; the spare is replaced and gone at stop."""
+    for name in ("database_url", "artifact_url", "work_dir"):
+        monkeypatch.setenv(f"DISTILLERY_{name.upper()}", str(getattr(settings, name)))
+    runner = EmbeddedRunner(settings)
+    runner.start()
+    try:
+        wait_until(lambda: len(_spares()) == 1, 30, "a spare worker process")
+        first = _spares()[0]
+        with session_scope(settings.database_url) as session:
+            job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+        runner.send(job.id)
+
+        def claimed_by_the_spare() -> bool:
+            with session_scope(settings.database_url) as session:
+                events = jobs.list_events(session, job.id, None, 100)
+            owner = jobs.lease_owner(first.pid)
+            return any((e.data or {}).get("worker") == owner for e in events)
+
+        wait_until(claimed_by_the_spare, 60, "the spare to claim the job")
+        # A new spare is already loading for the job after it.
+        wait_until(lambda: [p.pid for p in _spares()] not in ([], [first.pid]), 30, "a new spare")
+    finally:
+        runner.stop()
+    assert _spares() == []

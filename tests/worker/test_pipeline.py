@@ -17,6 +17,7 @@ from app.models import Job, JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from worker import pipeline
+from worker.control import LeaseLost
 
 TINY: dict[str, Any] = {
     "dataset": {
@@ -148,6 +149,8 @@ def test_a_model_that_does_not_fit_the_data_fails_early_naming_the_field(
     assert job.error["stage"] == "validate"
     assert "cnn2d" in job.error["message"]
     assert metrics == []
+    # Kept for an operator to look at, until gc (DISTILLERY_FAILED_WORK_RETENTION_HOURS).
+    assert (settings.work_root / "jobs" / job_id).is_dir()
 
 
 def test_cancel_stops_a_running_job(settings: Settings) -> None:
@@ -171,12 +174,25 @@ def test_cancel_stops_a_running_job(settings: Settings) -> None:
     assert job.status == JobStatus.CANCELLED
     assert [e.message for e in events if e.kind == "status"][-2:] == ["cancelling", "cancelled"]
     assert len(metrics) < 2000
+    assert not (settings.work_root / "jobs" / job_id).exists()
 
 
-def test_a_requeued_job_resumes_and_skips_finished_stages(settings: Settings) -> None:
+def test_a_requeued_job_resumes_and_skips_finished_stages(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job_id = submit(settings, TINY)
-    pipeline.run(job_id, settings)
-    # Pretend the worker died after finishing: requeue it; the rerun reuses stage outputs.
+
+    # The worker is presumed dead after all the training (its lease lost): the work folder
+    # stays for the next attempt.
+    def lost(*_args: object) -> None:
+        raise LeaseLost(job_id)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline.Pipeline, "export", lost)
+        pipeline.run(job_id, settings)
+    work = settings.work_root / "jobs" / job_id
+    assert (work / "student.safetensors").exists()
+    # Requeued, the rerun reuses stage outputs.
     with session_scope(settings.database_url) as session:
         session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
     pipeline.run(job_id, settings)
@@ -185,3 +201,39 @@ def test_a_requeued_job_resumes_and_skips_finished_stages(settings: Settings) ->
     reused = [e.message for e in events if "earlier attempt" in e.message]
     assert len(reused) == 3  # teacher, student and baseline weights
     assert any("reused from the store" in e.message for e in events)
+    assert not work.exists()  # done for good: its work folder went with it
+
+
+def test_pause_frees_the_worker_and_resume_continues_where_it_stopped(settings: Settings) -> None:
+    settings = settings.model_copy(update={"lease_seconds": 0.6, "cancel_check_steps": 1})
+    spec = {**TINY, "teacher": {**TINY["teacher"], "train": {"epochs": 8, "batch_size": 8}}}
+    job_id = submit(settings, spec)
+
+    def pause_when_training() -> None:
+        while True:
+            with session_scope(settings.database_url) as session:
+                if jobs.list_metrics(session, job_id):
+                    jobs.pause_job(session, job_id)
+                    return
+            threading.Event().wait(0.05)
+
+    pauser = threading.Thread(target=pause_when_training)
+    pauser.start()
+    pipeline.run(job_id, settings)  # returns once paused: the worker is free
+    pauser.join()
+    job, events, metrics, _ = load(settings, job_id)
+    assert job.status == JobStatus.PAUSED and job.lease_owner is None
+    assert [e.message for e in events if e.kind == "status"][-2:] == ["pausing", "paused"]
+    done_before = len(metrics)
+    assert 1 <= done_before < 8
+
+    with session_scope(settings.database_url) as session:
+        assert jobs.resume_job(session, job_id).status == JobStatus.QUEUED
+    pipeline.run(job_id, settings)
+    job, events, metrics, artifacts = load(settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempt == 1  # a pause is not a failed attempt
+    paused_stage = metrics[0].stage  # the teacher's training, 8 epochs
+    epochs = [m.epoch for m in metrics if m.stage == paused_stage]
+    assert epochs == list(range(1, 9))  # each epoch once: none redone, none missing
+    assert artifacts

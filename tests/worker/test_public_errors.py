@@ -18,10 +18,10 @@ from worker import pipeline
 def test_an_unexpected_failure_shows_no_server_paths_or_traceback(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def unwritable(self: pipeline.Pipeline) -> None:
-        raise PermissionError(13, "Permission denied", "/srv/distillery/work/jobs/x/teacher.ckpt")
+    def missing(self: pipeline.Pipeline) -> None:
+        raise FileNotFoundError(2, "No such file", "/srv/distillery/work/jobs/x/teacher.ckpt")
 
-    monkeypatch.setattr(pipeline.Pipeline, "validate", unwritable)
+    monkeypatch.setattr(pipeline.Pipeline, "validate", missing)
     with session_scope(settings.database_url) as session:
         job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
     pipeline.run(job.id, settings)
@@ -31,7 +31,7 @@ def test_an_unexpected_failure_shows_no_server_paths_or_traceback(
         events = [(e.kind, e.message, e.data) for e in jobs.list_events(session, job.id, None, 100)]
     assert done.status == JobStatus.FAILED
     assert done.error is not None
-    assert done.error["message"] == "PermissionError: [Errno 13] Permission denied: '<path>'"
+    assert done.error["message"] == "FileNotFoundError: [Errno 2] No such file: '<path>'"
     public = json.dumps([done.error, events])
     assert "/srv/distillery" not in public and "Traceback" not in public
     assert "traceback" not in public

@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from worker.models import build_model
-from worker.train import LoopHooks, TrainingDiverged, accuracy_and_loss, epoch_order, train
+from worker.train import (
+    Interrupted,
+    LoopHooks,
+    TrainingDiverged,
+    accuracy_and_loss,
+    epoch_order,
+    train,
+)
 
 SETTINGS = {"epochs": 4, "batch_size": 16, "optimizer": "adam", "lr": 0.01}
 
@@ -119,3 +126,46 @@ def test_a_diverging_loss_stops_training_with_a_clear_error(tmp_path: Path) -> N
             LoopHooks(check=lambda: None, on_epoch=lambda e, v: None),
             {**SETTINGS, "lr": 1e30, "optimizer": "sgd"},
         )
+
+
+def test_a_pause_mid_epoch_resumes_at_the_same_step_with_the_same_weights(
+    tmp_path: Path,
+) -> None:
+    straight_epochs: list[tuple[int, dict]] = []
+    straight = fit(
+        tmp_path / "straight.ckpt",
+        LoopHooks(check=lambda: None, on_epoch=lambda e, v: straight_epochs.append((e, v))),
+    )
+    checks = 0
+
+    def pause_in_epoch_two() -> None:  # checks: steps 4, 8, 12, end of epoch 1; steps 4, 8
+        nonlocal checks
+        checks += 1
+        if checks == 6:
+            raise Interrupted()
+
+    recorded: list[tuple[int, dict]] = []
+    with pytest.raises(Interrupted):
+        fit(
+            tmp_path / "paused.ckpt",
+            LoopHooks(
+                check=pause_in_epoch_two,
+                on_epoch=lambda e, v: recorded.append((e, v)),
+                check_every=4,
+            ),
+        )
+    assert [e for e, _ in recorded] == [1]
+    state = torch.load(tmp_path / "paused.ckpt", weights_only=True)
+    assert (state["epoch"], state["step"]) == (1, 8)
+
+    resumed = fit(
+        tmp_path / "paused.ckpt",
+        LoopHooks(check=lambda: None, on_epoch=lambda e, v: recorded.append((e, v))),
+    )
+    assert [e for e, _ in recorded] == [1, 2, 3, 4]  # each epoch once; none redone
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    # The paused epoch's loss counts the batches from before the pause too.
+    assert recorded[1][1]["train_loss"] == pytest.approx(straight_epochs[1][1]["train_loss"])

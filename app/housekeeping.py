@@ -1,0 +1,243 @@
+"""Disk and retention housekeeping: deleting a job everywhere, and one garbage-collection pass.
+
+`collect_garbage(settings)` frees, on the host it runs on (`distillery gc`; the API's maintenance
+loop every DISTILLERY_GC_INTERVAL_SECONDS):
+- work folders (`<work_dir>/jobs/<job_id>`) of jobs that succeeded or were cancelled, of failed
+  jobs once DISTILLERY_FAILED_WORK_RETENTION_HOURS have passed, and of jobs that no longer
+  exist; a queued or running job's folder stays (a requeued job resumes from its checkpoints);
+- the soft-label store down to DISTILLERY_SOFT_LABEL_STORE_BYTES, least recently used first,
+  and partial entries whose writer died;
+- upload staging files an API process killed mid-upload left behind;
+- with DISTILLERY_JOB_RETENTION_DAYS, finished jobs older than that, as DELETE /v1/jobs/{id}
+  deletes them: rows, stored artifacts, work files.
+"""
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import jobs
+from app.capped_folder import CappedFolder, Freed
+from app.db import session_scope
+from app.files.upload import STALE_STAGING_SECONDS, sweep_staging
+from app.models import Job, JobStatus, utcnow
+from app.settings import Settings
+from app.storage import Store, job_prefix, job_work_prefix, make_store
+
+log = logging.getLogger(__name__)
+
+# A work folder whose job is not in the database is removed only once it has been left alone
+# this long: gc run against the wrong database must not take the folders of running jobs (they
+# write a checkpoint every epoch).
+UNKNOWN_JOB_GRACE_SECONDS = 3600.0
+# Jobs looked up, or deleted, per query.
+BATCH = 500
+
+
+@dataclass
+class GcReport:
+    """What one pass freed, per kind."""
+
+    expired_jobs: Freed = field(default_factory=Freed, metadata={"label": "expired jobs"})
+    work_folders: Freed = field(default_factory=Freed, metadata={"label": "work folders"})
+    soft_labels: Freed = field(
+        default_factory=Freed, metadata={"label": "soft-label entries evicted"}
+    )
+    soft_label_partials: Freed = field(
+        default_factory=Freed, metadata={"label": "soft-label partial writes"}
+    )
+    upload_staging: Freed = field(default_factory=Freed, metadata={"label": "upload staging files"})
+
+    def kinds(self) -> list[tuple[str, Freed]]:
+        return [(f.metadata["label"], getattr(self, f.name)) for f in fields(self)]
+
+    @property
+    def total(self) -> Freed:
+        total = Freed()
+        for _, freed in self.kinds():
+            total += freed
+        return total
+
+    def lines(self) -> list[str]:
+        rows = [*self.kinds(), ("total", self.total)]
+        return [
+            f"{label:<28} {freed.count:>6}  {freed.bytes:>15,} bytes  {human_bytes(freed.bytes)}"
+            for label, freed in rows
+        ]
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def work_folder(settings: Settings, job_id: str) -> Path:
+    """The job's work folder on this host (checkpoints, stage outputs, exports)."""
+    return settings.work_root / "jobs" / job_id
+
+
+def remove_tree(path: Path) -> int:
+    """Remove a folder; returns the bytes it held (0 when it was not there, or could not be
+    removed: that is logged, and the next pass tries again)."""
+    size = tree_bytes(path)
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        log.warning("could not remove %s", path, exc_info=True)
+        return 0
+    return size
+
+
+def tree_bytes(path: Path) -> int:
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            with suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+def remove_job_work(settings: Settings, store: Store, job_id: str) -> int:
+    """Remove a job's work files: its folder on this host, and their copies in a remote store.
+    Returns the local bytes freed."""
+    if store.remote:
+        store.delete_prefix(job_work_prefix(job_id))
+    return remove_tree(work_folder(settings, job_id))
+
+
+def delete_job(
+    settings: Settings, store: Store, session: Session, job_id: str, tenant: str | None = None
+) -> int:
+    """Delete a finished job everywhere (DELETE /v1/jobs/{id}, retention): its stored artifacts
+    and work files first, then its rows. JobNotFound, or JobConflict while it is not finished.
+    Returns the bytes freed (artifacts, and the work folder when it is on this host)."""
+    freed = 0
+
+    def remove_files(job: Job) -> None:
+        nonlocal freed
+        artifacts = sum(a.bytes for a in jobs.list_artifacts(session, job.id))
+        store.delete_prefix(job_prefix(job.id))
+        freed = artifacts + remove_tree(work_folder(settings, job.id))
+
+    jobs.delete_job(session, job_id, tenant, remove_files=remove_files)
+    return freed
+
+
+def collect_garbage(settings: Settings, store: Store | None = None) -> GcReport:
+    """One housekeeping pass on this host (see the module's docstring); returns what it freed.
+    Safe to run from several processes at once."""
+    store = store or make_store(settings.artifact_url, settings.s3_endpoint_url)
+    report = GcReport()
+    report.work_folders = _sweep_work_folders(settings, store)
+    soft_labels = CappedFolder(settings.soft_label_root, settings.soft_label_store_bytes)
+    report.soft_label_partials = soft_labels.sweep_partials()
+    report.soft_labels = soft_labels.make_room()
+    report.upload_staging = _sweep_staging(store.staging_dir())
+    if settings.job_retention_days is not None:
+        cutoff = utcnow() - timedelta(days=settings.job_retention_days)
+        report.expired_jobs = _delete_finished_before(settings, store, cutoff)
+    if report.total.count:
+        log.info(
+            "gc freed %s",
+            ", ".join(f"{label} {f.count} ({f.bytes} B)" for label, f in report.kinds()),
+        )
+    return report
+
+
+def _sweep_work_folders(settings: Settings, store: Store) -> Freed:
+    freed = Freed()
+    root = settings.work_root / "jobs"
+    if not root.is_dir():
+        return freed
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]
+    known = _job_states(settings, [p.name for p in folders])
+    failed_cutoff = utcnow() - timedelta(hours=settings.failed_work_retention_hours)
+    unknown_cutoff = time.time() - UNKNOWN_JOB_GRACE_SECONDS
+    for folder in folders:
+        state = known.get(folder.name)
+        if state is None:
+            try:
+                idle = folder.stat().st_mtime < unknown_cutoff
+            except FileNotFoundError:
+                continue
+            if idle:
+                freed.add(remove_tree(folder))
+            continue
+        status, finished_at = state
+        done = status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED)
+        expired = status == JobStatus.FAILED and (
+            finished_at is None or finished_at <= failed_cutoff
+        )
+        if done or expired:
+            freed.add(remove_job_work(settings, store, folder.name))
+    return freed
+
+
+def _job_states(settings: Settings, job_ids: list[str]) -> dict[str, tuple[str, datetime | None]]:
+    states: dict[str, tuple[str, datetime | None]] = {}
+    with session_scope(settings.database_url) as session:
+        for chunk in _batches(job_ids):
+            query = select(Job.id, Job.status, Job.finished_at).where(Job.id.in_(chunk))
+            for job_id, status, finished_at in session.execute(query):
+                states[job_id] = (status, finished_at)
+    return states
+
+
+def _delete_finished_before(settings: Settings, store: Store, cutoff: datetime) -> Freed:
+    freed = Freed()
+    with session_scope(settings.database_url) as session:
+        while True:
+            expired = list(
+                session.scalars(
+                    select(Job.id)
+                    .where(Job.status.in_(JobStatus.FINISHED), Job.finished_at < cutoff)
+                    .order_by(Job.finished_at, Job.id)
+                    .limit(BATCH)
+                )
+            )
+            if not expired:
+                return freed
+            for job_id in expired:
+                # Deleted meanwhile (DELETE, or another pass): JobNotFound.
+                with suppress(jobs.JobNotFound):
+                    freed.add(delete_job(settings, store, session, job_id))
+
+
+def _sweep_staging(staging: Path) -> Freed:
+    """sweep_staging, counting what it removed: files past its age limit (no upload is still
+    writing to one) that are gone after it."""
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    stale = {}
+    for path in staging.glob("upload-*.part"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if stat.st_mtime < cutoff:
+            stale[path] = stat.st_size
+    sweep_staging(staging)
+    freed = Freed()
+    for path, size in stale.items():
+        if not path.exists():
+            freed.add(size)
+    return freed
+
+
+def _batches(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), BATCH):
+        yield items[start : start + BATCH]
