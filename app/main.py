@@ -1,6 +1,7 @@
 """create_app(): routers, middleware, error handlers, and the dispatcher's lifecycle."""
 
-import logging
+import gc
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -8,11 +9,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.api import catalog, files, health, jobs
+from app.api.event_streams import EventStreams
 from app.db import upgrade_database
+from app.db_async import open_database
 from app.dispatch import Dispatcher, MaintenanceLoop, make_dispatcher
 from app.errors import error_response, install_error_handlers
 from app.files.checker import FileChecker
 from app.files.upload import sweep_staging
+from app.logs import configure_logging
+from app.metrics import HttpMetrics
 from app.settings import Settings, get_settings
 from app.storage import make_store
 
@@ -91,12 +96,28 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         file_checker = FileChecker(settings)
         app.state.file_checker = file_checker
         sweep_staging(app.state.store.staging_dir())
+        # Opened here, in the loop that serves requests: the read path's connections and the
+        # event streams' limits are per process.
+        app.state.database = open_database(settings.database_url)
+        app.state.event_streams = EventStreams(
+            settings.max_event_streams, settings.event_stream_max_seconds
+        )
+        app.state.event_streams.watch_stop_signals()
         active.start()
         maintenance.start()
         file_checker.start()
+        if threading.current_thread() is threading.main_thread():
+            # A server process: what start-up made (modules, routes, settings) lives as long
+            # as it does. Frozen out of the garbage collector, it is no longer walked by every
+            # full collection, which held polls up for tens of milliseconds (p99 in
+            # benchmarks/poll.py). Not under a test client: it runs many apps in one process.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
+            app.state.event_streams.close()
+            await app.state.database.close()
             file_checker.stop()
             maintenance.stop()
             active.stop()
@@ -110,6 +131,8 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.state.settings = settings
     app.state.store = make_store(settings.artifact_url, settings.s3_endpoint_url)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: times every request, including those refused above.
+    app.add_middleware(HttpMetrics)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
@@ -118,7 +141,5 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     return app
 
 
-logging.basicConfig(
-    level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-)
+configure_logging(get_settings())
 app = create_app()

@@ -3,11 +3,18 @@
 celery -A worker.celery_app worker -Q gpu -c 1
 """
 
-from celery import Celery
+from typing import Any
 
+from celery import Celery, signals
+
+from app.dispatch import RUN_JOB_TASK
+from app.logs import bind_job, configure_logging
 from app.settings import get_settings
 
 settings = get_settings()
+# Now, not only when Celery sets up logging: warnings Celery gives before that come out in the
+# same format.
+configure_logging(settings)
 
 app = Celery("distillery", broker=settings.broker_url, include=["worker.tasks"])
 app.conf.update(
@@ -17,7 +24,7 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     # Each job runs in a fresh child: CUDA state never leaks from one job into the next,
-    # and the parent process never imports torch.
+    # and the parent process never touches CUDA (it only imports torch: _import_pipeline).
     worker_max_tasks_per_child=1,
     task_default_queue=settings.celery_queue,
     task_ignore_result=True,
@@ -26,3 +33,39 @@ app.conf.update(
     broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_seconds},
     worker_hijack_root_logger=False,
 )
+
+
+@signals.setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    # Connected, this replaces Celery's own set-up: its lines and the jobs' come out in one
+    # format (DISTILLERY_LOG_FORMAT), through the root handler app.logs installs.
+    configure_logging(settings)
+
+
+@signals.celeryd_after_setup.connect
+def _no_banner_in_json(instance: Any = None, **_: Any) -> None:
+    # The startup banner is printed, not logged: it would be the one line that is not JSON.
+    if settings.log_format == "json" and instance is not None:
+        instance.quiet = True
+
+
+@signals.worker_init.connect
+def _import_pipeline(**_: Any) -> None:
+    # In the parent, once: every child forked for a job then starts with torch and the
+    # pipeline already imported, instead of importing them itself (seconds per job). Importing
+    # makes no CUDA call, so the children may still use CUDA after the fork. torch.optim
+    # imports torch._dynamo when a job builds its first optimizer: that too, once, here.
+    import torch._dynamo  # noqa: F401
+
+    import worker.pipeline  # noqa: F401
+
+
+@signals.task_prerun.connect
+def _bind_job(task: Any = None, args: Any = None, **_: Any) -> None:
+    if task is not None and task.name == RUN_JOB_TASK and args:
+        bind_job(str(args[0]))
+
+
+@signals.task_postrun.connect
+def _forget_job(**_: Any) -> None:
+    bind_job(None)

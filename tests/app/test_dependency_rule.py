@@ -47,6 +47,8 @@ def test_the_api_process_does_not_load_torch() -> None:
     )
 
 
-def test_the_celery_parent_process_does_not_load_torch() -> None:
-    """The worker's parent only routes tasks; torch (and CUDA) live in its per-job children."""
+def test_importing_the_celery_app_does_not_load_torch() -> None:
+    """Importing the app (the API does, to name the task) loads no torch; a worker's parent
+    imports the pipeline only when it starts (tests/worker/test_celery_app.py), and CUDA lives
+    in its per-job children."""
     assert loaded_after_import("worker.celery_app, worker.tasks", ("torch",)) == []
