@@ -8,11 +8,12 @@ is) and its first 8 characters, so `distillery keys list` can tell keys apart.
 import hashlib
 import re
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from app.db_async import AsyncDatabase
 from app.models import ApiKey, utcnow
 
 KEY_PREFIX = "dk_"
@@ -77,6 +78,13 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
     return row
 
 
+def _last_use_is_stale(last_used_at: datetime | str | None, now: datetime) -> bool:
+    """Whether last_used_at is due to be written again (SQLite's driver gives its text)."""
+    if isinstance(last_used_at, str):
+        last_used_at = datetime.fromisoformat(last_used_at)
+    return last_used_at is None or last_used_at < now - TOUCH_INTERVAL
+
+
 def authenticate(session: Session, key: str) -> ApiKey | None:
     """The live key row for `key`, or None (unknown or revoked). Records the use at most once a
     minute per key, with a conditional UPDATE so concurrent requests write it once."""
@@ -87,7 +95,7 @@ def authenticate(session: Session, key: str) -> ApiKey | None:
         return None
     now = utcnow()
     stale = now - TOUCH_INTERVAL
-    if row.last_used_at is None or row.last_used_at < stale:
+    if _last_use_is_stale(row.last_used_at, now):
         session.execute(
             update(ApiKey)
             .where(
@@ -98,3 +106,25 @@ def authenticate(session: Session, key: str) -> ApiKey | None:
         )
         session.commit()
     return row
+
+
+async def authenticate_async(database: AsyncDatabase, key: str) -> str | None:
+    """authenticate() on the API's async database: the tenant of the live key `key`, or None.
+    Read on every request, so a revoked key stops working at once."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    rows = await database.fetch(
+        "SELECT id, tenant, revoked_at, last_used_at FROM api_key WHERE key_hash = :hash",
+        {"hash": hash_key(key)},
+    )
+    if not rows or rows[0][2] is not None:
+        return None
+    key_id, tenant, _, last_used_at = rows[0]
+    now = utcnow()
+    if _last_use_is_stale(last_used_at, now):
+        await database.execute(
+            "UPDATE api_key SET last_used_at = :now WHERE id = :id "
+            "AND (last_used_at IS NULL OR last_used_at < :stale)",
+            {"now": now, "id": key_id, "stale": now - TOUCH_INTERVAL},
+        )
+    return str(tenant)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.catalog import SpecError
+from app.db_async import DatabaseUnavailable
 from app.jobs import IdempotencyConflict, JobConflict, JobNotFound, QuotaExceeded
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    async def _database_down(_: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_down(_: Request, exc: DBAPIError | DatabaseUnavailable) -> JSONResponse:
         # The database is unreachable (down, restarting, out of connections): the request may
-        # succeed later, so 503, not 500.
-        log.warning("database unavailable: %s", exc.orig)
+        # succeed later, so 503, not 500. DatabaseUnavailable: the same from the async read path.
+        log.warning("database unavailable: %s", getattr(exc, "orig", exc))
         return error_response(
             503,
             "unavailable",

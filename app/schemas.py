@@ -268,14 +268,26 @@ class Job(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     error: ErrorInfo | None
-    spec: dict[str, Any]
+    spec: dict[str, Any] = Field(
+        description="the resolved spec, every default filled in; `name` and `metadata` are "
+        "the job's own fields, not repeated here"
+    )
     metadata: dict[str, Any]
     result: dict[str, Any] | None
 
 
+class JobListItem(Job):
+    """A job in a list: `spec` and `result` only when asked for with `include`."""
+
+    spec: dict[str, Any] | None = Field(  # type: ignore[assignment]
+        None, description="only with `include=spec`"
+    )
+    result: dict[str, Any] | None = Field(None, description="only with `include=result`")
+
+
 class JobList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[Job]
+    data: list[JobListItem]
     has_more: bool
 
 

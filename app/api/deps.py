@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app import auth
 from app.db import get_session_factory
+from app.db_async import AsyncDatabase
 from app.dispatch import Dispatcher
 from app.errors import ApiError
 from app.models import DEFAULT_TENANT
@@ -16,9 +17,17 @@ from app.settings import Settings
 from app.storage import Store
 
 
-def get_settings_dep(request: Request) -> Settings:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one in a worker thread,
+# which costs more than the dependency itself on every request.
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_database(request: Request) -> AsyncDatabase:
+    """The async database of the read path (opened with the app, see app.main)."""
+    database: AsyncDatabase = request.app.state.database
+    return database
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -29,18 +38,19 @@ def get_db(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_db)]
+DatabaseDep = Annotated[AsyncDatabase, Depends(get_database)]
 
 # auto_error=False: a missing key is answered here, in the one error shape. Declaring the
 # scheme puts "bearer" in the OpenAPI document, so /docs and clients can send the key.
@@ -50,13 +60,21 @@ bearer = HTTPBearer(
 )
 
 
-def get_tenant(
+async def get_tenant(
     settings: SettingsDep,
-    session: SessionDep,
+    database: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     """The tenant the request acts for. With DISTILLERY_AUTH=off everything is the default
-    tenant's; with auth required, the tenant of the Bearer key (401 without a valid one)."""
+    tenant's (no database read); with auth required, the tenant of the Bearer key (401 without
+    a live one), looked up on every request so a revoked key stops at once."""
+    return await tenant_for(settings, database, credentials)
+
+
+async def tenant_for(
+    settings: Settings, database: AsyncDatabase, credentials: HTTPAuthorizationCredentials | None
+) -> str:
+    """get_tenant's answer, for callers outside dependency injection (app.api.poll)."""
     if settings.auth == "off":
         return DEFAULT_TENANT
     challenge = {"WWW-Authenticate": "Bearer"}
@@ -69,8 +87,8 @@ def get_tenant(
             "Authorization",
             challenge,
         )
-    key = auth.authenticate(session, credentials.credentials)
-    if key is None:
+    tenant = await auth.authenticate_async(database, credentials.credentials)
+    if tenant is None:
         raise ApiError(
             401,
             "unauthorized",
@@ -78,7 +96,7 @@ def get_tenant(
             "Authorization",
             challenge,
         )
-    return key.tenant
+    return tenant
 
 
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]

@@ -1,17 +1,16 @@
-"""/v1/jobs: create, list, get, cancel, events, metrics, artifacts."""
+"""/v1/jobs: create, list, get, cancel, delete, events, metrics, artifacts."""
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+import re
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app import jobs, schemas
+from app import housekeeping, jobs, reads, schemas
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
-from app.db import session_scope
+from app.api.event_streams import EventStreamResponse, EventStreams, job_events
+from app.api.poll import POLL_OPENAPI, PollRoute, reader
 from app.dispatch import dispatch
 from app.errors import ApiError
 from app.models import Job, JobStatus
@@ -45,7 +44,7 @@ def job_out(job: Job) -> schemas.Job:
         started_at=job.started_at,
         finished_at=job.finished_at,
         error=schemas.ErrorInfo(**job.error) if job.error else None,
-        spec=job.spec,
+        spec=reads.public_spec(job.spec),
         metadata=job.metadata_ or {},
         result=job.result,
     )
@@ -89,26 +88,92 @@ def create_job(
     return job_out(job)
 
 
-@router.get("", response_model=schemas.JobList)
-def list_jobs(
-    session: SessionDep,
-    tenant: TenantDep,
+# The read routes below are the poll path: `async def` on the async database (app.reads), one
+# statement each, bodies serialised once and returned as they are (no response-model
+# validation; response_model still documents them). They take no FastAPI dependencies, and
+# those with only path parameters are PollRoutes (see app.api.poll); the headers they read are
+# documented by hand for the same reason.
+
+Endpoint = Callable[..., Coroutine[Any, Any, Response]]
+IF_NONE_MATCH = "If-None-Match"
+LAST_EVENT_ID = "Last-Event-ID"
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+CONDITIONAL: dict[str, Any] = {
+    **POLL_OPENAPI,
+    "parameters": [
+        _header(IF_NONE_MATCH, "the ETag of the body you have: 304, no body, while it is current")
+    ],
+}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: If-None-Match names the current ETag"}
+}
+
+
+def _poll_get(path: str, **kwargs: Any) -> Callable[[Endpoint], Endpoint]:
+    """@router.get for an endpoint served by PollRoute."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=["GET"], route_class_override=PollRoute, **kwargs
+        )
+        return endpoint
+
+    return register
+
+
+def _json(body: Any, etag: str | None = None) -> Response:
+    headers = None if etag is None else {"ETag": etag, "Cache-Control": "no-cache"}
+    return Response(reads.dumps(body), media_type="application/json", headers=headers)
+
+
+def _conditional(request: Request, etag: str, body: Callable[[], Any]) -> Response:
+    """304 with no body if the request's If-None-Match names `etag`; else body() as JSON."""
+    if reads.etag_matches(request.headers.get(IF_NONE_MATCH), etag):
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
+    return _json(body(), etag)
+
+
+@router.get("", response_model=schemas.JobList, responses=NOT_MODIFIED, openapi_extra=CONDITIONAL)
+async def list_jobs(
+    request: Request,
     status: Annotated[str | None, Query(pattern="^(" + "|".join(JobStatus.ALL) + ")$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(max_length=40)] = None,
-) -> schemas.JobList:
+    include: Annotated[
+        list[Literal["spec", "result"]] | None,
+        Query(description="fields to add to each job: include=spec&include=result for both"),
+    ] = None,
+) -> Response:
+    database, tenant = await reader(request)
+    included = frozenset(include or ())
     try:
-        rows, has_more = jobs.list_jobs(
-            session, status=status, limit=limit, after=after, tenant=tenant
+        rows, has_more = await reads.list_jobs(
+            database, tenant, status=status, limit=limit, after=after, include=included
         )
     except jobs.JobNotFound:
         raise ApiError(422, "invalid_request", f"unknown cursor job {after!r}", "after") from None
-    return schemas.JobList(data=[job_out(j) for j in rows], has_more=has_more)
+    etag = reads.list_etag(rows, has_more, included)
+    return _conditional(request, etag, lambda: reads.list_body(rows, has_more, included))
 
 
-@router.get("/{job_id}", response_model=schemas.Job)
-def get_job(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.Job:
-    return job_out(jobs.get_job(session, job_id, tenant))
+@_poll_get(
+    "/{job_id}", response_model=schemas.Job, responses=NOT_MODIFIED, openapi_extra=CONDITIONAL
+)
+async def get_job(job_id: str, request: Request) -> Response:
+    database, tenant = await reader(request)
+    job = await reads.get_job(database, job_id, tenant)
+    return _conditional(request, reads.job_etag(job), lambda: reads.job_body(job))
 
 
 @router.post(
@@ -120,79 +185,111 @@ def cancel_job(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.J
     return job_out(jobs.cancel_job(session, job_id, tenant))
 
 
-def _event_out(event: object) -> schemas.JobEvent:
-    return schemas.JobEvent.model_validate(event, from_attributes=True)
+@router.post(
+    "/{job_id}/pause",
+    response_model=schemas.Job,
+    responses={409: _error("The job has finished or is being cancelled")},
+)
+def pause_job(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.Job:
+    """A queued job is `paused` at once; a running one becomes `pausing` until its worker has
+    checkpointed and freed itself (then `paused`). Idempotent."""
+    return job_out(jobs.pause_job(session, job_id, tenant))
+
+
+@router.post(
+    "/{job_id}/resume",
+    response_model=schemas.Job,
+    responses={409: _error("The job is still pausing, has finished or is being cancelled")},
+)
+def resume_job(
+    job_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatcher: DispatcherDep,
+    tenant: TenantDep,
+) -> schemas.Job:
+    """A paused job is queued again and continues from where it stopped. Idempotent."""
+    before = jobs.get_job(session, job_id, tenant).status
+    job = jobs.resume_job(session, job_id, tenant)
+    if before == JobStatus.PAUSED and job.status == JobStatus.QUEUED:
+        dispatch(settings, dispatcher, job.id)
+    return job_out(job)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "Deleted: its rows, stored artifacts and work files"},
+        409: _error("The job has not finished: cancel it first"),
+    },
+)
+def delete_job(
+    job_id: str, session: SessionDep, settings: SettingsDep, store: StoreDep, tenant: TenantDep
+) -> Response:
+    housekeeping.delete_job(settings, store, session, job_id, tenant)
+    return Response(status_code=204)
+
+
+MAX_EVENT_ID = 2**63 - 1
+
+
+def _event_cursor(after: int | None, last_event_id: str | None) -> int | None:
+    """The later of `after` and Last-Event-ID (what EventSource sends when it reconnects)."""
+    if last_event_id is None:
+        return after
+    if not re.fullmatch(r"[0-9]{1,19}", last_event_id) or int(last_event_id) > MAX_EVENT_ID:
+        raise ApiError(422, "invalid_request", "Last-Event-ID must be an event id", LAST_EVENT_ID)
+    return max(after or 0, int(last_event_id))
 
 
 @router.get(
     "/{job_id}/events",
     response_model=schemas.JobEventList,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "With ?stream=true"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "With ?stream=true: server-sent events (`id`, `event` = the kind, "
+            "`data` = the event), then `end` ({status}) once the job has finished, or "
+            "`reconnect` ({after, reason}) when the stream reaches its maximum duration or "
+            "the server stops: reconnect with `after` (or Last-Event-ID)",
+        },
+        503: _error("With ?stream=true: this server streams its maximum (see Retry-After)"),
+    },
+    openapi_extra={
+        **POLL_OPENAPI,
+        "parameters": [_header(LAST_EVENT_ID, "the cursor, like `after` (the later wins)")],
+    },
 )
-def list_events(
+async def list_events(
     job_id: str,
-    session: SessionDep,
-    settings: SettingsDep,
-    tenant: TenantDep,
-    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    request: Request,
+    after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     stream: bool = False,
-) -> schemas.JobEventList | StreamingResponse:
-    jobs.get_job(session, job_id, tenant)
+) -> Response:
+    database, tenant = await reader(request)
+    cursor = _event_cursor(after, request.headers.get(LAST_EVENT_ID))
     if stream:
-        return StreamingResponse(
-            _event_stream(settings.database_url, job_id, tenant, after),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
-        )
-    rows = jobs.list_events(session, job_id, after, limit + 1)
-    return schemas.JobEventList(
-        data=[_event_out(e) for e in rows[:limit]], has_more=len(rows) > limit
-    )
+        await reads.list_events(database, job_id, tenant, cursor, 1)  # 404 before streaming
+        streams: EventStreams = request.app.state.event_streams
+        streams.take_slot()
+        return EventStreamResponse(streams, job_events(database, streams, job_id, tenant, cursor))
+    _, events = await reads.list_events(database, job_id, tenant, cursor, limit + 1)
+    return _json({"object": "list", "data": events[:limit], "has_more": len(events) > limit})
 
 
-async def _event_stream(
-    database_url: str, job_id: str, tenant: str, after: int | None
-) -> AsyncIterator[str]:
-    """Server-sent events until the job reaches a final status and every event was sent."""
-
-    def poll(cursor: int | None) -> tuple[list[schemas.JobEvent], str]:
-        with session_scope(database_url) as session:
-            # Status first: a job that finishes between the two reads still has its final
-            # event sent before the stream ends.
-            status = jobs.get_job(session, job_id, tenant).status
-            rows = [_event_out(e) for e in jobs.list_events(session, job_id, cursor, 500)]
-            return rows, status
-
-    cursor = after
-    while True:
-        rows, status = await run_in_threadpool(poll, cursor)
-        for event in rows:
-            cursor = event.id
-            yield f"id: {event.id}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
-        if status in JobStatus.FINISHED and not rows:
-            yield f"event: end\ndata: {json.dumps({'status': status})}\n\n"
-            return
-        if not rows:
-            await asyncio.sleep(0.5)
+@_poll_get("/{job_id}/metrics", response_model=schemas.MetricList, openapi_extra=POLL_OPENAPI)
+async def list_metrics(job_id: str, request: Request) -> Response:
+    database, tenant = await reader(request)
+    return _json(await reads.list_metrics(database, job_id, tenant))
 
 
-@router.get("/{job_id}/metrics", response_model=schemas.MetricList)
-def list_metrics(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.MetricList:
-    jobs.get_job(session, job_id, tenant)
-    rows = jobs.list_metrics(session, job_id)
-    return schemas.MetricList(
-        data=[schemas.MetricRow(stage=m.stage, epoch=m.epoch, values=m.values) for m in rows]
-    )
-
-
-@router.get("/{job_id}/artifacts", response_model=schemas.ArtifactList)
-def list_artifacts(job_id: str, session: SessionDep, tenant: TenantDep) -> schemas.ArtifactList:
-    jobs.get_job(session, job_id, tenant)
-    rows = jobs.list_artifacts(session, job_id)
-    return schemas.ArtifactList(
-        data=[schemas.Artifact.model_validate(a, from_attributes=True) for a in rows]
-    )
+@_poll_get("/{job_id}/artifacts", response_model=schemas.ArtifactList, openapi_extra=POLL_OPENAPI)
+async def list_artifacts(job_id: str, request: Request) -> Response:
+    database, tenant = await reader(request)
+    return _json(await reads.list_artifacts(database, job_id, tenant))
 
 
 @router.get(

@@ -181,3 +181,45 @@ def test_with_auth_off_everything_is_the_default_tenant(
     assert response.status_code == 201, response.text
     with session_scope(settings.database_url) as session:
         assert session.get(Job, response.json()["id"]).tenant == DEFAULT_TENANT  # type: ignore[union-attr]
+
+
+def test_the_async_lookup_answers_like_authenticate(settings: Settings) -> None:
+    """The API's requests look keys up with authenticate_async, on the async database."""
+    import asyncio
+
+    from app.db_async import open_database
+
+    with session_scope(settings.database_url) as session:
+        row, key = auth.create_key(session, "acme")
+
+    def tenant_of(candidate: str) -> str | None:
+        async def lookup() -> str | None:
+            database = open_database(settings.database_url)
+            try:
+                return await auth.authenticate_async(database, candidate)
+            finally:
+                await database.close()
+
+        return asyncio.run(lookup())
+
+    def last_used() -> Any:
+        with session_scope(settings.database_url) as session:
+            return session.get(ApiKey, row.id).last_used_at  # type: ignore[union-attr]
+
+    assert tenant_of(key) == "acme"
+    assert last_used() is not None
+    recent = utcnow() - timedelta(seconds=30)
+    with session_scope(settings.database_url) as session:
+        session.get(ApiKey, row.id).last_used_at = recent  # type: ignore[union-attr]
+    assert tenant_of(key) == "acme"
+    assert last_used() == recent
+    old = utcnow() - timedelta(minutes=2)
+    with session_scope(settings.database_url) as session:
+        session.get(ApiKey, row.id).last_used_at = old  # type: ignore[union-attr]
+    assert tenant_of(key) == "acme"
+    assert last_used() > old
+    assert tenant_of("dk_unknown") is None
+    assert tenant_of("not-a-key") is None
+    with session_scope(settings.database_url) as session:
+        auth.revoke_key(session, row.id)
+    assert tenant_of(key) is None
