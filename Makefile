@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo serve test lint clean
+.PHONY: install demo serve test lint bench clean
 
 # Creates the venv and installs the project with its dev tools. Re-runs when pyproject changes.
 $(STAMP): pyproject.toml constraints.txt
@@ -32,6 +32,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy app worker
+
+# The service benchmarks (benchmarks/README.md): status polls against a bare endpoint, submit
+# to running, and a load of tiny jobs. Needs PostgreSQL and Redis on localhost, and wrk
+# (apt-get install wrk; without it poll.py falls back to a slower Python load generator).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/poll.py
+	$(BIN)/python benchmarks/submit.py
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) distillery.db* artifacts work demo-output
