@@ -152,7 +152,8 @@ def test_deleting_removes_the_jobs_objects_from_s3(
             store.put_file(job_work_prefix(job_id) + "student.ckpt", checkpoint)
         assert client.delete(f"/v1/jobs/{doomed}").status_code == 204
     assert store.list_keys(f"jobs/{doomed}/") == []
-    assert store.list_keys("jobs/") == [
-        f"jobs/{kept}/student.onnx",
-        f"jobs/{kept}/work/student.ckpt",
-    ]
+    # The other job keeps its artifact. (Its left-over work file may be gone too: the API's
+    # housekeeping removes a succeeded job's work files, and it runs when the API starts.)
+    kept_keys = store.list_keys("jobs/")
+    assert f"jobs/{kept}/student.onnx" in kept_keys
+    assert all(key.startswith(f"jobs/{kept}/") for key in kept_keys)
