@@ -131,7 +131,22 @@ def _pyformat(sql: str) -> str:
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
 
 
-class PostgresDatabase:
+class _Statements:
+    """fetch and execute, for a database that runs one statement with `_run`."""
+
+    async def _run(self, sql: str, params: Params, *, fetch: bool) -> Any:
+        raise NotImplementedError
+
+    async def fetch(self, sql: str, params: Params) -> list[Row]:
+        rows: list[Row] = await self._run(sql, params, fetch=True)
+        return rows
+
+    async def execute(self, sql: str, params: Params) -> int:
+        changed: int = await self._run(sql, params, fetch=False)
+        return changed
+
+
+class PostgresDatabase(_Statements):
     def __init__(
         self,
         conninfo: str,
@@ -143,14 +158,6 @@ class PostgresDatabase:
         self._idle: list[psycopg.AsyncConnection[Row]] = []
         self._context = _Adapters()
         self._closed = False
-
-    async def fetch(self, sql: str, params: Params) -> list[Row]:
-        rows: list[Row] = await self._run(sql, params, fetch=True)
-        return rows
-
-    async def execute(self, sql: str, params: Params) -> int:
-        changed: int = await self._run(sql, params, fetch=False)
-        return changed
 
     async def close(self) -> None:
         self._closed = True
@@ -217,7 +224,7 @@ def _sqlite_param(value: Any) -> Any:
     return value
 
 
-class SqliteDatabase:
+class SqliteDatabase(_Statements):
     """Statements run in worker threads, each on a connection of its own (WAL lets them read
     while a writer commits)."""
 
@@ -228,14 +235,6 @@ class SqliteDatabase:
         self._slots = _Slots(max_connections, wait_seconds)
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
-
-    async def fetch(self, sql: str, params: Params) -> list[Row]:
-        rows: list[Row] = await self._run(sql, params, fetch=True)
-        return rows
-
-    async def execute(self, sql: str, params: Params) -> int:
-        changed: int = await self._run(sql, params, fetch=False)
-        return changed
 
     async def close(self) -> None:
         self._closed = True
