@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
     except MemoryError:
         print("MemoryError: the check ran out of memory", file=sys.stderr)
         return EXIT_OUT_OF_MEMORY
-    except (ImportError, OSError) as exc:
+    except (ImportError, OSError, SystemError) as exc:
         if not out_of_memory(exc):
             raise
         print(f"MemoryError: {exc}", file=sys.stderr)
@@ -102,10 +102,17 @@ def main(argv: list[str]) -> int:
 
 
 def out_of_memory(exc: BaseException) -> bool:
-    """An error that is the memory limit in disguise: a library that could not be mapped."""
+    """An error that is the memory limit in disguise.
+
+    A library that could not be mapped, or (on a fresh clone with no bytecode cached) the
+    interpreter's compiler failing an allocation while it imports a module, which CPython reports
+    as a SystemError "returned NULL without setting an exception".
+    """
     if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
         return True
     text = str(exc)
+    if isinstance(exc, SystemError):
+        return "returned NULL without setting an exception" in text
     return "failed to map segment" in text or "Cannot allocate memory" in text
 
 
