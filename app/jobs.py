@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -613,9 +614,41 @@ def release_lease(session: Session, job_id: str, owner: str) -> None:
 
 
 def add_event(
-    session: Session, job_id: str, kind: str, message: str, data: dict[str, Any] | None = None
+    session: Session,
+    job_id: str,
+    kind: str,
+    message: str,
+    data: dict[str, Any] | None = None,
+    *,
+    owner: str | None = None,
 ) -> None:
-    session.add(JobEvent(job_id=job_id, kind=kind, message=message, data=data))
+    """Add an event to the job. With `owner` (a worker's event) only while that worker holds
+    the job, like _hold, else LeaseLost: one INSERT ... SELECT from the job row while it is
+    held. On PostgreSQL the SELECT locks that row (FOR UPDATE), so a reaper or claim changing
+    it waits for this insert, or makes it insert nothing; SQLite runs the statement under its
+    one writer lock."""
+    if owner is None:
+        session.add(JobEvent(job_id=job_id, kind=kind, message=message, data=data))
+        session.commit()
+        return
+    columns = JobEvent.__table__.c
+    held_row = (
+        select(
+            Job.id,
+            literal(utcnow(), columns.created_at.type),
+            literal(kind, columns.kind.type),
+            literal(message, columns.message.type),
+            literal(data, columns.data.type),
+        )
+        .where(_held_by(job_id, owner))
+        .with_for_update()
+    )
+    names = ["job_id", "created_at", "kind", "message", "data"]
+    # An INSERT's rowcount is kept only when asked for (SQLAlchemy reports -1 otherwise).
+    added = insert(JobEvent).from_select(names, held_row).execution_options(preserve_rowcount=True)
+    if not rows_changed(session.execute(added)):
+        session.rollback()
+        raise LeaseLost(job_id)
     session.commit()
 
 

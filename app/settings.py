@@ -4,6 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,13 +23,13 @@ class Settings(BaseSettings):
     work_dir: str = "./work"
     # A job's work folder goes when the job ends; after a failure it is kept this long for an
     # operator to look at, then `distillery gc` (and the API's maintenance) removes it.
-    failed_work_retention_hours: float = 24.0
+    failed_work_retention_hours: float = Field(default=24.0, ge=0)
     # The soft-label store's byte cap: writing an entry evicts the least recently used first.
     soft_label_store_bytes: int = 20 * 1024**3
     # Finished jobs older than this are deleted (rows, artifacts, work) by gc; unset: kept.
-    job_retention_days: float | None = None
+    job_retention_days: float | None = Field(default=None, ge=0)
     # How often the API's maintenance loop runs the housekeeping (`distillery gc` runs it once).
-    gc_interval_seconds: float = 3600.0
+    gc_interval_seconds: float = Field(default=3600.0, gt=0)
     # Upgrade the database schema when the API starts (compose runs a `migrate` service instead).
     auto_migrate: bool = True
 
@@ -41,18 +42,18 @@ class Settings(BaseSettings):
     # GET /metrics (Prometheus), without an API key: keep it off the public network.
     metrics_enabled: bool = True
 
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     # Event streams (GET /v1/jobs/{id}/events?stream=true): each ends after this long with a
     # `reconnect` event, and one API process serves at most this many at once (503 past it).
-    event_stream_max_seconds: float = 3600.0
-    max_event_streams: int = 100
+    event_stream_max_seconds: float = Field(default=3600.0, gt=0)
+    max_event_streams: int = Field(default=100, ge=0)
     # `distillery serve` (app/http_protocol.py): request headers are bounded in size (431
     # past it) and must arrive within header_timeout_seconds; a body may pause at most
     # body_idle_timeout_seconds between parts.
-    max_header_bytes: int = 64 * 1024
-    header_timeout_seconds: float = 10.0
-    body_idle_timeout_seconds: float = 60.0
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_idle_timeout_seconds: float = Field(default=60.0, gt=0)
 
     # "required": every /v1 route needs `Authorization: Bearer <key>`; "off": one tenant.
     auth: Literal["off", "required"] = "off"
@@ -64,7 +65,7 @@ class Settings(BaseSettings):
     tenant_max_stored_bytes: int = 100 * 1024**3
     # Checking an upload runs in a child process under these limits (hostile files).
     file_check_memory_bytes: int = 4 * 1024**3
-    file_check_timeout_seconds: float = 3600.0
+    file_check_timeout_seconds: float = Field(default=3600.0, gt=0)
     max_image_pixels: int = 4096 * 4096
     max_archive_ratio: float = 100.0
     max_csv_columns: int = 100_000
@@ -74,25 +75,25 @@ class Settings(BaseSettings):
 
     # Leases: a worker renews its lease every lease_seconds / 3; a lease not renewed in time
     # means the worker died and the reaper requeues the job.
-    lease_seconds: float = 60.0
+    lease_seconds: float = Field(default=60.0, gt=0)
     # Attempts a job gets: a worker lost, or an infrastructure error (database, disk, store),
     # costs one; past the last the job fails.
-    max_attempts: int = 3
+    max_attempts: int = Field(default=3, ge=1)
     # A worker whose database is unreachable keeps retrying its writes this long before it
     # gives the attempt up (a blip or a failover should not cost the job an attempt).
-    database_retry_seconds: float = 120.0
-    reaper_interval_seconds: float = 10.0
+    database_retry_seconds: float = Field(default=120.0, ge=0)
+    reaper_interval_seconds: float = Field(default=10.0, gt=0)
     # A job sent to the broker but not claimed this long is sent again (a duplicate is skipped
     # by the claim). A broker that restarted without its data is noticed on the next
     # maintenance pass instead, and every job it held is sent again at once.
-    resend_unclaimed_after_seconds: float = 3600.0
+    resend_unclaimed_after_seconds: float = Field(default=3600.0, gt=0)
     # The embedded runner polls for queued jobs this often when nothing wakes it.
-    runner_poll_seconds: float = 2.0
+    runner_poll_seconds: float = Field(default=2.0, gt=0)
     # How often the training loop checks the cancel flag, in optimiser steps.
-    cancel_check_steps: int = 20
+    cancel_check_steps: int = Field(default=20, ge=1)
     # Celery: the queue GPU workers consume, and how long Redis keeps an unacked message.
     celery_queue: str = "gpu"
-    celery_visibility_timeout_seconds: int = 12 * 3600
+    celery_visibility_timeout_seconds: int = Field(default=12 * 3600, gt=0)
 
     @property
     def artifact_root(self) -> Path:
@@ -107,6 +108,23 @@ class Settings(BaseSettings):
         return self.work_root / "soft_labels"
 
 
+class SettingsError(ValueError):
+    """A DISTILLERY_* variable (or .env line) has a value the service cannot run with."""
+
+
+def _env_name(location: tuple[int | str, ...]) -> str:
+    return "DISTILLERY_" + str(location[0]).upper() if location else "DISTILLERY_*"
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment (and .env). A bad value stops the process at start,
+    naming its variable: DISTILLERY_LEASE_SECONDS=0 would otherwise break workers later."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            f"{_env_name(error['loc'])}={error['input']!r}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -108,7 +108,12 @@ class JobControl:
             delay = min(delay * 2, 10.0)
 
     def event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        self.write(lambda session: jobs.add_event(session, self.job_id, kind, message, data))
+        """Add an event while this worker holds the job (LeaseLost once it does not)."""
+        self.write(
+            lambda session: jobs.add_event(
+                session, self.job_id, kind, message, data, owner=self.owner
+            )
+        )
 
     def stage(self, stage: str, progress: dict[str, Any]) -> None:
         self.check()

@@ -169,7 +169,9 @@ def train(
         values = {
             "train_loss": train_loss,
             **validate(model),
-            "lr": optimizer.param_groups[0]["lr"],
+            # The lr in effect at the epoch's first step (its start): read after the loop, the
+            # optimiser already holds the lr of the next epoch's first step.
+            "lr": scheduler.base_lrs[0] * lr_factor(epoch * steps),
             "samples_per_second": seen / max(seconds, 1e-9),
             "epoch_seconds": seconds,
         }

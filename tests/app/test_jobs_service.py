@@ -83,6 +83,25 @@ def test_a_worker_that_lost_its_lease_cannot_write(settings: Settings) -> None:
         assert jobs.list_artifacts(session, job_id) == []
 
 
+def test_a_worker_whose_lease_was_taken_over_cannot_add_an_event(settings: Settings) -> None:
+    with session_scope(settings.database_url) as session:
+        job_id = new_job(session)
+        jobs.claim(session, job_id, "w1", lease_seconds=60, max_attempts=3)
+        jobs.add_event(session, job_id, "info", "from w1", {"n": 1}, owner="w1")
+        expire_lease(session, job_id)
+        jobs.reap_expired(session, max_attempts=3)
+        jobs.claim(session, job_id, "w2", lease_seconds=60, max_attempts=3)
+        with pytest.raises(jobs.LeaseLost):
+            jobs.add_event(session, job_id, "info", "late, from w1", owner="w1")
+        jobs.add_event(session, job_id, "info", "from w2", owner="w2")
+        jobs.add_event(session, job_id, "info", "from the API")  # not a worker: no lease
+        events = jobs.list_events(session, job_id, after=None, limit=100)
+        messages = [event.message for event in events]
+        assert "late, from w1" not in messages
+        assert messages[-3:] == ["running (attempt 2)", "from w2", "from the API"]
+        assert next(e for e in events if e.message == "from w1").data == {"n": 1}
+
+
 def test_reaper_fails_a_job_out_of_attempts(settings: Settings) -> None:
     with session_scope(settings.database_url) as session:
         job_id = new_job(session)

@@ -53,7 +53,8 @@ def test_a_json_line_from_a_worker_carries_the_job(capsys: pytest.CaptureFixture
             target=contextvars.copy_context().run, args=(log.warning, "heartbeat failed")
         )
         thread.start()
-        thread.join()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
     log.info("after the job")
 
     before, epoch, heartbeat, after = json_lines(capsys)

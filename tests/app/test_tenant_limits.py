@@ -227,7 +227,8 @@ def test_two_workers_claiming_one_tenants_jobs_at_once_start_only_one(
             while worker.is_alive() and not watcher.execute(blocked).scalar():
                 watcher.rollback()
                 worker.join(0.01)
-    worker.join()
+    worker.join(timeout=60)  # the holder committed: the second claim goes on
+    assert not worker.is_alive(), "the second claim still waits on the tenant lock"
     assert results == [None]
     with session_scope(postgres_url) as session:
         assert status(session, second) == JobStatus.QUEUED

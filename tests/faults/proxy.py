@@ -54,6 +54,7 @@ class TcpProxy:
         self.cut()
         self._acceptor.join(timeout=5)
         self._listener.close()
+        assert not self._acceptor.is_alive(), "the proxy's acceptor did not stop within 5 s"
 
     def _accept(self) -> None:
         while not self._closed.is_set():

@@ -2,6 +2,8 @@
 
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import onnxruntime
 import pytest
 import torch
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from app import jobs
 from app.db import session_scope
@@ -56,6 +59,34 @@ def load(settings: Settings, job_id: str) -> tuple[Job, list, list, list]:
             jobs.list_metrics(session, job_id),
             jobs.list_artifacts(session, job_id),
         )
+
+
+@contextmanager
+def once_training(
+    settings: Settings, job_id: str, act: Callable[[Session, str], object]
+) -> Iterator[threading.Event]:
+    """In the background, `act(session, job_id)` once the job's first epoch is recorded; the
+    event yielded is set when it has. Leaving the block stops the watcher (the job may have
+    ended without an epoch) and waits for it, boundedly: a failure fails, never hangs."""
+    stop, acted = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            with session_scope(settings.database_url) as session:
+                if jobs.list_metrics(session, job_id):
+                    act(session, job_id)
+                    acted.set()
+                    return
+            stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch, name="once-training", daemon=True)
+    watcher.start()
+    try:
+        yield acted
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    assert not watcher.is_alive(), "the watcher did not stop within 30 s"
 
 
 def test_a_job_runs_every_stage_to_exported_artifacts(settings: Settings) -> None:
@@ -158,18 +189,9 @@ def test_cancel_stops_a_running_job(settings: Settings) -> None:
     spec = {**TINY, "teacher": {**TINY["teacher"], "train": {"epochs": 2000, "batch_size": 8}}}
     job_id = submit(settings, spec)
 
-    def cancel_when_training() -> None:
-        while True:
-            with session_scope(settings.database_url) as session:
-                if jobs.list_metrics(session, job_id):
-                    jobs.cancel_job(session, job_id)
-                    return
-            threading.Event().wait(0.05)
-
-    canceller = threading.Thread(target=cancel_when_training)
-    canceller.start()
-    pipeline.run(job_id, settings)
-    canceller.join()
+    with once_training(settings, job_id, jobs.cancel_job) as cancelled:
+        pipeline.run(job_id, settings)
+    assert cancelled.is_set()
     job, events, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.CANCELLED
     assert [e.message for e in events if e.kind == "status"][-2:] == ["cancelling", "cancelled"]
@@ -209,18 +231,9 @@ def test_pause_frees_the_worker_and_resume_continues_where_it_stopped(settings: 
     spec = {**TINY, "teacher": {**TINY["teacher"], "train": {"epochs": 8, "batch_size": 8}}}
     job_id = submit(settings, spec)
 
-    def pause_when_training() -> None:
-        while True:
-            with session_scope(settings.database_url) as session:
-                if jobs.list_metrics(session, job_id):
-                    jobs.pause_job(session, job_id)
-                    return
-            threading.Event().wait(0.05)
-
-    pauser = threading.Thread(target=pause_when_training)
-    pauser.start()
-    pipeline.run(job_id, settings)  # returns once paused: the worker is free
-    pauser.join()
+    with once_training(settings, job_id, jobs.pause_job) as paused:
+        pipeline.run(job_id, settings)  # returns once paused: the worker is free
+    assert paused.is_set()
     job, events, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.PAUSED and job.lease_owner is None
     assert [e.message for e in events if e.kind == "status"][-2:] == ["pausing", "paused"]

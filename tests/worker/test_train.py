@@ -1,5 +1,6 @@
 """The training loop: learns, checkpoints every epoch, resumes exactly, stops when asked."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,16 @@ def test_a_pause_mid_epoch_resumes_at_the_same_step_with_the_same_weights(
         assert torch.equal(a, b), name
     # The paused epoch's loss counts the batches from before the pause too.
     assert recorded[1][1]["train_loss"] == pytest.approx(straight_epochs[1][1]["train_loss"])
+
+
+def test_each_epoch_records_the_lr_it_started_with(tmp_path: Path) -> None:
+    recorded: list[dict] = []
+    fit(
+        tmp_path / "lr.ckpt",
+        LoopHooks(check=lambda: None, on_epoch=lambda e, v: recorded.append(v)),
+        {**SETTINGS, "lr_schedule": "cosine"},
+    )
+    lrs = [values["lr"] for values in recorded]
+    assert lrs[0] == SETTINGS["lr"]  # epoch 1 trained from the initial lr, not epoch 2's
+    assert lrs[1] == pytest.approx(SETTINGS["lr"] * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] > 0

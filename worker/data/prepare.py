@@ -10,6 +10,7 @@ import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,7 @@ class PreparedData:
     transfer_dropped: int = 0
 
     def __post_init__(self) -> None:
+        # Built once: train then transfer (a copy of both when in memory).
         self.distill = (
             Examples.concat(self.train, self.transfer) if len(self.transfer) else self.train
         )
@@ -138,10 +140,10 @@ class PreparedData:
     def in_memory(self) -> bool:
         return self.train.in_memory
 
-    @property
+    @cached_property
     def y_distill(self) -> torch.Tensor:
         """Labels for `distill`: labelled train, then transfer; -1 marks transfer examples
-        (KD term only)."""
+        (KD term only). Built on first use, then the same tensor every time."""
         unlabelled = torch.full((len(self.transfer),), -1, dtype=torch.long)
         return torch.cat([self.y_train, unlabelled])
 
