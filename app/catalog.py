@@ -4,8 +4,9 @@ Torch-free: the API validates job specs against these schemas; `worker/models` a
 `worker/data` register implementations under exactly these names (a test checks both sides).
 """
 
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -77,27 +78,111 @@ class KdParams(Params):
     """Hinton KD has no parameters beyond `distill.temperature`, `kd_weight` and `ce_weight`."""
 
 
+class LayerPair(Params):
+    """A student layer matched to a teacher layer (names from the models' `layers`)."""
+
+    student: str = Field(description="a layer name of the student arch")
+    teacher: str = Field(description="a layer name of the teacher arch")
+
+
+Weight = Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+LayerPairs = Annotated[list[LayerPair], Field(min_length=1, max_length=16)]
+
+
+class MethodParams(Params):
+    # The fields that hold layer pairs: a method with any needs the teacher's features, so
+    # the teacher must be a zoo model run online (not ONNX, not logits, not stored labels).
+    layer_fields: ClassVar[tuple[str, ...]] = ()
+
+
+class DkdParams(MethodParams):
+    """Decoupled KD (Zhao et al. 2022): the KD term splits into target-class KD (TCKD) and
+    non-target-class KD (NCKD), weighted apart."""
+
+    alpha: Weight = Field(default=1.0, description="weight of TCKD (target vs the rest)")
+    beta: Weight = Field(default=8.0, description="weight of NCKD (among non-target classes)")
+
+
+class FitnetsParams(MethodParams):
+    """FitNets (Romero et al. 2015): a learned regressor maps student features onto the
+    teacher's hint layer; MSE between them joins the KD and CE terms."""
+
+    layer_fields: ClassVar[tuple[str, ...]] = ("hints",)
+    hints: LayerPairs | None = Field(
+        default=None,
+        description="student/teacher layer pairs; default: the last feature layer of each",
+    )
+    hint_weight: Weight = Field(default=1.0, description="weight of the hint (MSE) term")
+
+
+class AtParams(MethodParams):
+    """Attention transfer (Zagoruyko & Komodakis 2017): match the normalised spatial
+    attention maps (mean over channels of |A|^2) of layer pairs."""
+
+    layer_fields: ClassVar[tuple[str, ...]] = ("pairs",)
+    pairs: LayerPairs | None = Field(
+        default=None,
+        description="student/teacher layer pairs; default: the last feature layer of each",
+    )
+    at_weight: Weight = Field(default=1000.0, description="beta: weight of the AT term")
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
     description: str
     params: type[Params]
+    # Models: the names of the layers distillation methods may tap, given resolved params.
+    layers: Callable[[dict[str, Any]], list[str]] | None = field(default=None, compare=False)
+    layers_note: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "params": self.params.model_json_schema(),
         }
+        if self.layers is not None:
+            out["layers"] = self.layers(self.params().model_dump(mode="json"))
+            out["layers_note"] = self.layers_note
+        return out
+
+
+def _numbered(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i + 1}" for i in range(count)]
 
 
 MODELS: dict[str, Entry] = {
     e.name: e
     for e in [
-        Entry("mlp", "Multi-layer perceptron over the flattened input.", MlpParams),
-        Entry("cnn1d", "Three strided 1-D convolutions and a linear head (MNIST-1D).", Cnn1dParams),
-        Entry("cnn2d", "Conv-BN-ReLU-pool blocks and a linear head, for images.", Cnn2dParams),
-        Entry("resnet_cifar", "CIFAR ResNet (He et al. 2016), 6n+2 layers.", ResnetCifarParams),
+        Entry(
+            "mlp",
+            "Multi-layer perceptron over the flattened input.",
+            MlpParams,
+            lambda p: _numbered("hidden", len(p["hidden"])),
+            "hidden1..hiddenN: each hidden layer after its ReLU (one per entry of `hidden`)",
+        ),
+        Entry(
+            "cnn1d",
+            "Three strided 1-D convolutions and a linear head (MNIST-1D).",
+            Cnn1dParams,
+            lambda p: _numbered("conv", 3),
+            "conv1..conv3: each convolution after its ReLU",
+        ),
+        Entry(
+            "cnn2d",
+            "Conv-BN-ReLU-pool blocks and a linear head, for images.",
+            Cnn2dParams,
+            lambda p: _numbered("block", len(p["channels"])),
+            "block1..blockN: each block after its pooling (one per entry of `channels`)",
+        ),
+        Entry(
+            "resnet_cifar",
+            "CIFAR ResNet (He et al. 2016), 6n+2 layers.",
+            ResnetCifarParams,
+            lambda p: ["stem", *_numbered("stage", 3)],
+            "stem, then stage1..stage3: the output of each stage's last residual block",
+        ),
     ]
 }
 
@@ -131,6 +216,17 @@ METHODS: dict[str, Entry] = {
     e.name: e
     for e in [
         Entry("kd", "Hinton et al. 2015: KL to the teacher's softened outputs plus CE.", KdParams),
+        Entry("dkd", "Decoupled KD (Zhao et al. 2022): TCKD and NCKD weighted apart.", DkdParams),
+        Entry(
+            "fitnets",
+            "FitNets (Romero et al. 2015): KD plus a regressed hint on intermediate features.",
+            FitnetsParams,
+        ),
+        Entry(
+            "at",
+            "Attention transfer (Zagoruyko & Komodakis 2017): KD plus matched attention maps.",
+            AtParams,
+        ),
     ]
 }
 
@@ -178,3 +274,59 @@ def _fields(path: str, kind: dict[str, Entry]) -> tuple[str, str]:
     if kind is DATASETS:
         return f"{path}.name", f"{path}.options"
     return f"{path}.method", f"{path}.method_params"
+
+
+def model_layers(arch: str, params: dict[str, Any]) -> list[str]:
+    """The layer names of a zoo model with resolved `params` (forward order)."""
+    layers = MODELS[arch].layers
+    return layers(params) if layers is not None else []
+
+
+def method_taps_teacher(method: str) -> bool:
+    """Whether the method reads the teacher's intermediate features (so it runs online)."""
+    params = METHODS[method].params
+    return bool(getattr(params, "layer_fields", ()))
+
+
+def resolve_layer_pairs(spec: dict[str, Any]) -> None:
+    """Fill in and check the layer pairs of `spec["distill"]["method_params"]` (resolved):
+    a pair left out defaults to the last feature layer of each model; every name must be a
+    layer of its model; the teacher must be a zoo model the worker can run online."""
+    distill = spec["distill"]
+    method = distill["method"]
+    fields = getattr(METHODS[method].params, "layer_fields", ())
+    if not fields:
+        return
+    teacher, student = spec["teacher"], spec["student"]
+    if "arch" not in teacher:
+        raise SpecError(
+            "distill.method",
+            f"{method!r} reads the teacher's intermediate layers; a teacher from "
+            f"{teacher['source']!r} has none (use a teacher from 'train' or 'weights', or 'kd')",
+        )
+    if distill["soft_labels"] == "stored":
+        raise SpecError(
+            "distill.soft_labels",
+            f"{method!r} reads the teacher's intermediate layers at every step, which the "
+            "soft-label store does not keep; use 'auto' or 'online'",
+        )
+    layers = {
+        "teacher": model_layers(teacher["arch"], teacher["params"]),
+        "student": model_layers(student["arch"], student["params"]),
+    }
+    for role, names in layers.items():
+        if not names:
+            arch = spec[role]["arch"]
+            raise SpecError(f"{role}.arch", f"{arch!r} has no layers {method!r} can read")
+    params = distill["method_params"]
+    for name in fields:
+        if params.get(name) is None:
+            params[name] = [{"student": layers["student"][-1], "teacher": layers["teacher"][-1]}]
+        for i, pair in enumerate(params[name]):
+            for role in ("student", "teacher"):
+                if pair[role] not in layers[role]:
+                    raise SpecError(
+                        f"distill.method_params.{name}.{i}.{role}",
+                        f"{pair[role]!r} is not a layer of the {role} "
+                        f"({spec[role]['arch']}); its layers: {', '.join(layers[role])}",
+                    )

@@ -115,6 +115,7 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     distill["method_params"] = catalog.resolve_params(
         catalog.METHODS, distill["method"], distill["method_params"], "distill"
     )
+    catalog.resolve_layer_pairs(spec)
     spec["export"] = sorted(set(spec["export"]), key=catalog.EXPORT_FORMATS.index)
     return spec
 

@@ -335,6 +335,11 @@ class CatalogEntry(BaseModel):
     name: str
     description: str
     params: dict[str, Any]
+    layers: list[str] | None = Field(
+        default=None,
+        description="models: the layers methods may tap (for the default params); see layers_note",
+    )
+    layers_note: str | None = None
 
 
 class CatalogList(BaseModel):

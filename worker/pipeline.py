@@ -33,7 +33,7 @@ from worker.claiming import claim_job, hold_and_run
 from worker.control import JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.data import DatasetMismatch, PreparedData, prepare
 from worker.failures import infrastructure_message, is_infrastructure_error
-from worker.kd import METHODS
+from worker.kd import FeatureTaps, Method, Outputs, build_method
 from worker.kd.schedules import TemperatureSchedule
 from worker.models import InputMismatch, build_model, count_params
 from worker.softlabels import SoftLabelStore, StoredLogits
@@ -78,12 +78,21 @@ def run(job_id: str, settings: Settings | None = None) -> None:
 
 def run_claimed(job: Job, control: JobControl, settings: Settings) -> None:
     """Run a job this worker has claimed, and holds through `control`, to a final status."""
-    job_id = job.id
-    pipeline = Pipeline(settings, job_id, job.spec, control)
+    pipeline = Pipeline(settings, job.id, job.spec, control)
+    try:
+        _run_to_final_status(pipeline, control)
+    except LeaseLost:
+        # While running, or while writing the final events and status: the job belongs to
+        # the worker that took it over, which writes them.
+        log.warning("lost the lease on %s; another worker has it", job.id)
+
+
+def _run_to_final_status(pipeline: "Pipeline", control: JobControl) -> None:
+    job_id = pipeline.job_id
     try:
         result = pipeline.run()
     except LeaseLost:
-        log.warning("lost the lease on %s; another worker has it", job_id)
+        raise
     except JobCancelled:
         control.finish(JobStatus.CANCELLED, progress=pipeline.progress())
     except JobPaused:
@@ -320,10 +329,10 @@ class Pipeline:
         )
         teacher.validate()
         student = self._build_student(data)
-        METHODS.get(self.spec["distill"]["method"])
-        if teacher.module is None and self.spec["distill"]["soft_labels"] == "online":
+        method = build_method(self.spec["distill"])
+        if teacher.module is None and self._online(method):
             raise SpecError(
-                "distill.soft_labels",
+                "distill.soft_labels" if not method.teacher_layers() else "distill.method",
                 f"a teacher from {teacher.name!r} has no PyTorch model to run online",
             )
         t_params = count_params(teacher.module) if teacher.module is not None else None
@@ -449,9 +458,17 @@ class Pipeline:
         self.eta_origin = None
         return True
 
+    def _online(self, method: Method) -> bool:
+        """Whether the teacher runs at every distillation step: asked for, or the method reads
+        the teacher's layers (the store keeps logits only)."""
+        return self.spec["distill"]["soft_labels"] == "online" or bool(method.teacher_layers())
+
     def soft_labels(self, data: PreparedData, teacher: TeacherSource) -> StoredLogits | None:
-        if self.spec["distill"]["soft_labels"] == "online":
-            self.control.event("info", "soft labels: the teacher runs online at every step")
+        method = build_method(self.spec["distill"])
+        if self._online(method):
+            name = self.spec["distill"]["method"]
+            why = f" ({name} reads its layers)" if method.teacher_layers() else ""
+            self.control.event("info", f"soft labels: the teacher runs online at every step{why}")
             return None
         # No stochastic augmentation yet, so "auto" means the store.
         store = SoftLabelStore.for_settings(self.settings)
@@ -476,49 +493,84 @@ class Pipeline:
         if self._finished(student, "student"):
             return
         settings = self.spec["distill"]
-        loss_fn = METHODS.get(settings["method"])
+        method = build_method(settings)
         x, y = data.distill, data.y_distill.to(self.device)
         module = teacher.module
         if module is not None:
             module.eval()
+        # The taps (forward hooks) exist only for this stage: the student that is evaluated
+        # and exported afterwards runs without them.
+        with (
+            FeatureTaps(student, method.student_layers()) as student_taps,
+            FeatureTaps(module, method.teacher_layers()) as teacher_taps,
+        ):
 
-        def teacher_logits(index: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-            if stored is not None:
-                return stored(index)
-            assert module is not None  # validate refuses "online" without a PyTorch teacher
-            with torch.no_grad():
-                return module(inputs)
+            def teacher_outputs(index: torch.Tensor, inputs: torch.Tensor) -> Outputs:
+                if stored is not None:
+                    return Outputs(stored(index))
+                assert module is not None  # validate refuses online without a PyTorch teacher
+                with torch.no_grad():
+                    logits = module(inputs)
+                return Outputs(logits, teacher_taps.take())
 
-        def batch_loss(m: nn.Module, index: torch.Tensor, t: float | None) -> torch.Tensor:
-            inputs = x.batch(index, self.device)
-            return loss_fn(
-                m(inputs),
-                teacher_logits(index, inputs),
-                y[index],
-                temperature=t,
-                kd_weight=settings["kd_weight"],
-                ce_weight=settings["ce_weight"],
+            def batch_loss(m: nn.Module, index: torch.Tensor, t: float | None) -> torch.Tensor:
+                inputs = x.batch(index, self.device)
+                logits = m(inputs)
+                return method.loss(
+                    Outputs(logits, student_taps.take()),
+                    teacher_outputs(index, inputs),
+                    y[index],
+                    temperature=t,  # type: ignore[arg-type]  # distillation always has a T
+                )
+
+            model = self._with_learnable_parts(student, method, x, teacher_outputs, student_taps)
+            schedule = TemperatureSchedule(
+                settings["temperature_schedule"], settings["temperature"], settings["epochs"]
             )
-
-        schedule = TemperatureSchedule(
-            settings["temperature_schedule"], settings["temperature"], settings["epochs"]
-        )
-        self.start_epochs(settings["epochs"])
-        try:
-            train(
-                student,
-                settings=settings,
-                num_examples=len(x),
-                batch_loss=batch_loss,
-                validate=self._validator(data),
-                checkpoint_path=self.workdir / "student.ckpt",
-                hooks=self.hooks(),
-                seed=self.seed,
-                temperature=schedule,
-            )
-        finally:
-            x.release()
+            self.start_epochs(settings["epochs"])
+            try:
+                train(
+                    model,
+                    settings=settings,
+                    num_examples=len(x),
+                    batch_loss=batch_loss,
+                    validate=self._validator(data),
+                    checkpoint_path=self.workdir / "student.ckpt",
+                    hooks=self.hooks(),
+                    seed=self.seed,
+                    temperature=schedule,
+                )
+            finally:
+                x.release()
         self.save_output(student, "student")
+
+    def _with_learnable_parts(
+        self,
+        student: nn.Module,
+        method: Method,
+        x: Any,
+        teacher_outputs: Any,
+        student_taps: FeatureTaps,
+    ) -> nn.Module:
+        """The module distillation trains: the student, plus the method's learnable parts
+        (built from the shapes of one batch's features) when it has any, so that they share
+        the optimiser and the checkpoint."""
+        if not method.student_layers():
+            return student
+        probe = torch.arange(min(2, len(x)))
+        inputs = x.batch(probe, self.device)
+        student.eval()
+        with torch.no_grad():
+            student(inputs)
+            features = student_taps.take()
+            teacher = teacher_outputs(probe, inputs)
+        try:
+            method.build(features, teacher.features)
+        except ValueError as exc:
+            raise SpecError("distill.method_params", str(exc)) from None
+        if not any(True for _ in method.parameters()):
+            return student
+        return StudentWithMethod(student, method).to(self.device)
 
     def train_baseline(self, data: PreparedData) -> nn.Module:
         """The same student from scratch on hard labels: same seed, optimiser settings and
@@ -664,6 +716,19 @@ class Pipeline:
             writer.writerow(["stage", "epoch", *columns])
             for stage, epoch, values in rows:
                 writer.writerow([stage, epoch, *(values.get(c, "") for c in columns)])
+
+
+class StudentWithMethod(nn.Module):
+    """The student and a method's learnable parts (e.g. FitNets regressors), trained and
+    checkpointed together; its forward is the student's."""
+
+    def __init__(self, student: nn.Module, method: Method) -> None:
+        super().__init__()
+        self.student = student
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.student(x)
 
 
 def _ratio(a: float | None, b: float | None, digits: int) -> float | None:

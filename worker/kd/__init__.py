@@ -1,9 +1,7 @@
-"""Distillation methods, registered under the catalog's names (`distill.method`)."""
+"""Distillation: the losses, the methods (one plug-in file each) and the feature taps."""
 
 from worker.kd.losses import kd_loss
-from worker.registry import Registry
+from worker.kd.methods import METHODS, Method, Outputs, build_method
+from worker.kd.taps import FeatureTaps
 
-METHODS: Registry = Registry("distillation method")
-METHODS.register("kd")(kd_loss)
-
-__all__ = ["METHODS", "kd_loss"]
+__all__ = ["METHODS", "FeatureTaps", "Method", "Outputs", "build_method", "kd_loss"]

@@ -33,9 +33,15 @@ def kd_loss(
     )
     loss = kd_weight * t * t * kl
     if ce_weight and labels is not None:
-        # A masked mean rather than ignore_index or a branch on "all labelled": no host sync
-        # per step on a GPU, and 0 (not NaN) for a batch with no labels.
-        labelled = labels != UNLABELLED
-        ce = F.cross_entropy(student_logits, labels.clamp_min(0), reduction="none")
-        loss = loss + ce_weight * (ce * labelled).sum() / labelled.sum().clamp_min(1)
+        loss = loss + ce_weight * labelled_ce(student_logits, labels)
     return loss
+
+
+def labelled_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the labelled examples (label != -1); 0 for a batch with none.
+
+    A masked mean rather than ignore_index or a branch on "all labelled": no host sync per
+    step on a GPU, and 0 (not NaN) for a batch with no labels."""
+    labelled = labels != UNLABELLED
+    ce = F.cross_entropy(student_logits, labels.clamp_min(0), reduction="none")
+    return (ce * labelled).sum() / labelled.sum().clamp_min(1)

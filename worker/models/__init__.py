@@ -1,6 +1,12 @@
 """The model zoo: implementations registered under the catalog's names."""
 
 from worker.models import cnn, mlp, resnet_cifar  # noqa: F401  (registers the archs)
-from worker.models.registry import MODELS, InputMismatch, build_model, count_params
+from worker.models.registry import (
+    MODELS,
+    InputMismatch,
+    build_model,
+    count_params,
+    feature_modules,
+)
 
-__all__ = ["MODELS", "InputMismatch", "build_model", "count_params"]
+__all__ = ["MODELS", "InputMismatch", "build_model", "count_params", "feature_modules"]

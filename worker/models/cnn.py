@@ -17,6 +17,9 @@ class Cnn1d(nn.Module):
         self.conv1 = nn.Conv1d(in_channels, channels, 5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
         self.conv3 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        # Modules (no parameters, so the weights' names stay as they were) whose outputs are the
+        # features distillation methods tap: conv1..conv3 after their ReLU.
+        self.act1, self.act2, self.act3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
         out_length = length
         for kernel in (5, 3, 3):
             out_length = (out_length + 2 - kernel) // 2 + 1
@@ -27,10 +30,13 @@ class Cnn1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(1)
-        x = torch.relu(self.conv1(x))
-        x = torch.relu(self.conv2(x))
-        x = torch.relu(self.conv3(x))
+        x = self.act1(self.conv1(x))
+        x = self.act2(self.conv2(x))
+        x = self.act3(self.conv3(x))
         return self.head(x.flatten(1))
+
+    def feature_modules(self) -> dict[str, nn.Module]:
+        return {"conv1": self.act1, "conv2": self.act2, "conv3": self.act3}
 
 
 @MODELS.register("cnn1d")
@@ -69,6 +75,11 @@ class Cnn2d(nn.Module):
         if x.dim() == 3:
             x = x.unsqueeze(1)
         return self.head(self.pool(self.features(x)).flatten(1))
+
+    def feature_modules(self) -> dict[str, nn.Module]:
+        """block1..blockN: each conv block's output, after its pooling."""
+        pools = [m for m in self.features if isinstance(m, nn.MaxPool2d)]
+        return {f"block{i + 1}": pool for i, pool in enumerate(pools)}
 
 
 @MODELS.register("cnn2d")

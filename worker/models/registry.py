@@ -47,6 +47,14 @@ def build_model(
     return Normalized(net, mean, std)
 
 
+def feature_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """The named layers of a zoo model whose outputs distillation methods may tap, in forward
+    order (the catalog lists the same names: app.catalog.model_layers)."""
+    net = model.net if isinstance(model, Normalized) else model
+    named = getattr(net, "feature_modules", None)
+    return dict(named()) if named is not None else {}
+
+
 def count_params(model: nn.Module) -> int:
     """Trainable parameters (normalisation buffers are not parameters)."""
     return sum(p.numel() for p in model.parameters())

@@ -44,11 +44,18 @@ class ResNetCifar(nn.Module):
                 stages.append(BasicBlock(in_planes, planes, stride))
                 in_planes = planes
         self.stages = nn.Sequential(*stages)
+        self.blocks_per_stage = blocks_per_stage
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(in_planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pool(self.stages(self.stem(x))).flatten(1))
+
+    def feature_modules(self) -> dict[str, nn.Module]:
+        """stem, then stage1..stage3: the output of each stage's last block."""
+        n = self.blocks_per_stage
+        last = {f"stage{s + 1}": self.stages[(s + 1) * n - 1] for s in range(3)}
+        return {"stem": self.stem, **last}
 
 
 @MODELS.register("resnet_cifar")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from app import catalog
-from worker.models import InputMismatch, build_model, count_params
+from worker.models import InputMismatch, build_model, count_params, feature_modules
 
 SHAPES = {
     "mlp": (64,),
@@ -53,3 +53,33 @@ def test_input_that_does_not_fit_the_arch_is_refused(arch: str, shape: tuple) ->
     params = catalog.resolve_params(catalog.MODELS, arch, {}, "student")
     with pytest.raises(InputMismatch):
         build_model(arch, params, shape, 10)
+
+
+@pytest.mark.parametrize(
+    ("arch", "params", "shape"),
+    [
+        ("mlp", {"hidden": [8, 4, 2]}, (6,)),
+        ("mlp", {"hidden": [], "dropout": 0.1}, (6,)),
+        ("mlp", {"hidden": [8], "dropout": 0.5}, (6,)),
+        ("cnn1d", {"channels": 4}, (40,)),
+        ("cnn2d", {"channels": [4, 8, 8]}, (1, 8, 8)),
+        ("resnet_cifar", {"depth": 8}, (3, 8, 8)),
+        ("resnet_cifar", {"depth": 20}, (3, 8, 8)),
+    ],
+)
+def test_the_catalog_lists_each_models_layers(
+    arch: str, params: dict, shape: tuple[int, ...]
+) -> None:
+    resolved = catalog.resolve_params(catalog.MODELS, arch, params, "student")
+    model = build_model(arch, resolved, shape, 3)
+    assert list(feature_modules(model)) == catalog.model_layers(arch, resolved)
+
+
+def test_layer_taps_leave_the_weights_names_as_they_were() -> None:
+    """Weights uploaded for a zoo arch before the taps existed still load."""
+    model = build_model("cnn1d", {"channels": 4}, (40,), 3)
+    assert [k for k in model.state_dict() if k.startswith("net.")] == [
+        f"net.{layer}.{p}"
+        for layer in ("conv1", "conv2", "conv3", "head")
+        for p in ("weight", "bias")
+    ]

@@ -1,0 +1,183 @@
+"""Each method's loss against a float64 reference written from its paper's formula."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from worker.kd import METHODS, Outputs, build_method
+from worker.kd.losses import kd_loss
+
+DISTILL = {"kd_weight": 0.9, "ce_weight": 0.1}
+
+
+def _softmax(v: np.ndarray) -> np.ndarray:
+    e = np.exp(v - v.max())
+    return e / e.sum()
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    return float(sum(pi * (math.log(pi) - math.log(qi)) for pi, qi in zip(p, q, strict=True)))
+
+
+def _ce(s: np.ndarray, y: np.ndarray) -> float:
+    """Mean CE over labelled rows (label >= 0); 0 with none."""
+    rows = [-math.log(_softmax(si)[yi]) for si, yi in zip(s, y, strict=True) if yi >= 0]
+    return sum(rows) / len(rows) if rows else 0.0
+
+
+def dkd_reference(s, t, y, T, alpha, beta, kd_weight, ce_weight):  # type: ignore[no-untyped-def]
+    """Zhao et al. 2022, eq. (1)-(3), per example in float64: b = (p_t, 1 - p_t) and p^ the
+    distribution over the non-target classes; DKD = alpha TCKD + beta NCKD, times T^2."""
+    s, t = s.double().numpy(), t.double().numpy()
+    total = 0.0
+    for si, ti, yi in zip(s, t, y.tolist(), strict=True):
+        target = yi if yi >= 0 else int(np.argmax(ti))
+        ps, pt = _softmax(si / T), _softmax(ti / T)
+        bs = np.array([ps[target], 1 - ps[target]])
+        bt = np.array([pt[target], 1 - pt[target]])
+        others = [k for k in range(len(si)) if k != target]
+        hat_s = ps[others] / ps[others].sum()
+        hat_t = pt[others] / pt[others].sum()
+        total += alpha * _kl(bt, bs) + beta * _kl(hat_t, hat_s)
+    return kd_weight * T * T * total / len(s) + ce_weight * _ce(s, y.numpy())
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 8.0), (0.5, 2.0), (0.0, 1.0)])
+def test_dkd_matches_the_paper(temperature: float, alpha: float, beta: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(12, 10, generator=g, dtype=torch.float64) * 3
+    t = torch.randn(12, 10, generator=g, dtype=torch.float64) * 3
+    y = torch.randint(0, 10, (12,), generator=g)
+    y[[2, 7]] = -1  # transfer examples: the teacher's top class is their target
+    method = build_method(
+        {"method": "dkd", "method_params": {"alpha": alpha, "beta": beta}, **DISTILL}
+    )
+    ours = method.loss(Outputs(s), Outputs(t), y, temperature=temperature)
+    expected = dkd_reference(s, t, y, temperature, alpha, beta, 0.9, 0.1)
+    assert ours.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_dkd_with_alpha_and_beta_one_is_not_kd_but_close_to_it() -> None:
+    """The paper's identity: KD = TCKD + (1 - p_t^T) NCKD, so alpha=1, beta=1 differs from KD
+    only by the teacher's target confidence weighting NCKD."""
+    g = torch.Generator().manual_seed(3)
+    s = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    t = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (6,), generator=g)
+    T = 2.0
+    from worker.kd.methods.dkd import dkd_terms
+
+    tckd, nckd = dkd_terms(s, t, y, T)
+    pt_target = torch.softmax(t / T, -1).gather(1, y[:, None])[:, 0]
+    # Per example: KD_i = TCKD_i + (1 - p_t,i) NCKD_i; check on one-example batches.
+    for i in range(6):
+        ti, ni = dkd_terms(s[i : i + 1], t[i : i + 1], y[i : i + 1], T)
+        kd = kd_loss(s[i : i + 1], t[i : i + 1], None, temperature=T, kd_weight=1.0, ce_weight=0)
+        assert (kd / T**2).item() == pytest.approx((ti + (1 - pt_target[i]) * ni).item(), rel=1e-9)
+    assert tckd.item() > 0 and nckd.item() > 0
+
+
+def conv_features(generator: torch.Generator, channels: int, size: int) -> torch.Tensor:
+    return torch.randn(4, channels, size, size, generator=generator, dtype=torch.float64)
+
+
+def test_fitnets_matches_the_paper() -> None:
+    g = torch.Generator().manual_seed(1)
+    s_feat, t_feat = conv_features(g, 3, 4), conv_features(g, 5, 4)
+    s, t = torch.randn(4, 10, generator=g).double(), torch.randn(4, 10, generator=g).double()
+    y = torch.tensor([1, -1, 3, 4])
+    params = {"hints": [{"student": "a", "teacher": "b"}], "hint_weight": 2.5}
+    method = build_method({"method": "fitnets", "method_params": params, **DISTILL}).double()
+    method.build({"a": s_feat}, {"b": t_feat})
+    ours = method.loss(Outputs(s, {"a": s_feat}), Outputs(t, {"b": t_feat}), y, temperature=4.0)
+    # r is a 1x1 convolution: r(v)[c_t, i, j] = sum_c W[c_t, c] v[c, i, j] + bias[c_t].
+    (regressor,) = method.regressors
+    w = regressor.weight.detach().double().numpy()[:, :, 0, 0]
+    b = regressor.bias.detach().double().numpy()
+    v, u = s_feat.numpy(), t_feat.numpy()
+    squared, count = 0.0, 0
+    for n in range(4):
+        for ct in range(5):
+            for i in range(4):
+                for j in range(4):
+                    r = sum(w[ct, c] * v[n, c, i, j] for c in range(3)) + b[ct]
+                    squared += (u[n, ct, i, j] - r) ** 2
+                    count += 1
+    hinton = kd_loss(s, t, y, temperature=4.0, kd_weight=0.9, ce_weight=0.1).item()
+    assert ours.item() == pytest.approx(hinton + 2.5 * squared / count, rel=1e-9)
+
+
+def at_map(a: np.ndarray) -> np.ndarray:
+    """Q_j = sum_c |A_cj|^2 over the flattened positions j, divided by its L2 norm."""
+    q = (a**2).sum(axis=0).reshape(-1)
+    return q / math.sqrt(float((q**2).sum()))
+
+
+def test_attention_transfer_matches_the_paper() -> None:
+    g = torch.Generator().manual_seed(2)
+    pairs = [{"student": "s1", "teacher": "t1"}, {"student": "s2", "teacher": "t2"}]
+    sf = {"s1": conv_features(g, 3, 4), "s2": conv_features(g, 6, 2)}
+    # Different channel counts are fine: attention maps are per position.
+    tf = {"t1": conv_features(g, 8, 4), "t2": conv_features(g, 16, 2)}
+    s, t = torch.randn(4, 10, generator=g).double(), torch.randn(4, 10, generator=g).double()
+    y = torch.tensor([0, 1, 2, -1])
+    method = build_method(
+        {"method": "at", "method_params": {"pairs": pairs, "at_weight": 1000.0}, **DISTILL}
+    )
+    method.build(sf, tf)
+    ours = method.loss(Outputs(s, sf), Outputs(t, tf), y, temperature=4.0)
+    at_sum = 0.0
+    for p in pairs:
+        a_s, a_t = sf[p["student"]].numpy(), tf[p["teacher"]].numpy()
+        per_example = [
+            float(((at_map(a_s[n]) - at_map(a_t[n])) ** 2).mean()) for n in range(len(a_s))
+        ]
+        at_sum += sum(per_example) / len(per_example)
+    hinton = kd_loss(s, t, y, temperature=4.0, kd_weight=0.9, ce_weight=0.1).item()
+    assert ours.item() == pytest.approx(hinton + 1000.0 / 2 * at_sum, rel=1e-9)
+
+
+def test_attention_transfer_pools_maps_of_different_sizes() -> None:
+    g = torch.Generator().manual_seed(4)
+    pairs = [{"student": "s", "teacher": "t"}]
+    sf, tf = {"s": conv_features(g, 3, 8)}, {"t": conv_features(g, 5, 4)}
+    method = build_method(
+        {"method": "at", "method_params": {"pairs": pairs, "at_weight": 1.0}, **DISTILL}
+    )
+    method.build(sf, tf)
+    logits = torch.zeros(4, 3, dtype=torch.float64)
+    loss = method.loss(
+        Outputs(logits, sf), Outputs(logits, tf), torch.zeros(4, dtype=torch.long), temperature=1.0
+    )
+    assert torch.isfinite(loss)
+
+
+def test_kd_is_hinton() -> None:
+    g = torch.Generator().manual_seed(5)
+    s, t = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    y = torch.randint(0, 4, (8,), generator=g)
+    method = build_method({"method": "kd", "method_params": {}, **DISTILL})
+    expected = kd_loss(s, t, y, temperature=3.0, kd_weight=0.9, ce_weight=0.1)
+    assert torch.equal(method.loss(Outputs(s), Outputs(t), y, temperature=3.0), expected)
+
+
+def test_only_fitnets_has_learnable_parts() -> None:
+    g = torch.Generator().manual_seed(6)
+    feats = {"x": conv_features(g, 2, 2).float()}
+    pair = [{"student": "x", "teacher": "x"}]
+    params = {
+        "kd": {},
+        "dkd": {"alpha": 1.0, "beta": 8.0},
+        "fitnets": {"hints": pair, "hint_weight": 1.0},
+        "at": {"pairs": pair, "at_weight": 1000.0},
+    }
+    for name in METHODS.names():
+        method = build_method({"method": name, "method_params": params[name], **DISTILL})
+        method.build(feats, feats)
+        learnable = sum(p.numel() for p in method.parameters())
+        assert (learnable > 0) == (name == "fitnets"), name
+        assert isinstance(method, nn.Module)

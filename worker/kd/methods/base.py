@@ -1,0 +1,73 @@
+"""What every distillation method is: the registry and the base class.
+
+A method is one file in this package that subclasses `Method` and registers it under its
+catalog name (`app.catalog.METHODS`, which holds its parameter schema). The method declares
+the layers it reads (`student_layers`, `teacher_layers`: the catalog's layer names), creates
+its learnable parts in `build` once it has seen the features' shapes (they are submodules, so
+they train with the student and go into its checkpoint), and computes the loss of a batch.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from worker.kd.losses import kd_loss
+from worker.registry import Registry
+
+
+@dataclass
+class Outputs:
+    """One model's outputs for a batch: logits, and the features of the layers it was asked for."""
+
+    logits: torch.Tensor
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Method(nn.Module):
+    def __init__(self, params: dict[str, Any], distill: dict[str, Any]) -> None:
+        """`params` is the resolved `distill.method_params`, `distill` the resolved `distill`."""
+        super().__init__()
+        self.method_params = params
+        self.kd_weight: float = distill["kd_weight"]
+        self.ce_weight: float = distill["ce_weight"]
+
+    def layer_pairs(self) -> list[dict[str, str]]:
+        """The (student, teacher) layer pairs the method compares; none by default."""
+        return []
+
+    def student_layers(self) -> list[str]:
+        return list(dict.fromkeys(p["student"] for p in self.layer_pairs()))
+
+    def teacher_layers(self) -> list[str]:
+        return list(dict.fromkeys(p["teacher"] for p in self.layer_pairs()))
+
+    def build(self, student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> None:
+        """Create the learnable parts from one batch's features (only their shapes matter)."""
+
+    def loss(
+        self, student: Outputs, teacher: Outputs, labels: torch.Tensor, *, temperature: float
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def hinton(
+        self, student: Outputs, teacher: Outputs, labels: torch.Tensor, temperature: float
+    ) -> torch.Tensor:
+        """The KD + CE terms of DESIGN section 5, with the job's kd_weight and ce_weight."""
+        return kd_loss(
+            student.logits,
+            teacher.logits,
+            labels,
+            temperature=temperature,
+            kd_weight=self.kd_weight,
+            ce_weight=self.ce_weight,
+        )
+
+
+METHODS: Registry[type[Method]] = Registry("distillation method")
+
+
+def build_method(distill: dict[str, Any]) -> Method:
+    """The method a resolved `distill` spec names."""
+    return METHODS.get(distill["method"])(distill["method_params"], distill)
