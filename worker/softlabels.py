@@ -1,5 +1,20 @@
 """The soft-label store: teacher logits computed once per (teacher, inputs, preprocessing)
-and kept as one contiguous float16 array, memory-mapped when read.
+and kept as one contiguous array file per entry, memory-mapped when read.
+
+An entry is one of two kinds, told apart by its .npy header alone:
+
+- full: an (examples, classes) float16 array, every logit of every example.
+- top-k (a key made with `top_k`, for large output spaces): an (examples,) array of records
+  holding each example's k largest logits (float32, largest first), their classes (the
+  smallest unsigned integer that holds the class count) and the log-sum-exp of all its logits
+  (float32). p_i = exp(z_i - lse) is then the teacher's probability of each stored class.
+  The values are float32 because float16 is not precise enough for that: an error of half a
+  float16 step in z_i - lse is an error of the same size, relative, in p_i, and at |z| in
+  [16, 32) that step is 2^-6, so p_i would be off by up to 0.8%, where float16 probabilities
+  are good to 2^-11 (0.05%). From float32 values and lse, p_i is good to about 4e-6.
+  A structured .npy (rather than an .npz of three arrays, which cannot be memory-mapped) keeps
+  one file per entry, so the capped folder's accounting, pinning and eviction apply as they
+  are. The class count, which reconstruction needs, is the `index` field's title.
 
 Entries live in a capped folder (app/capped_folder.py): writing one evicts the least recently
 used entries until it fits DISTILLERY_SOFT_LABEL_STORE_BYTES, and an entry a job has mapped is
@@ -7,6 +22,8 @@ pinned (never evicted) until the job lets go of it, even by dying.
 """
 
 import hashlib
+import io
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -17,8 +34,52 @@ import torch
 from app.capped_folder import CappedFolder
 from app.settings import Settings
 
-# Room for an .npy header (np.save pads it to a multiple of 64 bytes).
-HEADER_BYTES = 128
+_TOP_K_KEY = re.compile(r"-top(\d+)$")
+_CLASSES_TITLE = re.compile(r"classes=(\d+)$")
+
+# Leftover mass below this (only ever from rounding: the k stored probabilities sum to 1 or a
+# hair over) is taken as this, so the other classes' logits stay finite and so do the losses
+# (a -inf logit makes KL divergence NaN).
+_LEFTOVER_FLOOR = float(np.finfo(np.float32).tiny)
+
+
+class TopKLogits:
+    """A top-k entry's records, with the (examples, classes) shape the logits they stand for
+    would have. Holding it holds the memory map, and with it the entry's pin."""
+
+    def __init__(self, records: np.ndarray) -> None:
+        # A field's title is also a key of `fields`, next to the field's name.
+        titles = [m for m in map(_CLASSES_TITLE.match, records.dtype.fields or {}) if m]
+        if len(titles) != 1:
+            raise ValueError(f"a top-k soft-label entry without its class count: {records.dtype}")
+        self.records = records
+        self.classes = int(titles[0].group(1))
+        self.k = int(records.dtype["value"].shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.records), self.classes)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.records.dtype["value"].base
+
+    def logits(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+        """Full (len(rows), classes) float32 logits on `device` whose softmax is the teacher's
+        probability at each stored class, the leftover mass spread evenly over the others."""
+        records = self.records[rows]
+        values = np.ascontiguousarray(records["value"])
+        lse = records["lse"].astype(np.float64)
+        kept = np.exp(values.astype(np.float64) - lse[:, None]).sum(axis=1)
+        leftover = np.maximum(1.0 - kept, _LEFTOVER_FLOOR)
+        rest = (lse + np.log(leftover / (self.classes - self.k))).astype(np.float32)
+        index = torch.from_numpy(records["index"].astype(np.int64)).to(device, non_blocking=True)
+        full = torch.from_numpy(rest).to(device, non_blocking=True)[:, None]
+        full = full.expand(len(rest), self.classes).contiguous()
+        return full.scatter_(1, index, torch.from_numpy(values).to(device, non_blocking=True))
+
+
+Entry = np.ndarray | TopKLogits
 
 
 class SoftLabelStore:
@@ -31,16 +92,24 @@ class SoftLabelStore:
         return cls(settings.soft_label_root, settings.soft_label_store_bytes)
 
     @staticmethod
-    def key(teacher_sha256: str, data_fingerprint: str, preprocessing: str) -> str:
+    def key(
+        teacher_sha256: str, data_fingerprint: str, preprocessing: str, top_k: int | None = None
+    ) -> str:
+        """The entry's key; with `top_k`, a top-k entry's (the key says k, which is how
+        get_or_write knows it: one value, nothing to keep in step)."""
         parts = f"{teacher_sha256}:{data_fingerprint}:{preprocessing}"
-        return hashlib.sha256(parts.encode()).hexdigest()
+        digest = hashlib.sha256(parts.encode()).hexdigest()
+        return digest if top_k is None else f"{digest}-top{top_k}"
+
+    @staticmethod
+    def top_k_of(key: str) -> int | None:
+        found = _TOP_K_KEY.search(key)
+        return None if found is None else int(found.group(1))
 
     def path(self, key: str) -> Path:
         return self.folder.path(_name(key))
 
-    def get_or_compute(
-        self, key: str, compute: Callable[[], torch.Tensor]
-    ) -> tuple[np.ndarray, bool]:
+    def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> tuple[Entry, bool]:
         """The stored logits (memory-mapped) and whether they were already there."""
 
         def one_chunk() -> Iterator[np.ndarray]:
@@ -53,33 +122,77 @@ class SoftLabelStore:
         key: str,
         shape: tuple[int, int] | None,
         chunks: Callable[[], Iterable["np.ndarray | torch.Tensor"]],
-    ) -> tuple[np.ndarray, bool]:
+    ) -> tuple[Entry, bool]:
         """Like get_or_compute, with the logits given batch by batch (rows in order) and
-        written as they come: `shape` (rows, classes) is the whole array's; None means one
-        chunk holds it all. The array pins its entry until it is garbage-collected."""
+        written as they come (a top-k key keeps each batch's top k): `shape` (rows, classes)
+        is the whole array's; None means one chunk holds it all. The entry a full key gets is
+        the memory-mapped float16 array; a top-k key gets TopKLogits (or, when k is at least
+        the class count, the full array). Either pins its entry until garbage-collected."""
         stored = self.folder.open(_name(key))
         if stored is not None:
-            return _mapped(stored), True
-        write: Callable[[BinaryIO], None]
+            return _entry(stored), True
         if shape is None:
             (only,) = list(chunks())
-            array = _float16(only)
-            size = array.nbytes
+            if only.ndim != 2:
+                raise ValueError(f"teacher logits of shape {tuple(only.shape)}; expected 2-D")
+            shape = (only.shape[0], only.shape[1])
+            chunks = lambda: [only]  # noqa: E731
+        rows, classes = shape
+        top_k = self.top_k_of(key)
+        dtype = (
+            np.dtype(np.float16) if top_k is None or top_k >= classes else _records(classes, top_k)
+        )
+        header = _header(dtype, (rows, classes) if dtype.names is None else (rows,))
 
-            def write(f: BinaryIO) -> None:
-                np.save(f, array)
+        def write(f: BinaryIO) -> None:
+            f.write(header)
+            written = 0
+            for chunk in chunks():
+                array = _converted(chunk, classes, dtype)
+                f.write(array.tobytes())
+                written += len(array)
+            if written != rows:
+                raise ValueError(f"the teacher gave {written} rows of logits for {rows} examples")
 
-        else:
-            size = shape[0] * shape[1] * np.dtype(np.float16).itemsize
+        size = len(header) + rows * bytes_per_example(classes, top_k)
+        return _entry(self.folder.add(_name(key), size, write)), False
 
-            def write(f: BinaryIO) -> None:
-                _write_streamed(f, shape, chunks())
 
-        return _mapped(self.folder.add(_name(key), size + HEADER_BYTES, write)), False
+def bytes_per_example(classes: int, top_k: int | None = None) -> int:
+    """What one example's soft labels take in an entry (headers aside)."""
+    if top_k is None or top_k >= classes:
+        return classes * np.dtype(np.float16).itemsize
+    return _records(classes, top_k).itemsize
+
+
+def _records(classes: int, k: int) -> np.dtype:
+    """One example's top-k record; packed (no alignment padding), as memory maps allow."""
+    index = np.dtype(f"<u{np.min_scalar_type(classes - 1).itemsize}")
+    return np.dtype(
+        {
+            "names": ["lse", "value", "index"],
+            "formats": ["<f4", ("<f4", (k,)), (index, (k,))],
+            "titles": [None, None, f"classes={classes}"],
+        }
+    )
 
 
 def _name(key: str) -> str:
     return f"{key}.npy"
+
+
+def _header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    header = io.BytesIO()
+    descr = np.lib.format.dtype_to_descr(dtype)
+    np.lib.format.write_array_header_2_0(
+        header, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return header.getvalue()
+
+
+def _entry(f: BinaryIO) -> Entry:
+    array = _mapped(f)
+    return array if array.dtype.names is None else TopKLogits(array)
 
 
 def _mapped(f: BinaryIO) -> np.ndarray:
@@ -102,35 +215,37 @@ def _mapped(f: BinaryIO) -> np.ndarray:
         )
 
 
-def _float16(chunk: "np.ndarray | torch.Tensor") -> np.ndarray:
+def _converted(chunk: "np.ndarray | torch.Tensor", classes: int, dtype: np.dtype) -> np.ndarray:
+    """A chunk of teacher logits as the entry's rows: float16, or top-k records."""
+    if chunk.ndim != 2 or chunk.shape[1] != classes:
+        raise ValueError(f"teacher logits of shape {tuple(chunk.shape)}; expected (n, {classes})")
+    if dtype.names is None:
+        if isinstance(chunk, torch.Tensor):
+            chunk = chunk.detach().cpu().float().numpy()
+        return np.ascontiguousarray(chunk, dtype=np.float16)
+    # On the chunk's own device: only the (n, k) result crosses to the CPU.
     if isinstance(chunk, torch.Tensor):
-        chunk = chunk.detach().cpu().float().numpy()
-    return np.ascontiguousarray(chunk, dtype=np.float16)
-
-
-def _write_streamed(
-    f: BinaryIO, shape: tuple[int, int], chunks: Iterable["np.ndarray | torch.Tensor"]
-) -> None:
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False}
-    rows = 0
-    np.lib.format.write_array_header_2_0(f, {**header, "shape": shape})
-    for chunk in chunks:
-        array = _float16(chunk)
-        if array.ndim != 2 or array.shape[1] != shape[1]:
-            raise ValueError(f"teacher logits of shape {array.shape}; expected (n, {shape[1]})")
-        f.write(array.tobytes())
-        rows += len(array)
-    if rows != shape[0]:
-        raise ValueError(f"the teacher gave {rows} rows of logits for {shape[0]} examples")
+        logits = chunk.detach().float()
+    else:
+        logits = torch.from_numpy(np.require(chunk, np.float32, ["C", "W"]))
+    values, index = torch.topk(logits, dtype["value"].shape[0], dim=1)
+    records = np.empty(len(logits), dtype)
+    records["lse"] = torch.logsumexp(logits, dim=1).cpu().numpy()
+    records["value"] = values.cpu().numpy()
+    records["index"] = index.cpu().numpy()
+    return records
 
 
 class StoredLogits:
-    """Reads the teacher logits of a batch of example indices from the store."""
+    """Reads the teacher logits of a batch of example indices from the store: (batch, classes)
+    float32 on the device, from a full entry or reconstructed from a top-k one."""
 
-    def __init__(self, array: np.ndarray, device: torch.device) -> None:
+    def __init__(self, array: Entry, device: torch.device) -> None:
         self.array = array
         self.device = device
 
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
-        rows = self.array[index.cpu().numpy()]
-        return torch.from_numpy(rows).to(self.device, non_blocking=True).float()
+        rows = index.cpu().numpy()
+        if isinstance(self.array, TopKLogits):
+            return self.array.logits(rows, self.device)
+        return torch.from_numpy(self.array[rows]).to(self.device, non_blocking=True).float()
