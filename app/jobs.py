@@ -604,6 +604,13 @@ def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float)
     return session.scalar(select(Job.status).where(Job.id == job_id))
 
 
+def held_status(session: Session, job_id: str, owner: str) -> str | None:
+    """The job's status while `owner` holds it; None when it no longer does (a read only)."""
+    status = session.scalar(select(Job.status).where(_held_by(job_id, owner)))
+    session.rollback()
+    return status
+
+
 def release_lease(session: Session, job_id: str, owner: str) -> None:
     """Expire a dead worker's lease now, so the reaper requeues the job on its next pass."""
     session.execute(

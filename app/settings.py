@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     runner_poll_seconds: float = Field(default=2.0, gt=0)
     # How often the training loop checks the cancel flag, in optimiser steps.
     cancel_check_steps: int = Field(default=20, ge=1)
+    # How often a running job's worker reads its status between lease renewals, so a cancel
+    # or a pause is seen within about this long (plus cancel_check_steps steps).
+    control_poll_seconds: float = Field(default=1.0, gt=0)
     # Celery: the queue GPU workers consume, and how long Redis keeps an unacked message.
     celery_queue: str = "gpu"
     celery_visibility_timeout_seconds: int = Field(default=12 * 3600, gt=0)

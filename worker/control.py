@@ -63,16 +63,28 @@ class JobControl:
         self._thread.join(timeout=5)
 
     def _heartbeat(self) -> None:
-        interval = self.settings.lease_seconds / 3
+        """Renew the lease every lease_seconds / 3, and between renewals read the job's status
+        every control_poll_seconds: a cancel or pause reaches the training loop within about
+        a second, not a third of the lease."""
+        settings = self.settings
+        renew_every = settings.lease_seconds / 3
+        interval = min(settings.control_poll_seconds, renew_every)
+        renewed_at = time.monotonic()
         while not self._stop.wait(interval):
+            renew = time.monotonic() - renewed_at >= renew_every - interval / 2
             try:
-                with session_scope(self.settings.database_url) as session:
-                    status = jobs.renew_lease(
-                        session, self.job_id, self.owner, self.settings.lease_seconds
-                    )
+                with session_scope(settings.database_url) as session:
+                    if renew:
+                        status = jobs.renew_lease(
+                            session, self.job_id, self.owner, settings.lease_seconds
+                        )
+                    else:
+                        status = jobs.held_status(session, self.job_id, self.owner)
             except Exception:
                 log.exception("heartbeat failed; retrying")
                 continue
+            if renew:
+                renewed_at = time.monotonic()
             if status is None:
                 self.lease_lost.set()
                 return
