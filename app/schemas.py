@@ -219,6 +219,8 @@ class DistillSpec(TrainSettings):
     kd_weight: NonNegativeFinite = 0.9
     ce_weight: NonNegativeFinite = 0.1
     soft_labels: Literal["auto", "stored", "online"] = "auto"
+    # Store only each example's k largest teacher logits (and its log-sum-exp); None: all.
+    soft_label_top_k: Annotated[int, Field(ge=1, le=65_536)] | None = None
 
     @model_validator(mode="after")
     def _some_loss(self) -> "DistillSpec":
@@ -230,6 +232,10 @@ class DistillSpec(TrainSettings):
 class JobCreate(Strict):
     name: Annotated[Text, Field(max_length=200)] | None = None
     dataset: DatasetSpec
+    task: Literal["classification"] = Field(
+        default="classification",
+        description="what the models learn: `classification` (one label per example)",
+    )
     teacher: TeacherSpec
     student: StudentSpec
     distill: DistillSpec = Field(default_factory=DistillSpec)

@@ -57,7 +57,7 @@ def _import_pipeline(**_: Any) -> None:
     # imports torch._dynamo when a job builds its first optimizer: that too, once, here.
     import torch._dynamo  # noqa: F401
 
-    import worker.pipeline  # noqa: F401
+    import worker.lifecycle  # noqa: F401
 
 
 @signals.task_prerun.connect

@@ -51,6 +51,6 @@ def hold_and_run(job: Job, owner: str, settings: Settings) -> None:
     """Run a job this process claimed (as `owner`) to a final status: its heartbeat starts
     now, then the pipeline (and torch) is imported and runs. Log lines name the job."""
     with job_context(job.id, job.attempt), JobControl(settings, job.id, owner) as control:
-        from worker import pipeline
+        from worker import lifecycle
 
-        pipeline.run_claimed(job, control, settings)
+        lifecycle.run_claimed(job, control, settings)

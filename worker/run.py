@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     configure_logging(settings)
     job_id = argv[0]
     if job_id == NEXT:
-        import worker.pipeline  # noqa: F401  (while idle, before the job is known)
+        import worker.lifecycle  # noqa: F401  (while idle, before the job is known)
 
         job_id = sys.stdin.readline().strip()
         if not job_id:

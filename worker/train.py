@@ -44,8 +44,9 @@ class LoopHooks:
 
 
 def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
-    params, lr, wd = model.parameters(), settings["lr"], settings.get("weight_decay", 0.0)
-    name = settings.get("optimizer", "adam")
+    # `settings` is a resolved spec part (app.schemas.TrainSettings): every field is there.
+    params, lr, wd = model.parameters(), settings["lr"], settings["weight_decay"]
+    name = settings["optimizer"]
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if name == "adamw":
@@ -87,7 +88,7 @@ def train(
     length = num_examples if steps_per_epoch is None else steps * batch_size
     optimizer = make_optimizer(model, settings)
     total_steps = epochs * steps
-    cosine = settings.get("lr_schedule", "constant") == "cosine"
+    cosine = settings["lr_schedule"] == "cosine"
 
     def lr_factor(step: int) -> float:
         if not cosine:

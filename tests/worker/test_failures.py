@@ -19,7 +19,7 @@ from app.runner import EXIT_DATABASE_UNREACHABLE
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB, make_settings
-from worker import pipeline
+from worker import lifecycle
 from worker.failures import infrastructure_message, is_infrastructure_error
 
 
@@ -64,14 +64,14 @@ def test_an_unwritable_work_folder_requeues_the_job_then_fails_it_at_max_attempt
     with session_scope(settings.database_url) as session:
         job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
 
-    pipeline.run(job.id, settings)
+    lifecycle.run(job.id, settings)
     with session_scope(settings.database_url) as session:
         first = jobs.get_job(session, job.id)
     assert first.status == JobStatus.QUEUED and first.error is None
     reason = "the worker could not use its disk (ENOTDIR: Not a directory) in stage validate"
     assert f"queued again: {reason} (attempt 1 of 2)" in _events(settings, job.id)
 
-    pipeline.run(job.id, settings)  # the second and last attempt
+    lifecycle.run(job.id, settings)  # the second and last attempt
     with session_scope(settings.database_url) as session:
         last = jobs.get_job(session, job.id)
     assert last.status == JobStatus.FAILED and last.error is not None

@@ -14,7 +14,8 @@ from app.models import JobStatus
 from app.settings import Settings
 from tests.worker.test_pipeline import load, submit
 from tests.worker.uploads import add_dataset, clusters
-from worker import pipeline
+from worker import lifecycle
+from worker.stages import STAGE_NAMES
 
 
 def job_spec(dataset: str, transfer: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def job_spec(dataset: str, transfer: str | None = None, **extra: Any) -> dict[st
 
 def run_job(settings: Settings, spec: dict[str, Any]) -> tuple[Any, list, list]:
     job_id = submit(settings, spec)
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job, events, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     return job, events, metrics
@@ -57,7 +58,7 @@ def test_a_file_dataset_with_an_unlabelled_transfer_file_runs_every_stage(
     transfer = add_dataset(settings, tmp_path, clusters(150, seed=2)[0])
     spec = job_spec(f"file:{dataset}", f"file:{transfer}", export=["onnx"], baseline=True)
     job, events, _ = run_job(settings, spec)
-    assert [e.message for e in events if e.kind == "stage"] == list(pipeline.STAGES)
+    assert [e.message for e in events if e.kind == "stage"] == list(STAGE_NAMES)
     result = job.result
     assert result["teacher"]["source"] == "train" and result["teacher"]["arch"] == "mlp"
     assert result["dataset"]["test_split"] == "the file's own x_test / y_test"

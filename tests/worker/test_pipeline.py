@@ -19,8 +19,10 @@ from app.db import session_scope
 from app.models import Job, JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
-from worker import pipeline
+from worker import lifecycle
 from worker.control import LeaseLost
+from worker.stages import STAGE_NAMES
+from worker.stages.export import Export
 
 TINY: dict[str, Any] = {
     "dataset": {
@@ -91,13 +93,13 @@ def once_training(
 
 def test_a_job_runs_every_stage_to_exported_artifacts(settings: Settings) -> None:
     job_id = submit(settings, TINY)
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job, events, metrics, artifacts = load(settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.attempt == 1
     assert job.progress is not None and job.progress["fraction"] == 1.0
     stages = [e.message for e in events if e.kind == "stage"]
-    assert stages == list(pipeline.STAGES)
+    assert stages == list(STAGE_NAMES)
 
     # Metrics per epoch for each training stage, with the T the epoch used.
     by_stage: dict[str, list] = {}
@@ -161,7 +163,7 @@ def test_a_second_delivery_of_a_running_job_does_nothing(settings: Settings) -> 
     job_id = submit(settings, TINY)
     with session_scope(settings.database_url) as session:
         assert jobs.claim(session, job_id, "other-worker", lease_seconds=60, max_attempts=3)
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job, _, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.RUNNING and job.lease_owner == "other-worker"
     assert metrics == []
@@ -172,7 +174,7 @@ def test_a_model_that_does_not_fit_the_data_fails_early_naming_the_field(
 ) -> None:
     spec = {**TINY, "teacher": {"arch": "cnn2d", "params": {}}}
     job_id = submit(settings, spec)
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job, _, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.FAILED
     assert job.error is not None
@@ -190,7 +192,7 @@ def test_cancel_stops_a_running_job(settings: Settings) -> None:
     job_id = submit(settings, spec)
 
     with once_training(settings, job_id, jobs.cancel_job) as cancelled:
-        pipeline.run(job_id, settings)
+        lifecycle.run(job_id, settings)
     assert cancelled.is_set()
     job, events, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.CANCELLED
@@ -210,14 +212,14 @@ def test_a_requeued_job_resumes_and_skips_finished_stages(
         raise LeaseLost(job_id)
 
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline.Pipeline, "export", lost)
-        pipeline.run(job_id, settings)
+        patch.setattr(Export, "run", lost)
+        lifecycle.run(job_id, settings)
     work = settings.work_root / "jobs" / job_id
     assert (work / "student.safetensors").exists()
     # Requeued, the rerun reuses stage outputs.
     with session_scope(settings.database_url) as session:
         session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job, events, _, _ = load(settings, job_id)
     assert job.status == JobStatus.SUCCEEDED and job.attempt == 2
     reused = [e.message for e in events if "earlier attempt" in e.message]
@@ -232,7 +234,7 @@ def test_pause_frees_the_worker_and_resume_continues_where_it_stopped(settings: 
     job_id = submit(settings, spec)
 
     with once_training(settings, job_id, jobs.pause_job) as paused:
-        pipeline.run(job_id, settings)  # returns once paused: the worker is free
+        lifecycle.run(job_id, settings)  # returns once paused: the worker is free
     assert paused.is_set()
     job, events, metrics, _ = load(settings, job_id)
     assert job.status == JobStatus.PAUSED and job.lease_owner is None
@@ -242,7 +244,7 @@ def test_pause_frees_the_worker_and_resume_continues_where_it_stopped(settings: 
 
     with session_scope(settings.database_url) as session:
         assert jobs.resume_job(session, job_id).status == JobStatus.QUEUED
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job, events, metrics, artifacts = load(settings, job_id)
     assert job.status == JobStatus.SUCCEEDED
     assert job.attempt == 1  # a pause is not a failed attempt

@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 from app.models import JobStatus
 from app.settings import Settings
 from tests.worker.test_pipeline import load, submit
-from worker import pipeline
+from worker import lifecycle
 from worker.models import build_model
 
 ARCHS: dict[str, dict[str, Any]] = {
@@ -66,7 +66,7 @@ def test_each_method_distils_a_student(
     }
     spec["teacher"]["train"] = {"epochs": 1, "batch_size": 32}
     job_id = submit(sqlite_settings, spec)
-    pipeline.run(job_id, sqlite_settings)
+    lifecycle.run(job_id, sqlite_settings)
     job, events, metrics, artifacts = load(sqlite_settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     distilled = [m for m in metrics if m.stage == "distill"]
@@ -93,3 +93,19 @@ def test_each_method_distils_a_student(
     shape = (2, 3, 8, 8) if arch == "resnet_cifar" else (2, 40)
     (logits,) = onnx.run(None, {onnx.get_inputs()[0].name: np.zeros(shape, np.float32)})
     assert logits.shape == (2, 3 if arch == "resnet_cifar" else 10)
+
+
+def test_top_k_soft_labels_distil_a_student(sqlite_settings: Settings) -> None:
+    spec = {
+        **ARCHS["cnn1d"],
+        "distill": {"epochs": 1, "batch_size": 32, "soft_label_top_k": 3},
+        "baseline": False,
+        "export": ["safetensors"],
+    }
+    spec["teacher"]["train"] = {"epochs": 1, "batch_size": 32}
+    job_id = submit(sqlite_settings, spec)
+    lifecycle.run(job_id, sqlite_settings)
+    job, events, _, _ = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    (stored,) = [e for e in events if e.message.startswith("soft labels written")]
+    assert "top-3" in stored.message and stored.data["top_k"] == 3

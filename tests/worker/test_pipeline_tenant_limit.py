@@ -7,7 +7,7 @@ from app.models import JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
-from worker import pipeline
+from worker import lifecycle
 
 
 def test_a_job_past_its_tenants_running_limit_waits_queued(settings: Settings) -> None:
@@ -18,8 +18,8 @@ def test_a_job_past_its_tenants_running_limit_waits_queued(settings: Settings) -
         waiting = jobs.create_job(session, body, tenant="acme")[0].id
         assert jobs.claim(session, running, "other-worker", lease_seconds=60, max_attempts=3)
         jobs.mark_dispatched(session, waiting)
-    pipeline.run(waiting, limited)
-    pipeline.run(waiting, limited)  # delivered again while the tenant is still at its limit
+    lifecycle.run(waiting, limited)
+    lifecycle.run(waiting, limited)  # delivered again while the tenant is still at its limit
     with session_scope(settings.database_url) as session:
         job = jobs.get_job(session, waiting)
         assert job.status == JobStatus.QUEUED and job.attempt == 0

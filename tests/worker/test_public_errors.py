@@ -11,20 +11,21 @@ from app.models import JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
-from worker import pipeline
+from worker import lifecycle
+from worker.stages.validate import Validate
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_unexpected_failure_shows_no_server_paths_or_traceback(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def missing(self: pipeline.Pipeline) -> None:
+    def missing(*_args: object) -> None:
         raise FileNotFoundError(2, "No such file", "/srv/distillery/work/jobs/x/teacher.ckpt")
 
-    monkeypatch.setattr(pipeline.Pipeline, "validate", missing)
+    monkeypatch.setattr(Validate, "run", missing)
     with session_scope(settings.database_url) as session:
         job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
-    pipeline.run(job.id, settings)
+    lifecycle.run(job.id, settings)
 
     with session_scope(settings.database_url) as session:
         done = jobs.get_job(session, job.id)

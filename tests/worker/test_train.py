@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from app.schemas import TrainSettings
 from worker.models import build_model
 from worker.train import (
     Interrupted,
@@ -17,7 +18,8 @@ from worker.train import (
     train,
 )
 
-SETTINGS = {"epochs": 4, "batch_size": 16, "optimizer": "adam", "lr": 0.01}
+# A resolved spec part, as the pipeline passes it (every field filled in).
+SETTINGS = TrainSettings(epochs=4, batch_size=16, optimizer="adam", lr=0.01).model_dump()
 
 
 def blobs() -> tuple[torch.Tensor, torch.Tensor]:

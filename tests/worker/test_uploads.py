@@ -14,7 +14,7 @@ from app.settings import Settings
 from tests.worker.test_file_jobs import job_spec
 from tests.worker.test_pipeline import load, submit
 from tests.worker.uploads import add_dataset, add_file, add_logits, clusters
-from worker import pipeline
+from worker import lifecycle
 from worker.teachers import TeacherContext, build_teacher
 from worker.uploads import uploaded_file
 
@@ -67,7 +67,7 @@ def test_a_job_naming_a_file_of_another_tenant_fails_naming_the_field(
     # The job belongs to another tenant than the file (the API refuses this; the worker too).
     with session_scope(settings.database_url) as session:
         session.execute(update(Job).where(Job.id == job_id).values(tenant="acme"))
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job = load(settings, job_id)[0]
     assert job.status == JobStatus.FAILED
     assert job.error["code"] == "invalid_spec" and job.error["param"] == "dataset.name"

@@ -11,8 +11,10 @@ from app.models import Job, JobStatus
 from app.settings import Settings
 from app.storage import LocalStore
 from tests.worker.test_pipeline import TINY, load, submit
-from worker import pipeline
+from worker import lifecycle
+from worker import pipeline as pipeline_module
 from worker.control import LeaseLost
+from worker.stages.evaluate import Evaluate
 
 
 class RemoteLikeStore(LocalStore):
@@ -25,7 +27,7 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
     sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_url = sqlite_settings.artifact_url
-    monkeypatch.setattr(pipeline, "make_store", lambda *_args: RemoteLikeStore(store_url))
+    monkeypatch.setattr(pipeline_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
     spec = {**TINY, "export": ["safetensors"]}
     job_id = submit(sqlite_settings, spec)
 
@@ -35,8 +37,8 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
         raise LeaseLost(job_id)
 
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline.Pipeline, "evaluate", lost)
-        pipeline.run(job_id, sqlite_settings)
+        patch.setattr(Evaluate, "run", lost)
+        lifecycle.run(job_id, sqlite_settings)
     work_folder = Path(store_url) / "jobs" / job_id / "work"
     work = sorted(p.name for p in work_folder.iterdir())
     assert work == [
@@ -53,7 +55,7 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
     with session_scope(sqlite_settings.database_url) as session:
         session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.QUEUED))
     other_host = sqlite_settings.model_copy(update={"work_dir": str(tmp_path / "host-b")})
-    pipeline.run(job_id, other_host)
+    lifecycle.run(job_id, other_host)
     job, events, metrics, _ = load(sqlite_settings, job_id)
     assert job.status == JobStatus.SUCCEEDED and job.attempt == 2
     assert len([e for e in events if "earlier attempt" in e.message]) == 3
@@ -75,14 +77,14 @@ def test_a_failed_job_leaves_no_work_files_in_the_store(
     sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_url = sqlite_settings.artifact_url
-    monkeypatch.setattr(pipeline, "make_store", lambda *_args: RemoteLikeStore(store_url))
+    monkeypatch.setattr(pipeline_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
     job_id = submit(sqlite_settings, {**TINY, "baseline": False, "export": ["safetensors"]})
 
     def broken(*_args: object) -> None:
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(pipeline.Pipeline, "evaluate", broken)
-    pipeline.run(job_id, sqlite_settings)
+    monkeypatch.setattr(Evaluate, "run", broken)
+    lifecycle.run(job_id, sqlite_settings)
     job = load(sqlite_settings, job_id)[0]
     assert job.status == JobStatus.FAILED and "evaluation broke" in job.error["message"]
     assert RemoteLikeStore(store_url).list_keys(f"jobs/{job_id}/") == []

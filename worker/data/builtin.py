@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from app.catalog import DigitsOptions, Mnist1dOptions, SyntheticOptions
 from worker.data.registry import DATASETS, DatasetRequest, RawDataset
 
 DIGIT_NAMES = [str(d) for d in range(10)]
@@ -12,11 +13,11 @@ def load_digits(request: DatasetRequest) -> RawDataset:
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 
-    options = request.options
+    options = DigitsOptions.model_validate(request.options)
 
     bunch = sklearn_digits()
     x = bunch.data.astype(np.float32)
-    if options.get("layout", "flat") == "image":
+    if options.layout == "image":
         x = x.reshape(-1, 1, 8, 8)
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
@@ -38,11 +39,11 @@ def load_digits(request: DatasetRequest) -> RawDataset:
 def load_mnist1d(request: DatasetRequest) -> RawDataset:
     from mnist1d.data import get_dataset_args, make_dataset
 
-    options = request.options
+    options = Mnist1dOptions.model_validate(request.options)
 
     args = get_dataset_args()
-    args.num_samples = options.get("num_samples", 5000)
-    args.seed = options.get("seed", 42)
+    args.num_samples = options.num_samples
+    args.seed = options.seed
     data = make_dataset(args)
     return RawDataset(
         np.asarray(data["x"], dtype=np.float32),
@@ -59,15 +60,14 @@ def load_mnist1d(request: DatasetRequest) -> RawDataset:
 @DATASETS.register("synthetic")
 def load_synthetic(request: DatasetRequest) -> RawDataset:
     """Gaussian clusters: each class has a random mean; examples add isotropic noise."""
-    options = request.options
-    shape = tuple(options.get("shape", [32]))
-    num_classes = options.get("num_classes", 10)
-    num_samples = options.get("num_samples", 2000)
-    rng = np.random.default_rng(options.get("seed", 0))
+    options = SyntheticOptions.model_validate(request.options)
+    shape = tuple(options.shape)
+    num_classes, num_samples = options.num_classes, options.num_samples
+    rng = np.random.default_rng(options.seed)
     means = rng.normal(size=(num_classes, *shape)).astype(np.float32)
     y = rng.integers(0, num_classes, size=num_samples).astype(np.int64)
     noise = rng.normal(size=(num_samples, *shape)).astype(np.float32)
-    x = means[y] + options.get("noise", 1.0) * noise
+    x = means[y] + options.noise * noise
     split = round(num_samples * 0.8)
     return RawDataset(
         x[:split],

@@ -10,7 +10,8 @@ class TemperatureSchedule:
 
     def __init__(self, spec: dict[str, Any], start: float, epochs: int) -> None:
         self.spec = spec
-        self.kind = spec.get("kind", "constant")
+        # `spec` is resolved (app.schemas): every field of its kind is there.
+        self.kind = spec["kind"]
         if self.kind not in ("constant", "linear", "cosine", "step", "plateau"):
             raise KeyError(f"unknown temperature schedule {self.kind!r}")
         self.start = start
@@ -36,16 +37,15 @@ class TemperatureSchedule:
     def observe(self, metrics: dict[str, float]) -> None:
         if self.kind != "plateau":
             return
-        metric = self.spec.get("metric", "val_loss")
+        metric = self.spec["metric"]
         value = metrics[metric] if metric == "val_loss" else -metrics[metric]
         if self.best is None or value < self.best - 1e-4:
             self.best, self.stale_epochs = value, 0
             return
         self.stale_epochs += 1
-        if self.stale_epochs > self.spec.get("patience", 2):
-            changed = self.current * self.spec.get("factor", 0.5)
-            low = self.spec.get("min_temperature", 1.0)
-            high = self.spec.get("max_temperature", 20.0)
+        if self.stale_epochs > self.spec["patience"]:
+            changed = self.current * self.spec["factor"]
+            low, high = self.spec["min_temperature"], self.spec["max_temperature"]
             self.current = min(max(changed, low), high)
             self.stale_epochs = 0
 

@@ -1,10 +1,9 @@
 """`cnn1d` (the MNIST-1D reference ConvNet) and `cnn2d` (conv blocks for small images)."""
 
-from typing import Any
-
 import torch
 from torch import nn
 
+from app.catalog import Cnn1dParams, Cnn2dParams
 from worker.models.registry import MODELS, InputMismatch
 
 
@@ -40,9 +39,7 @@ class Cnn1d(nn.Module):
 
 
 @MODELS.register("cnn1d")
-def build_cnn1d(
-    params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
-) -> nn.Module:
+def build_cnn1d(params: Cnn1dParams, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     if len(input_shape) == 1:
         in_channels, length = 1, input_shape[0]
     elif len(input_shape) == 2:
@@ -51,7 +48,7 @@ def build_cnn1d(
         raise InputMismatch(
             f"cnn1d takes (length,) or (channels, length) inputs, got {input_shape}"
         )
-    return Cnn1d(in_channels, length, params.get("channels", 32), num_classes)
+    return Cnn1d(in_channels, length, params.channels, num_classes)
 
 
 class Cnn2d(nn.Module):
@@ -83,9 +80,7 @@ class Cnn2d(nn.Module):
 
 
 @MODELS.register("cnn2d")
-def build_cnn2d(
-    params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
-) -> nn.Module:
+def build_cnn2d(params: Cnn2dParams, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     if len(input_shape) == 2:
         in_channels = 1
     elif len(input_shape) == 3:
@@ -94,4 +89,4 @@ def build_cnn2d(
         raise InputMismatch(
             f"cnn2d takes (height, width) or (channels, height, width) inputs, got {input_shape}"
         )
-    return Cnn2d(in_channels, params.get("channels", [32, 64]), num_classes)
+    return Cnn2d(in_channels, params.channels, num_classes)

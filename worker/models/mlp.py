@@ -1,10 +1,10 @@
 """`mlp`: a multi-layer perceptron over the flattened input."""
 
 import math
-from typing import Any
 
 from torch import nn
 
+from app.catalog import MlpParams
 from worker.models.registry import MODELS
 
 
@@ -18,13 +18,13 @@ class Mlp(nn.Sequential):
 
 
 @MODELS.register("mlp")
-def build_mlp(params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def build_mlp(params: MlpParams, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
-    for hidden in params.get("hidden", [128]):
+    for hidden in params.hidden:
         layers += [nn.Linear(width, hidden), nn.ReLU()]
-        if params.get("dropout", 0.0) > 0:
-            layers.append(nn.Dropout(params["dropout"]))
+        if params.dropout > 0:
+            layers.append(nn.Dropout(params.dropout))
         width = hidden
     layers.append(nn.Linear(width, num_classes))
     return Mlp(*layers)

@@ -6,10 +6,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from app import catalog
 from worker.registry import Registry
 
-# A factory builds the bare network from (params, input_shape, num_classes).
-ModelFactory = Callable[[dict[str, Any], tuple[int, ...], int], nn.Module]
+# A factory builds the bare network from (params, input_shape, num_classes); the params are
+# the arch's catalog parameter object (app.catalog), defaults filled in there and only there.
+ModelFactory = Callable[[Any, tuple[int, ...], int], nn.Module]
 
 MODELS: Registry[ModelFactory] = Registry("model")
 
@@ -41,7 +43,9 @@ def build_model(
     mean: torch.Tensor | None = None,
     std: torch.Tensor | None = None,
 ) -> Normalized:
-    net = MODELS.get(arch)(params, tuple(input_shape), num_classes)
+    factory = MODELS.get(arch)
+    typed = catalog.MODELS[arch].params.model_validate(params)
+    net = factory(typed, tuple(input_shape), num_classes)
     mean = torch.zeros(()) if mean is None else mean
     std = torch.ones(()) if std is None else std
     return Normalized(net, mean, std)

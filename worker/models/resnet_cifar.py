@@ -1,10 +1,9 @@
 """`resnet_cifar`: the CIFAR ResNets of He et al. 2016 (depth 6n+2; width 64 gives the x4 ones)."""
 
-from typing import Any
-
 import torch
 from torch import nn
 
+from app.catalog import ResnetCifarParams
 from worker.models.registry import MODELS, InputMismatch
 
 
@@ -60,12 +59,10 @@ class ResNetCifar(nn.Module):
 
 @MODELS.register("resnet_cifar")
 def build_resnet_cifar(
-    params: dict[str, Any], input_shape: tuple[int, ...], num_classes: int
+    params: ResnetCifarParams, input_shape: tuple[int, ...], num_classes: int
 ) -> nn.Module:
     if len(input_shape) != 3:
         raise InputMismatch(
             f"resnet_cifar takes (channels, height, width) inputs, got {input_shape}"
         )
-    return ResNetCifar(
-        params.get("depth", 20), params.get("width", 16), input_shape[0], num_classes
-    )
+    return ResNetCifar(params.depth, params.width, input_shape[0], num_classes)

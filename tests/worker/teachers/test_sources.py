@@ -16,7 +16,7 @@ from app.settings import Settings
 from tests.worker.test_file_jobs import artifact, job_spec
 from tests.worker.test_pipeline import load, submit
 from tests.worker.uploads import add_dataset, add_logits, add_teacher, clusters
-from worker import export, pipeline
+from worker import export, lifecycle
 from worker.models import build_model
 
 ARCH = {"arch": "mlp", "params": {"hidden": [32]}}
@@ -73,7 +73,7 @@ def files(sqlite_settings: Settings, tmp_path: Path) -> Files:
 
 def run(settings: Settings, spec: dict[str, Any]) -> tuple[Any, list, list]:
     job_id = submit(settings, spec)
-    pipeline.run(job_id, settings)
+    lifecycle.run(job_id, settings)
     job, events, metrics, _ = load(settings, job_id)
     return job, events, metrics
 

@@ -1,0 +1,160 @@
+"""Packaging a finished job: the report (teacher, student, baseline on the test split and the
+compression they add up to), the exported student files, metrics.csv, report.json and the
+manifest that lists them with their sha256, all uploaded as the job's artifacts."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from app import jobs
+from app.db import session_scope
+from app.storage import artifact_key
+from worker import export
+from worker.job_context import JobContext
+from worker.models import count_params
+
+EXPORT_FILES = {
+    "safetensors": "student.safetensors",
+    "onnx": "student.onnx",
+    "torchscript": "student.ts",
+}
+# Exported logits may differ from PyTorch's by float rounding; more than this is worth a warning.
+ONNX_TOLERANCE = 1e-3
+
+
+def build_report(job: JobContext) -> dict[str, Any]:
+    data, teacher, task = job.data, job.teacher, job.task
+    example = data.test.head(1)
+    report: dict[str, Any] = {"teacher": {**teacher.describe(), **teacher.evaluate()}}
+    models: list[tuple[str, nn.Module | None]] = [("student", job.student)]
+    models.append(("baseline", job.baseline))
+    for name, model in models:
+        if model is None:
+            continue
+        measured = task.measure(model, data.test, data.y_test)
+        report[name] = {
+            "arch": job.spec["student"]["arch"],
+            "params": count_params(model),
+            "bytes": (job.workdir / f"{name}.safetensors").stat().st_size,
+            **{f"test_{k}": round(v, 4) for k, v in measured.items()},
+            "latency_ms_cpu": round(export.cpu_latency_ms(model, example), 4),
+        }
+        model.to(job.device)
+    t, s = report["teacher"], report["student"]
+    report["compression"] = {
+        "param_ratio": _ratio(t["params"], s["params"], 2),
+        "size_ratio": _ratio(t["bytes"], s["bytes"], 2),
+        "latency_speedup_cpu": _ratio(t["latency_ms_cpu"], s["latency_ms_cpu"], 2),
+        "accuracy_retention": (
+            round(s["test_accuracy"] / max(t["test_accuracy"], 1e-9), 4)
+            if t["test_accuracy"] is not None
+            else None
+        ),
+        "kd_gain": (
+            round(s["test_accuracy"] - report["baseline"]["test_accuracy"], 4)
+            if "baseline" in report
+            else None
+        ),
+    }
+    report["dataset"] = {
+        "name": job.spec["dataset"]["name"],
+        "test_split": data.test_split,
+        "class_names": data.class_names,
+        "train": len(data.train),
+        "val": len(data.val),
+        "test": len(data.test),
+        "transfer": len(data.transfer),
+    }
+    return report
+
+
+def package(job: JobContext, report: dict[str, Any]) -> None:
+    """Export the student in the spec's formats, write the report, metrics and manifest, and
+    upload each as an artifact (the manifest last: it lists the others' sha256)."""
+    data, spec = job.data, job.spec
+    out = job.workdir / "export"
+    out.mkdir(exist_ok=True)
+    student = job.student.cpu().eval()
+    example = data.test.head(2)
+    files: dict[str, tuple[str, Path]] = {}
+    for fmt in spec["export"]:
+        path = out / EXPORT_FILES[fmt]
+        if fmt == "safetensors":
+            export.save_safetensors(student, path)
+        elif fmt == "onnx":
+            export.export_onnx(student, example, path)
+            diff = export.onnx_max_abs_diff(student, path, data.test.head(256))
+            report.setdefault("checks", {})["onnx_max_abs_diff"] = diff
+            if diff > ONNX_TOLERANCE:
+                job.event("warning", f"ONNX logits differ from PyTorch by {diff:.2e}")
+        else:
+            export.export_torchscript(student, example, path)
+        files[path.name] = (fmt, path)
+
+    metrics_path = out / "metrics.csv"
+    write_metrics_csv(job, metrics_path)
+    files["metrics.csv"] = ("csv", metrics_path)
+    report_path = out / "report.json"
+    report_path.write_text(json.dumps(report, indent=2))
+    files["report.json"] = ("json", report_path)
+
+    manifest = {
+        "job_id": job.job_id,
+        "task": spec.get("task", "classification"),
+        "arch": spec["student"]["arch"],
+        "arch_params": spec["student"]["params"],
+        "params": report["student"]["params"],
+        **job.task.signature(data),
+        "preprocessing": {
+            "baked_into_graph": True,
+            "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
+            "note": "pass raw inputs in the dataset's own format, as float32 (images: pixel "
+            "values 0..255); the graph normalises them",
+        },
+        "class_names": data.class_names,
+        "dataset": {
+            "name": spec["dataset"]["name"],
+            "options": spec["dataset"]["options"],
+            "test_split": data.test_split,
+            # The dtype the dataset's inputs come in (uint8 images: cast to float32).
+            "dtype": data.raw_dtype,
+        },
+        "teacher": job.teacher.describe(),
+        "metrics": {k: report[k] for k in ("teacher", "student", "baseline") if k in report},
+        "compression": report["compression"],
+        "files": {},
+    }
+    for name, (fmt, path) in files.items():
+        size, digest = _upload(job, name, fmt, path)
+        manifest["files"][name] = {"sha256": digest, "bytes": size, "format": fmt}
+    manifest_path = out / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    _upload(job, "manifest.json", "json", manifest_path)
+
+
+def _upload(job: JobContext, name: str, fmt: str, path: Path) -> tuple[int, str]:
+    key = artifact_key(job.job_id, name)
+    size, digest = job.store.put_file(key, path)
+    job.control.artifact(name=name, fmt=fmt, size=size, sha256=digest, key=key)
+    return size, digest
+
+
+def write_metrics_csv(job: JobContext, path: Path) -> None:
+    with session_scope(job.settings.database_url) as session:
+        rows = [(m.stage, m.epoch, m.values) for m in jobs.list_metrics(session, job.job_id)]
+    columns = sorted({k for _, _, values in rows for k in values})
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["stage", "epoch", *columns])
+        for stage, epoch, values in rows:
+            writer.writerow([stage, epoch, *(values.get(c, "") for c in columns)])
+
+
+def _ratio(a: float | None, b: float | None, digits: int) -> float | None:
+    """a / b rounded; None when either is unknown (e.g. a teacher given as logits)."""
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, digits)

@@ -1,0 +1,28 @@
+"""baseline: the same student from scratch on hard labels, with the same seed, optimiser
+settings and number of optimiser steps as distillation (epochs are stretched to match), so
+the report's kd_gain measures what the teacher added. Runs when the spec asks (`baseline`)."""
+
+import math
+
+from worker.job_context import JobContext
+from worker.stages.base import Stage
+from worker.stages.distill import training_passes
+
+
+class Baseline(Stage):
+    name = "baseline"
+
+    def applies(self, job: JobContext) -> bool:
+        return bool(job.spec["baseline"])
+
+    def work(self, job: JobContext) -> float:
+        return training_passes(job)
+
+    def run(self, job: JobContext) -> None:
+        settings = job.distill_settings
+        baseline = job.build_student()  # the student's initial weights
+        if not job.finished(baseline, "baseline"):
+            steps = math.ceil(len(job.data.distill) / settings["batch_size"])
+            job.train_with_labels(baseline, settings, "baseline", steps)
+            job.save_output(baseline, "baseline")
+        job.baseline = baseline

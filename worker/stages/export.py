@@ -1,0 +1,15 @@
+"""export: the student in the spec's formats, with the report, metrics and manifest."""
+
+from worker import packaging
+from worker.job_context import JobContext
+from worker.stages.base import Stage, inference_work
+
+
+class Export(Stage):
+    name = "export"
+
+    def work(self, job: JobContext) -> float:
+        return inference_work(job)
+
+    def run(self, job: JobContext) -> None:
+        packaging.package(job, job.report)

@@ -1,0 +1,89 @@
+"""validate: load the data, build the teacher and the student, and check the job can run
+(names the spec field that is wrong, before any training)."""
+
+from app.catalog import SpecError
+from worker.data import DatasetMismatch, prepare
+from worker.job_context import JobContext
+from worker.kd import build_method
+from worker.models import InputMismatch, count_params
+from worker.stages.base import Stage
+from worker.teachers import TeacherContext, build_teacher
+
+
+class Validate(Stage):
+    name = "validate"
+
+    def run(self, job: JobContext) -> None:
+        spec = job.spec
+        try:
+            data = prepare(spec["dataset"], job.seed, job.settings, job.tenant)
+        except DatasetMismatch as exc:
+            raise SpecError(exc.param, str(exc)) from None
+        job.built["data"] = data
+        teacher = build_teacher(
+            TeacherContext(
+                spec=spec["teacher"],
+                data=data,
+                settings=job.settings,
+                device=job.device,
+                workdir=job.workdir,
+                seed=job.seed,
+                dataset_name=spec["dataset"]["name"],
+                tenant=job.tenant,
+            )
+        )
+        teacher.validate()
+        job.built["teacher"] = teacher
+        try:
+            student = job.build_student()
+        except InputMismatch as exc:
+            raise SpecError("student.arch", f"{exc} (dataset {spec['dataset']['name']})") from None
+        job.built["student"] = student
+        method = build_method(spec["distill"])
+        if teacher.module is None and teacher_runs_online(job):
+            raise SpecError(
+                "distill.method" if method.teacher_layers() else "distill.soft_labels",
+                f"a teacher from {teacher.name!r} has no PyTorch model to run online",
+            )
+        self._describe(job)
+
+    def _describe(self, job: JobContext) -> None:
+        data, teacher = job.data, job.teacher
+        t_params = count_params(teacher.module) if teacher.module is not None else None
+        s_params = count_params(job.student)
+        job.event(
+            "info",
+            f"{len(data.train)} train, {len(data.val)} val, {len(data.test)} test, "
+            f"{len(data.transfer)} transfer examples "
+            f"({'in memory' if data.in_memory else 'read from disk'}); "
+            f"teacher from {teacher.name}"
+            + (f" ({t_params} params)" if t_params is not None else "")
+            + f", student {s_params} params; device {job.device}",
+            {
+                "train": len(data.train),
+                "val": len(data.val),
+                "test": len(data.test),
+                "transfer": len(data.transfer),
+                "in_memory": data.in_memory,
+                "teacher_source": teacher.name,
+                "teacher_params": t_params,
+                "student_params": s_params,
+                "device": str(job.device),
+            },
+        )
+        if data.transfer_dropped:
+            job.event(
+                "warning",
+                f"dropped {data.transfer_dropped} transfer examples that are also validation "
+                "or test examples",
+                {"transfer_dropped": data.transfer_dropped},
+            )
+        if t_params is not None and s_params >= t_params:
+            job.event("warning", "the student is not smaller than the teacher")
+
+
+def teacher_runs_online(job: JobContext) -> bool:
+    """Whether the teacher runs at every distillation step: asked for, or the method reads
+    the teacher's layers (the soft-label store keeps logits only)."""
+    method = build_method(job.spec["distill"])
+    return job.spec["distill"]["soft_labels"] == "online" or bool(method.teacher_layers())
