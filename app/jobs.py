@@ -111,6 +111,12 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
             f"a teacher from {spec['teacher']['source']!r} has no PyTorch model to run online; "
             "use soft_labels 'auto' or 'stored'",
         )
+    if spec["teacher"]["source"] in ("onnx", "logits") and dataset["augment"] is not None:
+        raise SpecError(
+            "dataset.augment",
+            f"a teacher from {spec['teacher']['source']!r} cannot label new views of the "
+            "examples; augmentation needs a zoo model teacher ('train' or 'weights')",
+        )
     distill = spec["distill"]
     distill["method_params"] = catalog.resolve_params(
         catalog.METHODS, distill["method"], distill["method_params"], "distill"

@@ -103,11 +103,45 @@ class TransferSet(Strict):
     options: JsonObject = Field(default_factory=dict)
 
 
+NoiseScale = Annotated[float, Field(ge=0, le=10), AfterValidator(_finite)]
+
+
+class ImageAugment(Strict):
+    """Images (channels, height, width): random crop after zero padding, horizontal flip."""
+
+    kind: Literal["image"]
+    crop_padding: Annotated[int, Field(ge=0, le=64)] = 4
+    flip: bool = True
+
+
+class SignalAugment(Strict):
+    """1-D signals (length,) or (channels, length): random shift (edge padded), gaussian noise."""
+
+    kind: Literal["signal"]
+    shift: Annotated[int, Field(ge=0, le=4096)] = 4
+    noise: NoiseScale = Field(default=0.05, description="noise std, in units of the data's std")
+
+
+class TabularAugment(Strict):
+    """Any inputs: gaussian noise."""
+
+    kind: Literal["tabular"]
+    noise: NoiseScale = Field(default=0.1, description="noise std, in units of the data's std")
+
+
+Augment = Annotated[ImageAugment | SignalAugment | TabularAugment, Field(discriminator="kind")]
+
+
 class DatasetSpec(Strict):
     name: Text = Field(description="a builtin dataset, or file:<id> of an uploaded one")
     options: JsonObject = Field(default_factory=dict)
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     transfer: TransferSet | None = None
+    augment: Augment | None = Field(
+        default=None,
+        description="per-example random transforms for every training stage, seeded by "
+        "(job seed, epoch, example); the teacher labels the very view the student sees",
+    )
 
 
 FileId = Annotated[Text, Field(min_length=1, max_length=40, description="id of an uploaded file")]

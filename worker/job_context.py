@@ -17,13 +17,15 @@ from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from app.storage import Store
 from worker import export, worksync
+from worker.augment import Augmentation, ViewKey
 from worker.control import JobControl
 from worker.data import PreparedData
+from worker.data.prepare import Examples
 from worker.learning_tasks import Task
 from worker.progress import Progress
 from worker.softlabels import StoredLogits
 from worker.teachers import TeacherSource
-from worker.train import LoopHooks, Validate, train
+from worker.train import Batch, LoopHooks, Validate, train
 
 
 @dataclass
@@ -68,6 +70,20 @@ class JobContext:
     @property
     def student(self) -> nn.Module:
         return self._built("student")
+
+    @property
+    def augmentation(self) -> Augmentation | None:
+        """The spec's `dataset.augment`, built for the data (None: no augmentation)."""
+        return self.built.get("augmentation")
+
+    def views(self, x: Examples, batch: Batch) -> torch.Tensor:
+        """The batch's inputs as a training stage feeds them: augmented when the spec asks,
+        the same views every time the same batch comes round (a replay, a resume)."""
+        inputs = x.batch(batch.index, self.device)
+        augmentation = self.augmentation
+        if augmentation is None:
+            return inputs
+        return augmentation(inputs, ViewKey(self.seed, batch.epoch, batch.positions))
 
     def _built(self, name: str) -> Any:
         assert name in self.built, f"{name} is built by the validate stage, which runs first"
@@ -150,8 +166,8 @@ class JobContext:
         x, y = self.data.train, self.data.y_train.to(self.device)
         task = self.task
 
-        def batch_loss(m: nn.Module, index: torch.Tensor, _t: float | None) -> torch.Tensor:
-            return task.hard_label_loss(m(x.batch(index, self.device)), y[index])
+        def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
+            return task.hard_label_loss(m(self.views(x, batch)), y[batch.index])
 
         self.progress.start_epochs(settings["epochs"])
         try:

@@ -26,13 +26,16 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
 
 from app.capped_folder import CappedFolder
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.train import Batch
 
 _TOP_K_KEY = re.compile(r"-top(\d+)$")
 _CLASSES_TITLE = re.compile(r"classes=(\d+)$")
@@ -240,11 +243,24 @@ class StoredLogits:
     """Reads the teacher logits of a batch of example indices from the store: (batch, classes)
     float32 on the device, from a full entry or reconstructed from a top-k one."""
 
-    def __init__(self, array: Entry, device: torch.device) -> None:
+    def __init__(
+        self, array: Entry, device: torch.device, views_per_epoch: int | None = None
+    ) -> None:
+        """`views_per_epoch`: the entry holds the logits of augmented views, epoch after epoch,
+        each epoch's rows in the order the student meets them (its positions); None: one row
+        per example."""
         self.array = array
         self.device = device
+        self.views_per_epoch = views_per_epoch
+
+    def for_batch(self, batch: "Batch") -> torch.Tensor:
+        """The logits of a training batch: of its examples, or of its augmented views."""
+        if self.views_per_epoch is None:
+            return self(batch.index)
+        return self(batch.epoch * self.views_per_epoch + batch.positions)
 
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        """The logits of rows `index` of the entry."""
         rows = index.cpu().numpy()
         if isinstance(self.array, TopKLogits):
             return self.array.logits(rows, self.device)

@@ -20,7 +20,20 @@ from worker.control import Interrupted
 from worker.data.prepare import Examples
 from worker.kd.schedules import TemperatureSchedule
 
-BatchLoss = Callable[[nn.Module, torch.Tensor, float | None], torch.Tensor]
+
+@dataclass(frozen=True)
+class Batch:
+    """One training step's examples: their indices, and what names their views (the epoch,
+    0-based, and each example's position in that epoch's order, which key the augmentation and
+    the stored soft labels of augmented views); `temperature` is the epoch's T (distillation)."""
+
+    index: torch.Tensor
+    epoch: int
+    positions: torch.Tensor
+    temperature: float | None
+
+
+BatchLoss = Callable[[nn.Module, Batch], torch.Tensor]
 Validate = Callable[[nn.Module], dict[str, float]]
 
 
@@ -144,8 +157,10 @@ def train(
         seen = int(carried.get("seen", 0))
         started = time.perf_counter() - carried.get("seconds", 0.0)
         for step in range(first, steps):
-            index = order[step * batch_size : (step + 1) * batch_size]
-            loss = batch_loss(model, index, t)
+            start = step * batch_size
+            index = order[start : start + batch_size]
+            positions = torch.arange(start, start + len(index))
+            loss = batch_loss(model, Batch(index, epoch, positions, t))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

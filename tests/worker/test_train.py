@@ -37,7 +37,7 @@ def fit(path: Path, hooks: LoopHooks, settings: dict = SETTINGS, **kwargs) -> nn
         model,
         settings=settings,
         num_examples=len(x),
-        batch_loss=lambda m, i, _t: nn.functional.cross_entropy(m(x[i]), y[i]),
+        batch_loss=lambda m, b: nn.functional.cross_entropy(m(x[b.index]), y[b.index]),
         validate=lambda m: dict(
             zip(("val_accuracy", "val_loss"), accuracy_and_loss(m, x, y), strict=True)
         ),

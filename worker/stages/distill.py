@@ -13,10 +13,10 @@ from worker.job_context import JobContext
 from worker.kd import FeatureTaps, Method, Outputs, build_method
 from worker.kd.schedules import TemperatureSchedule
 from worker.stages.base import Stage
-from worker.train import train
+from worker.train import Batch, train
 
-# The teacher's outputs for a batch: (example indices, the inputs) -> Outputs.
-TeacherOutputs = Callable[[torch.Tensor, torch.Tensor], Outputs]
+# The teacher's outputs for a batch: (the batch, its inputs) -> Outputs.
+TeacherOutputs = Callable[[Batch, torch.Tensor], Outputs]
 
 
 def training_passes(job: JobContext) -> float:
@@ -50,23 +50,25 @@ class Distill(Stage):
             FeatureTaps(module, method.teacher_layers()) as teacher_taps,
         ):
 
-            def teacher_outputs(index: torch.Tensor, inputs: torch.Tensor) -> Outputs:
+            def teacher_outputs(batch: Batch, inputs: torch.Tensor) -> Outputs:
                 if stored is not None:
-                    return Outputs(stored(index))
+                    return Outputs(stored.for_batch(batch))
                 assert module is not None  # validate refuses online without a PyTorch teacher
                 with torch.no_grad():
                     logits = module(inputs)
                 return Outputs(logits, teacher_taps.take())
 
-            def batch_loss(m: nn.Module, index: torch.Tensor, t: float | None) -> torch.Tensor:
-                inputs = x.batch(index, device)
+            def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
+                # The teacher labels the very view the student sees (online), or the store
+                # holds its labels of exactly these views (replayed from their seeds).
+                inputs = job.views(x, batch)
                 logits = m(inputs)
-                assert t is not None  # distillation always has a temperature
+                assert batch.temperature is not None  # distillation always has one
                 return method.loss(
                     Outputs(logits, student_taps.take()),
-                    teacher_outputs(index, inputs),
-                    y[index],
-                    temperature=t,
+                    teacher_outputs(batch, inputs),
+                    y[batch.index],
+                    temperature=batch.temperature,
                 )
 
             model = with_learnable_parts(job, method, teacher_outputs, student_taps)
@@ -121,7 +123,7 @@ def with_learnable_parts(
     with torch.no_grad():
         student(inputs)
         features = student_taps.take()
-        teacher = teacher_outputs(probe, inputs)
+        teacher = teacher_outputs(Batch(probe, 0, probe, None), inputs)
     try:
         method.build(features, teacher.features)
     except ValueError as exc:

@@ -1,38 +1,136 @@
 """soft_labels: the teacher's logits for every distillation example, written once to the
-soft-label store (or reused from it); none when the teacher runs online."""
+soft-label store (or reused from it); none when the teacher runs online.
 
+Under augmentation the store keeps the teacher's logits of every view the student will see,
+epoch after epoch (TinyViT's fast distillation): the views are drawn from counters keyed by
+(job seed, epoch, position), so the distill stage replays exactly the views the teacher
+labelled. `soft_labels: "auto"` stores them when they fit the store's byte budget and runs the
+teacher online otherwise."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from worker.augment import ViewKey
 from worker.job_context import JobContext
 from worker.kd import build_method
-from worker.softlabels import SoftLabelStore, StoredLogits, TopKLogits
-from worker.stages.base import Stage, inference_work
-from worker.stages.validate import teacher_runs_online
+from worker.softlabels import SoftLabelStore, StoredLogits, TopKLogits, bytes_per_example
+from worker.stages.base import Stage
+from worker.train import epoch_order
+
+# Views labelled per teacher forward when the store is filled (any size gives the same views).
+LABEL_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class SoftLabelPlan:
+    online: bool
+    views: bool  # stored per augmented view (epochs x examples rows), not per example
+    why: str
+
+
+def plan(job: JobContext) -> SoftLabelPlan:
+    """Where the distill stage gets the teacher's logits, and why (for the event)."""
+    distill = job.spec["distill"]
+    method = build_method(distill)
+    if method.teacher_layers():
+        return SoftLabelPlan(True, False, f"{distill['method']} reads its layers")
+    if distill["soft_labels"] == "online":
+        return SoftLabelPlan(True, False, "asked for")
+    if job.augmentation is None:
+        return SoftLabelPlan(False, False, "")
+    rows = distill["epochs"] * len(job.data.distill)
+    needed = rows * bytes_per_example(job.data.num_classes, distill.get("soft_label_top_k"))
+    budget = job.settings.soft_label_store_bytes
+    if distill["soft_labels"] == "auto" and needed > budget:
+        return SoftLabelPlan(
+            True,
+            False,
+            f"the logits of {rows} augmented views need {needed} bytes, over the store's "
+            f"{budget} (DISTILLERY_SOFT_LABEL_STORE_BYTES)",
+        )
+    return SoftLabelPlan(False, True, "")
+
+
+def teacher_runs_online(job: JobContext) -> bool:
+    return plan(job).online
 
 
 class SoftLabels(Stage):
     name = "soft_labels"
 
     def work(self, job: JobContext) -> float:
-        return inference_work(job)
+        passes = job.spec["distill"]["epochs"] if plan(job).views else 1
+        return passes * len(job.data.distill) / 3
 
     def run(self, job: JobContext) -> None:
-        distill = job.spec["distill"]
-        if teacher_runs_online(job):
-            reads_layers = bool(build_method(distill).teacher_layers())
-            why = f" ({distill['method']} reads its layers)" if reads_layers else ""
-            job.event("info", f"soft labels: the teacher runs online at every step{why}")
+        where = plan(job)
+        if where.online:
+            job.event("info", f"soft labels: the teacher runs online at every step ({where.why})")
             return
-        # No stochastic augmentation yet, so "auto" means the store.
+        distill = job.spec["distill"]
         data, teacher = job.data, job.teacher
         store = SoftLabelStore.for_settings(job.settings)
         top_k = distill.get("soft_label_top_k")  # specs stored before the field lack it
-        key = store.key(teacher.sha256(), data.fingerprint(), teacher.preprocessing, top_k)
-        shape = (len(data.distill), data.num_classes)
-        array, reused = store.get_or_write(key, shape, teacher.distill_logits)
+        preprocessing = teacher.preprocessing
+        chunks = teacher.distill_logits
+        rows = len(data.distill)
+        if where.views:
+            preprocessing += ":" + _views_descriptor(job)
+            rows *= distill["epochs"]
+
+            def chunks() -> Iterator[torch.Tensor]:
+                return _view_logits(job)
+
+        key = store.key(teacher.sha256(), data.fingerprint(), preprocessing, top_k)
+        array, reused = store.get_or_write(key, (rows, data.num_classes), chunks)
         kept = f"top-{array.k} " if isinstance(array, TopKLogits) else ""
+        views = f" of {distill['epochs']} epochs of augmented views" if where.views else ""
         job.event(
             "info",
-            f"soft labels {'reused from' if reused else 'written to'} the store "
+            f"soft labels{views} {'reused from' if reused else 'written to'} the store "
             f"({array.shape[0]} x {array.shape[1]}, {kept}{array.dtype})",
-            {"key": key, "reused": reused, "teacher_source": teacher.name, "top_k": top_k},
+            {
+                "key": key,
+                "reused": reused,
+                "teacher_source": teacher.name,
+                "top_k": top_k,
+                "augmented_views": where.views,
+            },
         )
-        job.stored_logits = StoredLogits(array, job.device)
+        job.stored_logits = StoredLogits(
+            array, job.device, len(data.distill) if where.views else None
+        )
+
+
+def _views_descriptor(job: JobContext) -> str:
+    """What decides the views: the augmentation, the seed and the number of epochs (the
+    order of each epoch follows from the seed and the examples, already in the key)."""
+    distill = job.spec["distill"]
+    return json.dumps(
+        {"augment": job.spec["dataset"]["augment"], "seed": job.seed, "epochs": distill["epochs"]},
+        sort_keys=True,
+    )
+
+
+def _view_logits(job: JobContext) -> Iterator[torch.Tensor]:
+    """The teacher's logits of each epoch's views, in the order the student meets them."""
+    module, augmentation = job.teacher.module, job.augmentation
+    assert module is not None and augmentation is not None  # validate checks both
+    module.eval()
+    x = job.data.distill
+    n = len(x)
+    try:
+        for epoch in range(job.spec["distill"]["epochs"]):
+            order = epoch_order(n, n, job.seed, epoch)
+            for start in range(0, n, LABEL_CHUNK):
+                positions = torch.arange(start, min(start + LABEL_CHUNK, n))
+                views = augmentation(
+                    x.batch(order[positions], job.device), ViewKey(job.seed, epoch, positions)
+                )
+                with torch.no_grad():
+                    yield module(views).float().cpu()
+    finally:
+        x.release()

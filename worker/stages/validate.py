@@ -2,11 +2,13 @@
 (names the spec field that is wrong, before any training)."""
 
 from app.catalog import SpecError
+from worker.augment import build_augmentation
 from worker.data import DatasetMismatch, prepare
 from worker.job_context import JobContext
 from worker.kd import build_method
 from worker.models import InputMismatch, count_params
 from worker.stages.base import Stage
+from worker.stages.soft_labels import teacher_runs_online
 from worker.teachers import TeacherContext, build_teacher
 
 
@@ -39,6 +41,18 @@ class Validate(Stage):
         except InputMismatch as exc:
             raise SpecError("student.arch", f"{exc} (dataset {spec['dataset']['name']})") from None
         job.built["student"] = student
+        try:
+            job.built["augmentation"] = build_augmentation(
+                spec["dataset"].get("augment"), data.input_shape, data.std
+            )
+        except DatasetMismatch as exc:
+            raise SpecError(exc.param, str(exc)) from None
+        if teacher.module is None and job.augmentation is not None:
+            raise SpecError(
+                "dataset.augment",
+                f"a teacher from {teacher.name!r} cannot label new views of the examples; "
+                "augmentation needs a zoo model teacher ('train' or 'weights')",
+            )
         method = build_method(spec["distill"])
         if teacher.module is None and teacher_runs_online(job):
             raise SpecError(
@@ -80,10 +94,3 @@ class Validate(Stage):
             )
         if t_params is not None and s_params >= t_params:
             job.event("warning", "the student is not smaller than the teacher")
-
-
-def teacher_runs_online(job: JobContext) -> bool:
-    """Whether the teacher runs at every distillation step: asked for, or the method reads
-    the teacher's layers (the soft-label store keeps logits only)."""
-    method = build_method(job.spec["distill"])
-    return job.spec["distill"]["soft_labels"] == "online" or bool(method.teacher_layers())
