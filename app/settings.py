@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     # How often a running job's worker reads its status between lease renewals, so a cancel
     # or a pause is seen within about this long (plus cancel_check_steps steps).
     control_poll_seconds: float = Field(default=1.0, gt=0)
+    # Worker processes: intra-op threads for torch (0: torch's default, all cores), and
+    # whether training steps go through torch.compile (slower start, faster steps on a GPU).
+    torch_threads: int = Field(default=0, ge=0, le=1024)
+    torch_compile: bool = False
     # Celery: the queue GPU workers consume, and how long Redis keeps an unacked message.
     celery_queue: str = "gpu"
     celery_visibility_timeout_seconds: int = Field(default=12 * 3600, gt=0)

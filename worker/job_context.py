@@ -22,6 +22,7 @@ from worker.control import JobControl
 from worker.data import PreparedData
 from worker.data.prepare import Examples
 from worker.learning_tasks import Task
+from worker.precision import Precision
 from worker.progress import Progress
 from worker.softlabels import StoredLogits
 from worker.teachers import TeacherSource
@@ -72,6 +73,11 @@ class JobContext:
         return self._built("student")
 
     @property
+    def precision(self) -> Precision:
+        """How training steps use the device (validate plans it from the data's shape)."""
+        return self.built.get("precision") or Precision(self.device)
+
+    @property
     def augmentation(self) -> Augmentation | None:
         """The spec's `dataset.augment`, built for the data (None: no augmentation)."""
         return self.built.get("augmentation")
@@ -81,9 +87,9 @@ class JobContext:
         the same views every time the same batch comes round (a replay, a resume)."""
         inputs = x.batch(batch.index, self.device)
         augmentation = self.augmentation
-        if augmentation is None:
-            return inputs
-        return augmentation(inputs, ViewKey(self.seed, batch.epoch, batch.positions))
+        if augmentation is not None:
+            inputs = augmentation(inputs, ViewKey(self.seed, batch.epoch, batch.positions))
+        return self.precision.inputs(inputs)
 
     def _built(self, name: str) -> Any:
         assert name in self.built, f"{name} is built by the validate stage, which runs first"
@@ -181,6 +187,7 @@ class JobContext:
                 hooks=self.hooks(),
                 seed=self.seed,
                 steps_per_epoch=steps,
+                precision=self.precision,
             )
         finally:
             x.release()

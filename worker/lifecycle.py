@@ -13,6 +13,7 @@ from worker.claiming import claim_job, hold_and_run
 from worker.control import JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.failures import infrastructure_message, is_infrastructure_error
 from worker.pipeline import Pipeline
+from worker.precision import set_worker_threads
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def run(job_id: str, settings: Settings | None = None) -> None:
 
 def run_claimed(job: Job, control: JobControl, settings: Settings) -> None:
     """Run a job this worker has claimed, and holds through `control`, to a final status."""
+    set_worker_threads(settings)
     pipeline = Pipeline(settings, job.id, job.spec, control)
     try:
         _run_to_final_status(pipeline, control)

@@ -33,6 +33,7 @@ import torch
 
 from app.capped_folder import CappedFolder
 from app.settings import Settings
+from worker.precision import pinned
 
 if TYPE_CHECKING:
     from worker.train import Batch
@@ -264,4 +265,4 @@ class StoredLogits:
         rows = index.cpu().numpy()
         if isinstance(self.array, TopKLogits):
             return self.array.logits(rows, self.device)
-        return torch.from_numpy(self.array[rows]).to(self.device, non_blocking=True).float()
+        return pinned(torch.from_numpy(self.array[rows]), self.device).float()

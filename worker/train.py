@@ -19,6 +19,7 @@ from torch import nn
 from worker.control import Interrupted
 from worker.data.prepare import Examples
 from worker.kd.schedules import TemperatureSchedule
+from worker.precision import Precision
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,14 @@ def train(
     seed: int,
     steps_per_epoch: int | None = None,
     temperature: TemperatureSchedule | None = None,
+    precision: Precision | None = None,
 ) -> None:
     """Train `model` in place for settings["epochs"] epochs, resuming from `checkpoint_path`.
 
     An epoch is one pass over the examples, or `steps_per_epoch` batches drawn from fresh
     permutations when given (the baseline uses this to match the distilled student's steps).
+    `precision` says how a step uses the device (mixed precision, memory format, compile);
+    float32 as is by default.
     """
     epochs, batch_size = settings["epochs"], settings["batch_size"]
     steps = steps_per_epoch or math.ceil(num_examples / batch_size)
@@ -109,6 +113,10 @@ def train(
         return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    device = next(model.parameters()).device
+    precision = precision or Precision(device)
+    step_model = precision.prepare(model)
+    scaler = precision.scaler()
 
     def checkpoint(epoch: int, step: int = 0, partial: dict[str, float] | None = None) -> None:
         """Save where the loop is: the start of `epoch`, or `step` batches into it (with the
@@ -119,6 +127,7 @@ def train(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
                 "temperature": temperature.state_dict() if temperature is not None else {},
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -130,12 +139,13 @@ def train(
         hooks.on_checkpoint(checkpoint_path)
 
     start_epoch, start_step, partial = 0, 0, {}
-    device = next(model.parameters()).device
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         if temperature is not None:
             temperature.load_state_dict(state["temperature"])
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -160,10 +170,12 @@ def train(
             start = step * batch_size
             index = order[start : start + batch_size]
             positions = torch.arange(start, start + len(index))
-            loss = batch_loss(model, Batch(index, epoch, positions, t))
+            with precision.forward():
+                loss = batch_loss(step_model, Batch(index, epoch, positions, t))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             loss_sum += loss.detach() * len(index)
             seen += len(index)

@@ -20,6 +20,7 @@ from app.models import DEFAULT_TENANT
 from app.settings import Settings, get_settings
 from worker.data.registry import DatasetMismatch, RawDataset, load_dataset
 from worker.data.rows import Concat, Rows, Subset, as_rows, chunk_rows, iter_chunks, row_digests
+from worker.precision import pinned
 
 __all__ = ["DatasetMismatch", "Examples", "PreparedData", "prepare"]
 
@@ -56,7 +57,7 @@ class Examples:
                 self._on_device = (device, self.tensor.to(device))
             return self._on_device[1][index]
         raw = torch.from_numpy(self.rows.take(index.cpu().numpy()))
-        return raw.to(device, non_blocking=True).float()
+        return pinned(raw, device).float()
 
     def release(self) -> None:
         """Drop the device copy (the end of a stage)."""

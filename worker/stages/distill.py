@@ -87,6 +87,7 @@ class Distill(Stage):
                     hooks=job.hooks(),
                     seed=job.seed,
                     temperature=schedule,
+                    precision=job.precision,
                 )
             finally:
                 x.release()

@@ -7,6 +7,7 @@ from worker.data import DatasetMismatch, prepare
 from worker.job_context import JobContext
 from worker.kd import build_method
 from worker.models import InputMismatch, count_params
+from worker.precision import describe, plan_precision
 from worker.stages.base import Stage
 from worker.stages.soft_labels import teacher_runs_online
 from worker.teachers import TeacherContext, build_teacher
@@ -22,6 +23,7 @@ class Validate(Stage):
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
         job.built["data"] = data
+        job.built["precision"] = plan_precision(job.settings, job.device, data.input_shape)
         teacher = build_teacher(
             TeacherContext(
                 spec=spec["teacher"],
@@ -72,7 +74,8 @@ class Validate(Stage):
             f"({'in memory' if data.in_memory else 'read from disk'}); "
             f"teacher from {teacher.name}"
             + (f" ({t_params} params)" if t_params is not None else "")
-            + f", student {s_params} params; device {job.device}",
+            + f", student {s_params} params; device {job.device}"
+            + (f" ({job.precision.autocast})" if job.precision.autocast else ""),
             {
                 "train": len(data.train),
                 "val": len(data.val),
@@ -83,6 +86,7 @@ class Validate(Stage):
                 "teacher_params": t_params,
                 "student_params": s_params,
                 "device": str(job.device),
+                "precision": describe(job.precision),
             },
         )
         if data.transfer_dropped:
