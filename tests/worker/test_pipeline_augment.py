@@ -116,3 +116,18 @@ def test_an_augmentation_that_does_not_suit_the_inputs_fails_naming_the_field(
     assert job.status == JobStatus.FAILED
     assert job.error["code"] == "invalid_spec" and job.error["param"] == "dataset.augment"
     assert "(length,)" not in job.error["message"] and "(40,)" in job.error["message"]
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_auto_runs_the_teacher_online_when_the_labels_would_not_fit_the_store(
+    sqlite_settings: Settings, augment: bool
+) -> None:
+    small = sqlite_settings.model_copy(update={"soft_label_store_bytes": 1000})
+    dataset = SPEC["dataset"] if augment else {**SPEC["dataset"], "augment": None}
+    job_id = submit(small, {**SPEC, "dataset": dataset})
+    lifecycle.run(job_id, small)
+    job, events, _, _ = load(small, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    (online,) = [e for e in events if "the teacher runs online" in e.message]
+    assert "over the store's 1000" in online.message
+    assert ("augmented views" in online.message) == augment

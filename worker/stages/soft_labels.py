@@ -39,19 +39,20 @@ def plan(job: JobContext) -> SoftLabelPlan:
         return SoftLabelPlan(True, False, f"{distill['method']} reads its layers")
     if distill["soft_labels"] == "online":
         return SoftLabelPlan(True, False, "asked for")
-    if job.augmentation is None:
-        return SoftLabelPlan(False, False, "")
-    rows = distill["epochs"] * len(job.data.distill)
+    views = job.augmentation is not None
+    rows = len(job.data.distill) * (distill["epochs"] if views else 1)
     needed = rows * bytes_per_example(job.data.num_classes, distill.get("soft_label_top_k"))
     budget = job.settings.soft_label_store_bytes
-    if distill["soft_labels"] == "auto" and needed > budget:
+    # Only a teacher that can run online is a fallback (an ONNX or logits teacher is stored).
+    if distill["soft_labels"] == "auto" and needed > budget and job.teacher.module is not None:
+        what = f"{rows} augmented views" if views else f"{rows} examples"
         return SoftLabelPlan(
             True,
             False,
-            f"the logits of {rows} augmented views need {needed} bytes, over the store's "
-            f"{budget} (DISTILLERY_SOFT_LABEL_STORE_BYTES)",
+            f"the logits of {what} need {needed} bytes, over the store's {budget} "
+            "(DISTILLERY_SOFT_LABEL_STORE_BYTES)",
         )
-    return SoftLabelPlan(False, True, "")
+    return SoftLabelPlan(False, views, "")
 
 
 def teacher_runs_online(job: JobContext) -> bool:
