@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Starts the service on the embedded default, runs examples/digits.json through the HTTP API,
-# downloads the student and prints the report.
+# Starts the service on the embedded default, runs examples/demo.json (MNIST-1D with a transfer
+# set) through the HTTP API, downloads the student, prints the report and the distillation gain.
 demo: $(STAMP)
-	$(BIN)/distillery demo examples/digits.json --output demo-output
+	$(BIN)/distillery demo examples/demo.json --output demo-output
 
 # Keeps the service running on the embedded default (http://127.0.0.1:8000).
 serve: $(STAMP)

@@ -322,6 +322,7 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
                 print(f"  {name:<20} {size:>9} bytes  sha256 {digest[:16]}...")
             print_report(job["result"])
             print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
+            print(gain_line(job["result"]))
             return 0
     finally:
         server.send_signal(signal.SIGINT)
@@ -350,6 +351,22 @@ def print_report(result: dict[str, Any]) -> None:
         print(
             f"  distillation gain over the from-scratch baseline: {c['kd_gain'] * 100:+.2f} points"
         )
+
+
+def gain_line(result: dict[str, Any]) -> str:
+    """One plain sentence on what distillation bought: the student against the same student
+    trained from scratch (the baseline), in accuracy points, whichever way it went."""
+    if "baseline" not in result:
+        return "no distillation gain measured: the job trained no from-scratch baseline"
+    student = result["student"]["test_accuracy"]
+    baseline = result["baseline"]["test_accuracy"]
+    points = round((student - baseline) * 100, 1)
+    versus = f"(student {student:.3f} vs baseline {baseline:.3f}, same student from scratch)"
+    if points > 0:
+        return f"distillation gain: +{points:.1f} points {versus}"
+    if points < 0:
+        return f"distillation lost {-points:.1f} points {versus}"
+    return f"distillation made no difference {versus}"
 
 
 if __name__ == "__main__":

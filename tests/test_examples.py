@@ -31,8 +31,10 @@ def test_example_is_accepted(client: TestClient, path: Path) -> None:
     assert response.status_code == 201, response.text
 
 
-def test_the_examples_the_readme_names_exist() -> None:
-    assert {p.name for p in EXAMPLES} >= {"digits.json", "mnist1d-transfer.json"}
+def test_the_examples_the_readme_and_makefile_name_exist() -> None:
+    names = {"demo.json", "digits.json", "mnist1d-transfer.json"}
+    assert {p.name for p in EXAMPLES} >= names
+    assert "examples/demo.json" in (ROOT / "Makefile").read_text()
 
 
 # --- bring your own data and teacher (examples/byo.sh and the scripts it runs) ---------------

@@ -1,5 +1,7 @@
-"""`distillery keys ...` and the bind rule of `distillery serve`, run as real subprocesses."""
+"""`distillery keys ...`, the bind rule of `distillery serve` and `distillery demo`, run as real
+subprocesses."""
 
+import json
 import os
 import subprocess
 import sys
@@ -154,3 +156,54 @@ def test_serve_writes_no_access_log_unless_asked(monkeypatch: pytest.MonkeyPatch
     finally:
         monkeypatch.delenv("DISTILLERY_ACCESS_LOG")
         get_settings.cache_clear()
+
+
+# --- `distillery demo`: the report ends with one plain line on the distillation gain ----------
+
+TINY_SPEC = {
+    "dataset": {"name": "synthetic", "options": {"shape": [8], "num_samples": 300}},
+    "teacher": {"arch": "mlp", "params": {"hidden": [32]}, "train": {"epochs": 2}},
+    "student": {"arch": "mlp", "params": {"hidden": [4]}},
+    "distill": {"epochs": 2},
+    "export": ["safetensors"],
+}
+
+
+def test_demo_ends_with_the_gain_over_the_baseline(tmp_path: Path, sqlite_url: str) -> None:
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps(TINY_SPEC))
+    output = tmp_path / "out"
+    demo = distillery(
+        "demo",
+        str(spec),
+        "--output",
+        str(output),
+        DISTILLERY_DATABASE_URL=sqlite_url,
+        DISTILLERY_ARTIFACT_URL=str(tmp_path / "artifacts"),
+        DISTILLERY_WORK_DIR=str(tmp_path / "work"),
+    )
+    assert demo.returncode == 0, demo.stderr
+    report = json.loads((output / "report.json").read_text())
+    student = report["student"]["test_accuracy"]
+    baseline = report["baseline"]["test_accuracy"]
+    last = demo.stdout.strip().splitlines()[-1]
+    assert last == cli.gain_line(report)
+    assert f"(student {student:.3f} vs baseline {baseline:.3f}, same student from scratch)" in last
+
+
+@pytest.mark.parametrize(
+    ("student", "baseline", "line"),
+    [
+        (0.871, 0.83, "distillation gain: +4.1 points (student 0.871 vs baseline 0.830, "),
+        (0.95, 0.962, "distillation lost 1.2 points (student 0.950 vs baseline 0.962, "),
+        (0.9, 0.9, "distillation made no difference (student 0.900 vs baseline 0.900, "),
+    ],
+)
+def test_the_gain_line_says_which_way_it_went(student: float, baseline: float, line: str) -> None:
+    result = {"student": {"test_accuracy": student}, "baseline": {"test_accuracy": baseline}}
+    assert cli.gain_line(result) == line + "same student from scratch)"
+
+
+def test_the_gain_line_without_a_baseline() -> None:
+    line = cli.gain_line({"student": {"test_accuracy": 0.9}})
+    assert line == "no distillation gain measured: the job trained no from-scratch baseline"
