@@ -23,11 +23,13 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/distillery serve
 
+# Two pytest-xdist workers: the tests that start real processes (tests/e2e, tests/faults) run
+# one after another on one of them (they time leases and restarts), the rest on the other.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app worker
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

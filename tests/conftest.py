@@ -25,7 +25,9 @@ from app.settings import Settings
 POSTGRES_ADMIN_URL = os.environ.get(
     "DISTILLERY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("DISTILLERY_TEST_REDIS", "redis://127.0.0.1:6379/9")
+# Under pytest-xdist each worker process gets a Redis database of its own (9, 10, ...).
+_XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+REDIS_URL = os.environ.get("DISTILLERY_TEST_REDIS", f"redis://127.0.0.1:6379/{9 + _XDIST_WORKER}")
 REQUIRE_SERVICES = os.environ.get("DISTILLERY_REQUIRE_SERVICES") == "1"
 
 # The least a job must say: dataset, teacher and student.
@@ -222,3 +224,12 @@ def dispatcher() -> RecordingDispatcher:
 def client(settings: Settings, dispatcher: RecordingDispatcher) -> Iterator[TestClient]:
     with TestClient(create_app(settings, dispatcher=dispatcher)) as test_client:
         yield test_client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), the tests that start real processes (e2e,
+    faults) run one after another on one worker: they time leases and restarts, and would
+    only slow each other down; the rest share the other workers."""
+    for item in items:
+        if {"e2e", "faults"} & set(item.path.parts):
+            item.add_marker(pytest.mark.xdist_group("processes"))
