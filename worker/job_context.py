@@ -21,12 +21,13 @@ from worker.augment import Augmentation, ViewKey
 from worker.control import JobControl
 from worker.data import PreparedData
 from worker.data.prepare import Examples
+from worker.kd.schedules import TemperatureSchedule
 from worker.learning_tasks import Task
 from worker.precision import Precision
 from worker.progress import Progress
 from worker.softlabels import StoredLogits
 from worker.teachers import TeacherSource
-from worker.train import Batch, LoopHooks, Validate, train
+from worker.train import Batch, BatchLoss, LoopHooks, Validate, train
 
 
 @dataclass
@@ -175,6 +176,21 @@ class JobContext:
         def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
             return task.hard_label_loss(m(self.views(x, batch)), y[batch.index])
 
+        self.train_stage(model, settings, x, batch_loss, name, steps_per_epoch=steps)
+
+    def train_stage(
+        self,
+        model: nn.Module,
+        settings: dict[str, Any],
+        x: Examples,
+        batch_loss: BatchLoss,
+        name: str,
+        *,
+        steps_per_epoch: int | None = None,
+        temperature: TemperatureSchedule | None = None,
+    ) -> None:
+        """Run the training loop for the current stage over `x`, checkpointing to
+        `<name>.ckpt`, reporting to the job, with the job's seed and precision."""
         self.progress.start_epochs(settings["epochs"])
         try:
             train(
@@ -186,7 +202,8 @@ class JobContext:
                 checkpoint_path=self.workdir / f"{name}.ckpt",
                 hooks=self.hooks(),
                 seed=self.seed,
-                steps_per_epoch=steps,
+                steps_per_epoch=steps_per_epoch,
+                temperature=temperature,
                 precision=self.precision,
             )
         finally:

@@ -13,7 +13,7 @@ from worker.job_context import JobContext
 from worker.kd import FeatureTaps, Method, Outputs, build_method
 from worker.kd.schedules import TemperatureSchedule
 from worker.stages.base import Stage
-from worker.train import Batch, train
+from worker.train import Batch
 
 # The teacher's outputs for a batch: (the batch, its inputs) -> Outputs.
 TeacherOutputs = Callable[[Batch, torch.Tensor], Outputs]
@@ -75,22 +75,7 @@ class Distill(Stage):
             schedule = TemperatureSchedule(
                 settings["temperature_schedule"], settings["temperature"], settings["epochs"]
             )
-            job.progress.start_epochs(settings["epochs"])
-            try:
-                train(
-                    model,
-                    settings=settings,
-                    num_examples=len(x),
-                    batch_loss=batch_loss,
-                    validate=job.validator(),
-                    checkpoint_path=job.workdir / "student.ckpt",
-                    hooks=job.hooks(),
-                    seed=job.seed,
-                    temperature=schedule,
-                    precision=job.precision,
-                )
-            finally:
-                x.release()
+            job.train_stage(model, settings, x, batch_loss, "student", temperature=schedule)
         job.save_output(student, "student")
 
 
