@@ -33,15 +33,20 @@ def kd_loss(
     )
     loss = kd_weight * t * t * kl
     if ce_weight and labels is not None:
-        loss = loss + ce_weight * labelled_ce(student_logits, labels)
+        loss = loss + labelled_ce(student_logits, labels, ce_weight)
     return loss
 
 
-def labelled_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the labelled examples (label != -1); 0 for a batch with none.
+def labelled_ce(
+    student_logits: torch.Tensor, labels: torch.Tensor, weight: float = 1.0
+) -> torch.Tensor:
+    """`weight` x the mean cross-entropy over the labelled examples (label != -1); 0 for a
+    batch with none.
 
     A masked mean rather than ignore_index or a branch on "all labelled": no host sync per
-    step on a GPU, and 0 (not NaN) for a batch with no labels."""
+    step on a GPU, and 0 (not NaN) for a batch with no labels. The weight multiplies the sum
+    before the division, the order `kd` has always had: a reordering would change its students
+    in the last bits, and with them every published number."""
     labelled = labels != UNLABELLED
     ce = F.cross_entropy(student_logits, labels.clamp_min(0), reduction="none")
-    return (ce * labelled).sum() / labelled.sum().clamp_min(1)
+    return weight * (ce * labelled).sum() / labelled.sum().clamp_min(1)

@@ -57,5 +57,5 @@ class Dkd(Method):
         alpha, beta = self.method_params["alpha"], self.method_params["beta"]
         loss = self.kd_weight * temperature**2 * (alpha * tckd + beta * nckd)
         if self.ce_weight:
-            loss = loss + self.ce_weight * labelled_ce(student.logits, labels)
+            loss = loss + labelled_ce(student.logits, labels, self.ce_weight)
         return loss
