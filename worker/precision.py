@@ -51,6 +51,12 @@ class Precision:
             return torch.compile(model)  # type: ignore[return-value]
         return model
 
+    def release(self, model: nn.Module) -> None:
+        """Back to the default memory format once training is over: what is evaluated,
+        measured on the CPU and exported is the plain model."""
+        if self.channels_last:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             return x.contiguous(memory_format=torch.channels_last)

@@ -211,6 +211,7 @@ def train(
         hooks.on_epoch(epoch + 1, values)
         checkpoint(epoch + 1)
         hooks.check()
+    precision.release(model)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -91,6 +91,28 @@ def test_channels_last_conv_nets_train_the_same(tmp_path: Path) -> None:
     batch = plan.inputs(torch.randn(2, 1, 8, 8))
     assert batch.is_contiguous(memory_format=torch.channels_last)
     assert plan.inputs(torch.randn(2, 6)).shape == (2, 6)
+    plan.release(model)
+    assert conv.weight.is_contiguous()
+
+
+def test_training_in_channels_last_leaves_the_plain_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(64, 1, 8, 8)
+    y = torch.randint(0, 3, (64,))
+    model = build_model("cnn2d", {"channels": [4]}, (1, 8, 8), 3)
+    plan = Precision(CPU, channels_last=True)
+    train(
+        model,
+        settings=SETTINGS,
+        num_examples=64,
+        batch_loss=lambda m, b: nn.functional.cross_entropy(m(plan.inputs(x[b.index])), y[b.index]),
+        validate=lambda m: {"val_accuracy": accuracy_and_loss(m, x, y)[0]},
+        checkpoint_path=tmp_path / "a.ckpt",
+        hooks=NO_HOOKS,
+        seed=0,
+        precision=plan,
+    )
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 def test_a_worker_sets_its_thread_count() -> None:
