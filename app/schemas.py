@@ -106,12 +106,20 @@ class TransferSet(Strict):
 NoiseScale = Annotated[float, Field(ge=0, le=10), AfterValidator(_finite)]
 
 
+MixAlpha = Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)]
+
+
 class ImageAugment(Strict):
-    """Images (channels, height, width): random crop after zero padding, horizontal flip."""
+    """Images (channels, height, width): random crop after zero padding, horizontal flip, and
+    optionally mixup / cutmix with the next example of the epoch."""
 
     kind: Literal["image"]
     crop_padding: Annotated[int, Field(ge=0, le=64)] = 4
     flip: bool = True
+    mixup: MixAlpha = Field(default=0.0, description="Beta(alpha, alpha) of mixup; 0: off")
+    cutmix: MixAlpha = Field(
+        default=0.0, description="Beta(alpha, alpha) of cutmix; 0: off (both on: half each)"
+    )
 
 
 class SignalAugment(Strict):

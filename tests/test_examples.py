@@ -165,11 +165,18 @@ def test_the_onnx_teacher_runs_on_raw_inputs_and_matches_its_logits(tmp_path: Pa
     assert "test_accuracy" in json.loads((out / "teacher.json").read_text())
 
 
-def test_the_upload_templates_are_the_three_byo_sh_submits() -> None:
-    names = {p.stem for p in UPLOAD_TEMPLATES}
-    assert names == {"fashion-mnist-cnn", "fashion-mnist-onnx-teacher", "fashion-mnist-logits"}
+METHODS = ["kd", "dkd", "fitnets", "at", "kd-augment"]
+
+
+def test_the_upload_templates_are_those_byo_sh_and_fashion_mnist_methods_sh_submit() -> None:
+    byo = {"fashion-mnist-cnn", "fashion-mnist-onnx-teacher", "fashion-mnist-logits"}
+    methods = {f"fashion-mnist-resnet-{m}" for m in METHODS}
+    assert {p.stem for p in UPLOAD_TEMPLATES} == byo | methods
     script = (ROOT / "examples" / "byo.sh").read_text()
-    assert all(name in script for name in names)
+    assert all(name in script for name in byo)
+    script = (ROOT / "examples" / "fashion_mnist_methods.sh").read_text()
+    assert "fashion-mnist-resnet-$method" in script
+    assert f"for method in {' '.join(METHODS)}; do" in script
 
 
 @pytest.mark.parametrize("path", UPLOAD_TEMPLATES, ids=[p.name for p in UPLOAD_TEMPLATES])
@@ -184,6 +191,16 @@ def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Pa
     spec = resolve_spec(JobCreate.model_validate(json.loads(text)))
 
     assert spec["dataset"]["name"] == "file:file_dataset0123"
+    assert spec["dataset"]["transfer"]["name"] == "file:file_transfer012"
+    if path.stem.startswith("fashion-mnist-resnet-"):
+        method = path.stem.removeprefix("fashion-mnist-resnet-")
+        assert spec["teacher"]["source"] == "weights"
+        assert spec["teacher"]["file_id"] == "file_teacher0123"
+        assert (spec["teacher"]["arch"], spec["teacher"]["params"]["depth"]) == ("resnet_cifar", 56)
+        assert (spec["student"]["arch"], spec["student"]["params"]["depth"]) == ("resnet_cifar", 20)
+        assert spec["distill"]["method"] == method.removesuffix("-augment")
+        assert (spec["dataset"].get("augment") is not None) == method.endswith("-augment")
+        return
     expected = {
         "fashion-mnist-cnn": ("train", None),
         "fashion-mnist-onnx-teacher": ("onnx", "file_teacher0123"),
@@ -191,8 +208,8 @@ def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Pa
     }[path.stem]
     assert (spec["teacher"]["source"], spec["teacher"].get("file_id")) == expected
     assert spec["student"]["arch"] == "mlp"
-    assert spec["dataset"]["transfer"]["name"] == "file:file_transfer012"
 
 
-def test_byo_sh_is_valid_bash() -> None:
-    subprocess.run(["bash", "-n", str(ROOT / "examples" / "byo.sh")], check=True)
+@pytest.mark.parametrize("script", ["byo.sh", "fashion_mnist_methods.sh"])
+def test_the_example_scripts_are_valid_bash(script: str) -> None:
+    subprocess.run(["bash", "-n", str(ROOT / "examples" / script)], check=True)

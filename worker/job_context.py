@@ -17,7 +17,7 @@ from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from app.storage import Store
 from worker import export, worksync
-from worker.augment import Augmentation, ViewKey
+from worker.augment import Augmentation, ViewKey, Views
 from worker.control import JobControl
 from worker.data import PreparedData
 from worker.data.prepare import Examples
@@ -83,14 +83,25 @@ class JobContext:
         """The spec's `dataset.augment`, built for the data (None: no augmentation)."""
         return self.built.get("augmentation")
 
-    def views(self, x: Examples, batch: Batch) -> torch.Tensor:
+    def views(self, x: Examples, batch: Batch) -> Views:
         """The batch's inputs as a training stage feeds them: augmented when the spec asks,
-        the same views every time the same batch comes round (a replay, a resume)."""
+        the same views every time the same batch comes round (a replay, a resume). A mixing
+        augmentation blends each view with its partner's own view (the next position)."""
         inputs = x.batch(batch.index, self.device)
         augmentation = self.augmentation
-        if augmentation is not None:
-            inputs = augmentation(inputs, ViewKey(self.seed, batch.epoch, batch.positions))
-        return self.precision.inputs(inputs)
+        if augmentation is None:
+            return Views(self.precision.inputs(inputs))
+        views = augmentation(inputs, ViewKey(self.seed, batch.epoch, batch.positions))
+        if not augmentation.mixes():
+            return Views(self.precision.inputs(views))
+        partner_positions, partners = batch.partners()
+        partner_views = augmentation(
+            x.batch(partners, self.device), ViewKey(self.seed, batch.epoch, partner_positions)
+        )
+        mixed, lam = augmentation.mix(
+            views, partner_views, ViewKey(self.seed, batch.epoch, batch.positions)
+        )
+        return Views(self.precision.inputs(mixed), lam, partners)
 
     def _built(self, name: str) -> Any:
         assert name in self.built, f"{name} is built by the validate stage, which runs first"
@@ -174,7 +185,11 @@ class JobContext:
         task = self.task
 
         def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-            return task.hard_label_loss(m(self.views(x, batch)), y[batch.index])
+            views = self.views(x, batch)
+            mix = None
+            if views.lam is not None and views.partners is not None:
+                mix = (y[views.partners], views.lam)
+            return task.hard_label_loss(m(views.inputs), y[batch.index], mix)
 
         self.train_stage(model, settings, x, batch_loss, name, steps_per_epoch=steps)
 

@@ -32,6 +32,16 @@ class Batch:
     epoch: int
     positions: torch.Tensor
     temperature: float | None
+    # The epoch's whole order (example indices by position): mixing augmentations pair each
+    # example with the one at the next position.
+    order: torch.Tensor | None = None
+
+    def partners(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positions, example indices) of each example's partner: the next position in the
+        epoch's order, the last wrapping round to the first."""
+        assert self.order is not None, "the batch was made without its epoch's order"
+        positions = (self.positions + 1) % len(self.order)
+        return positions, self.order[positions]
 
 
 BatchLoss = Callable[[nn.Module, Batch], torch.Tensor]
@@ -171,7 +181,7 @@ def train(
             index = order[start : start + batch_size]
             positions = torch.arange(start, start + len(index))
             with precision.forward():
-                loss = batch_loss(step_model, Batch(index, epoch, positions, t))
+                loss = batch_loss(step_model, Batch(index, epoch, positions, t, order))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

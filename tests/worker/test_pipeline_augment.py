@@ -12,9 +12,9 @@ from app.models import JobStatus
 from app.settings import Settings
 from tests.worker.test_pipeline import load, submit
 from worker import lifecycle
-from worker.augment.signal import SignalAugmentation
-from worker.stages.distill import Distill
-from worker.stages.soft_labels import SoftLabels
+from worker.augment import Views
+from worker.job_context import JobContext
+from worker.train import Batch
 
 SPEC: dict[str, Any] = {
     "dataset": {
@@ -30,40 +30,39 @@ SPEC: dict[str, Any] = {
 }
 
 
-def test_the_student_replays_exactly_the_views_the_teacher_labelled(
-    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    labelled: dict[tuple[int, int, bytes], torch.Tensor] = {}
-    replayed: list[bool] = []
-    stage = {"name": ""}
-    real_call = SignalAugmentation.__call__
+IMAGES: dict[str, Any] = {
+    **SPEC,
+    "dataset": {
+        "name": "synthetic",
+        "options": {"shape": [3, 8, 8], "num_classes": 3, "num_samples": 200},
+        "augment": {"kind": "image", "crop_padding": 2, "flip": True, "mixup": 0.4, "cutmix": 1.0},
+    },
+    "teacher": {"arch": "cnn2d", "params": {"channels": [8]}, "train": {"epochs": 1}},
+    "student": {"arch": "cnn2d", "params": {"channels": [4]}},
+}
 
-    def recording(self: SignalAugmentation, x: torch.Tensor, key: Any) -> torch.Tensor:
-        views = real_call(self, x, key)
-        for source, position, view in zip(x, key.positions.tolist(), views, strict=True):
-            seen = (key.epoch, position, source.numpy().tobytes())
-            if stage["name"] == "soft_labels":
+
+@pytest.mark.parametrize("spec", [SPEC, IMAGES], ids=["signal", "image-mixup-cutmix"])
+def test_the_student_replays_exactly_the_views_the_teacher_labelled(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any]
+) -> None:
+    labelled: dict[tuple[int, int, int], torch.Tensor] = {}
+    replayed: list[bool] = []
+    real_views = JobContext.views
+
+    def recording(self: JobContext, x: Any, batch: Batch) -> Views:
+        views = real_views(self, x, batch)
+        rows = zip(batch.index.tolist(), batch.positions.tolist(), views.inputs, strict=True)
+        for index, position, view in rows:
+            seen = (batch.epoch, position, index)
+            if self.stage == "soft_labels":
                 labelled[seen] = view.clone()
-            elif stage["name"] == "distill":
+            elif self.stage == "distill":
                 replayed.append(torch.equal(labelled[seen], view))
         return views
 
-    def during(cls: type, name: str) -> None:
-        real_run = cls.run
-
-        def run(self: Any, job: Any) -> None:
-            stage["name"] = name
-            try:
-                real_run(self, job)
-            finally:
-                stage["name"] = ""
-
-        monkeypatch.setattr(cls, "run", run)
-
-    monkeypatch.setattr(SignalAugmentation, "__call__", recording)
-    during(SoftLabels, "soft_labels")
-    during(Distill, "distill")
-    job_id = submit(sqlite_settings, SPEC)
+    monkeypatch.setattr(JobContext, "views", recording)
+    job_id = submit(sqlite_settings, spec)
     lifecycle.run(job_id, sqlite_settings)
     job, events, _, _ = load(sqlite_settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error

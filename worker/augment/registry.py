@@ -29,6 +29,16 @@ class ViewKey:
         return self.positions.cpu().numpy().astype(np.int64)
 
 
+@dataclass(frozen=True)
+class Views:
+    """A batch as a training step sees it. With a mixing augmentation, `lam` is each view's
+    share of its own example (the rest comes from the example at `partners`)."""
+
+    inputs: torch.Tensor
+    lam: torch.Tensor | None = None
+    partners: torch.Tensor | None = None
+
+
 class Augmentation:
     kind: ClassVar[str]
 
@@ -43,6 +53,17 @@ class Augmentation:
         """Raise DatasetMismatch (param dataset.augment) when the inputs do not suit the kind."""
 
     def __call__(self, x: torch.Tensor, key: ViewKey) -> torch.Tensor:
+        """Each example's own view (no mixing)."""
+        raise NotImplementedError
+
+    def mixes(self) -> bool:
+        """Whether views mix two examples (then `mix` follows `__call__`)."""
+        return False
+
+    def mix(
+        self, views: torch.Tensor, partner_views: torch.Tensor, key: ViewKey
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mixed views, each one's share of its own example)."""
         raise NotImplementedError
 
     def refuse(self, message: str) -> DatasetMismatch:

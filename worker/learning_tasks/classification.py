@@ -20,8 +20,18 @@ class Classification(Task):
     def build_model(self, arch: str, params: dict[str, Any], data: PreparedData) -> nn.Module:
         return build_model(arch, params, data.input_shape, data.num_classes, data.mean, data.std)
 
-    def hard_label_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits, labels)
+    def hard_label_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        mix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        if mix is None:
+            return nn.functional.cross_entropy(logits, labels)
+        partner_labels, lam = mix
+        own = nn.functional.cross_entropy(logits, labels, reduction="none")
+        other = nn.functional.cross_entropy(logits, partner_labels, reduction="none")
+        return (lam * own + (1 - lam) * other).mean()
 
     def measure(
         self, model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor

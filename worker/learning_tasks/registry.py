@@ -23,7 +23,14 @@ class Task:
         """A zoo model that takes the data's raw inputs (normalisation inside)."""
         raise NotImplementedError
 
-    def hard_label_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def hard_label_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        mix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The loss on hard labels; `mix` = (the partners' labels, each view's share of its own
+        example) for views that blend two examples."""
         raise NotImplementedError
 
     def measure(

@@ -11,6 +11,7 @@ from torch import nn
 from app.catalog import SpecError
 from worker.job_context import JobContext
 from worker.kd import FeatureTaps, Method, Outputs, build_method
+from worker.kd.losses import UNLABELLED
 from worker.kd.schedules import TemperatureSchedule
 from worker.stages.base import Stage
 from worker.train import Batch
@@ -61,13 +62,18 @@ class Distill(Stage):
             def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
                 # The teacher labels the very view the student sees (online), or the store
                 # holds its labels of exactly these views (replayed from their seeds).
-                inputs = job.views(x, batch)
-                logits = m(inputs)
+                views = job.views(x, batch)
+                logits = m(views.inputs)
+                labels = y[batch.index]
+                if views.lam is not None:
+                    # A blend of two examples has no one hard label: it learns from the
+                    # teacher's labels of the blend (function matching), not from CE.
+                    labels = torch.where(views.lam < 1, UNLABELLED, labels)
                 assert batch.temperature is not None  # distillation always has one
                 return method.loss(
                     Outputs(logits, student_taps.take()),
-                    teacher_outputs(batch, inputs),
-                    y[batch.index],
+                    teacher_outputs(batch, views.inputs),
+                    labels,
                     temperature=batch.temperature,
                 )
 

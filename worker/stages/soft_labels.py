@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from worker.augment import ViewKey
 from worker.job_context import JobContext
 from worker.kd import build_method
 from worker.softlabels import SoftLabelStore, StoredLogits, TopKLogits, bytes_per_example
 from worker.stages.base import Stage
-from worker.train import epoch_order
+from worker.train import Batch, epoch_order
 
 # Views labelled per teacher forward when the store is filled (any size gives the same views).
 LABEL_CHUNK = 1024
@@ -118,8 +117,8 @@ def _views_descriptor(job: JobContext) -> str:
 
 def _view_logits(job: JobContext) -> Iterator[torch.Tensor]:
     """The teacher's logits of each epoch's views, in the order the student meets them."""
-    module, augmentation = job.teacher.module, job.augmentation
-    assert module is not None and augmentation is not None  # validate checks both
+    module = job.teacher.module
+    assert module is not None  # validate checks it
     module.eval()
     x = job.data.distill
     n = len(x)
@@ -128,10 +127,8 @@ def _view_logits(job: JobContext) -> Iterator[torch.Tensor]:
             order = epoch_order(n, n, job.seed, epoch)
             for start in range(0, n, LABEL_CHUNK):
                 positions = torch.arange(start, min(start + LABEL_CHUNK, n))
-                views = augmentation(
-                    x.batch(order[positions], job.device), ViewKey(job.seed, epoch, positions)
-                )
-                with torch.no_grad():
-                    yield module(views).float().cpu()
+                batch = Batch(order[positions], epoch, positions, None, order)
+                with torch.no_grad(), job.precision.forward():
+                    yield module(job.views(x, batch).inputs).float().cpu()
     finally:
         x.release()

@@ -1,6 +1,8 @@
 """Augmented views: the same (seed, epoch, position) always gives the same view, whatever the
 batch; each kind does what it says."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,35 @@ def test_a_kind_that_does_not_suit_the_inputs_is_refused(kind: str, shape: tuple
 
 def test_no_spec_no_augmentation() -> None:
     assert build_augmentation(None, (40,), ONE) is None
+
+
+def mixing(mixup: float, cutmix: float) -> Any:
+    spec = {"kind": "image", "crop_padding": 0, "flip": False, "mixup": mixup, "cutmix": cutmix}
+    augment = build_augmentation(spec, (3, 6, 6), ONE)
+    assert augment is not None and augment.mixes()
+    return augment
+
+
+def test_mixup_blends_each_view_with_its_partner_by_its_share() -> None:
+    x, partner = images(), images().flip(0)
+    views, lam = mixing(0.4, 0.0).mix(x, partner, key(range(8)))
+    assert ((lam >= 0) & (lam <= 1)).all() and lam.std() > 0
+    expected = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * partner
+    assert torch.allclose(views, expected)
+    again, lam_again = mixing(0.4, 0.0).mix(x, partner, key(range(8)))
+    assert torch.equal(views, again) and torch.equal(lam, lam_again)
+
+
+def test_cutmix_pastes_a_box_of_the_partner_and_says_how_much() -> None:
+    x, partner = torch.zeros(8, 3, 6, 6), torch.ones(8, 3, 6, 6)
+    views, lam = mixing(0.0, 1.0).mix(x, partner, key(range(8)))
+    pasted = views.mean(dim=(1, 2, 3))  # the share of the partner's pixels
+    assert torch.allclose(1 - pasted, lam)
+    assert set(views.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_with_both_each_view_is_blended_or_cut() -> None:
+    x, partner = torch.zeros(64, 3, 6, 6), torch.ones(64, 3, 6, 6)
+    views, _ = mixing(1.0, 1.0).mix(x, partner, key(range(64)))
+    cut = [bool(set(v.unique().tolist()) <= {0.0, 1.0}) for v in views]
+    assert 0 < sum(cut) < 64
