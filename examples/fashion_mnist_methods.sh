@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The distillation methods on Fashion-MNIST: resnet_cifar 56 -> 20, over HTTP with curl.
+#
+#   1. Fashion-MNIST IDX files -> fm.npz (TRAIN_LIMIT labelled training images, the 10,000 test
+#      images) and transfer.npz (TRANSFER_LIMIT of the other training images, no labels)
+#   2. a resnet_cifar 56 teacher trained once with plain PyTorch
+#      (examples/train_resnet_teacher.py) -> teacher.safetensors, a `weights` teacher
+#   3. the five jobs examples/uploads/fashion-mnist-resnet-{kd,dkd,fitnets,at,kd-augment}.json,
+#      one at a time, each waited for; one line per job: accuracies, kd_gain, wall time
+#
+# Same assumptions and knobs as examples/byo.sh (DISTILLERY_URL, DISTILLERY_API_KEY,
+# FASHION_MNIST_DIR, PYTHON, POLL_SECONDS), plus TRAIN_LIMIT (5000), TRANSFER_LIMIT (15000),
+# TEACHER_EPOCHS (8).   Run:  bash examples/fashion_mnist_methods.sh [output-dir]
+set -euo pipefail
+shopt -s inherit_errexit
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$HERE")"
+URL="${DISTILLERY_URL:-http://127.0.0.1:8000}"
+URL="${URL%/}"
+OUT="${1:-fashion-mnist-methods}"
+FASHION_MNIST_DIR="${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+TRAIN_LIMIT="${TRAIN_LIMIT:-5000}"
+TRANSFER_LIMIT="${TRANSFER_LIMIT:-15000}"
+TEACHER_EPOCHS="${TEACHER_EPOCHS:-8}"
+POLL_SECONDS="${POLL_SECONDS:-5}"
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
+fi
+AUTH=()
+if [[ -n "${DISTILLERY_API_KEY:-}" ]]; then
+    AUTH=(-H "Authorization: Bearer $DISTILLERY_API_KEY")
+fi
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+# api METHOD PATH [curl arguments...]: the response body; on HTTP >= 400 prints it and exits.
+api() {
+    local method="$1" path="$2" body status
+    shift 2
+    body="$(mktemp)"
+    status="$(curl -sS -o "$body" -w '%{http_code}' -X "$method" ${AUTH[@]+"${AUTH[@]}"} \
+        "$@" "$URL$path")" || { rm -f "$body"; echo "cannot reach $URL" >&2; exit 1; }
+    if ((status >= 400)); then
+        echo "$method $path: HTTP $status" >&2
+        cat "$body" >&2
+        echo >&2
+        rm -f "$body"
+        exit 1
+    fi
+    cat "$body"
+    rm -f "$body"
+}
+
+# field NAME [NAME...]: reads JSON on stdin, prints obj[NAME][NAME]... (JSON for non-strings).
+field() {
+    "$PYTHON" -c '
+import json, sys
+value = json.load(sys.stdin)
+for key in sys.argv[1:]:
+    value = value[key] if value is not None else None
+print(value if isinstance(value, str) else json.dumps(value))
+' "$@"
+}
+
+# upload PATH PURPOSE: POST /v1/files, wait until the file is checked; prints its id.
+upload() {
+    local file id status
+    log "upload $1 (purpose=$2)"
+    file="$(api POST /v1/files -F "file=@$1" -F "purpose=$2")"
+    id="$(field id <<<"$file")"
+    status="$(field status <<<"$file")"
+    while [[ "$status" == processing ]]; do
+        sleep "$POLL_SECONDS"
+        file="$(api GET "/v1/files/$id")"
+        status="$(field status <<<"$file")"
+    done
+    if [[ "$status" != ready ]]; then
+        echo "file $id was refused: $(field error <<<"$file")" >&2
+        exit 1
+    fi
+    echo "$id"
+}
+
+mkdir -p "$OUT"
+api GET /healthz >/dev/null
+
+log "build the dataset: $TRAIN_LIMIT labelled images, the test images, $TRANSFER_LIMIT transfer images"
+"$PYTHON" "$HERE/fashion_mnist_to_npz.py" --source-dir "$FASHION_MNIST_DIR" \
+    --output "$OUT/fm.npz" --train-limit "$TRAIN_LIMIT" --transfer-output "$OUT/transfer-all.npz"
+"$PYTHON" -c 'import sys, numpy as np
+np.savez(sys.argv[2], x=np.load(sys.argv[1])["x"][: int(sys.argv[3])])' \
+    "$OUT/transfer-all.npz" "$OUT/transfer.npz" "$TRANSFER_LIMIT"
+
+if [[ ! -f "$OUT/teacher.safetensors" ]]; then # a re-run reuses the teacher
+    log "train the resnet_cifar 56 teacher ($TEACHER_EPOCHS epochs)"
+    PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" "$HERE/train_resnet_teacher.py" \
+        "$OUT/fm.npz" --depth 56 --epochs "$TEACHER_EPOCHS" --output "$OUT/teacher.safetensors"
+fi
+
+FASHION_ID="$(upload "$OUT/fm.npz" dataset)"
+TRANSFER_ID="$(upload "$OUT/transfer.npz" dataset)"
+TEACHER_ID="$(upload "$OUT/teacher.safetensors" teacher)"
+
+failed=0
+for method in kd dkd fitnets at kd-augment; do
+    name="fashion-mnist-resnet-$method"
+    sed "s/<FASHION_FILE_ID>/$FASHION_ID/; s/<TRANSFER_FILE_ID>/$TRANSFER_ID/; \
+s/<TEACHER_FILE_ID>/$TEACHER_ID/" "$HERE/uploads/$name.json" >"$OUT/$name.json"
+    log "submit $name"
+    start="$(date +%s)"
+    job="$(api POST /v1/jobs -H 'Content-Type: application/json' \
+        -H "Idempotency-Key: methods-$name-$FASHION_ID-$TRANSFER_ID-$TEACHER_ID" \
+        --data-binary "@$OUT/$name.json")"
+    id="$(field id <<<"$job")"
+    while :; do
+        job="$(api GET "/v1/jobs/$id")"
+        status="$(field status <<<"$job")"
+        case "$status" in succeeded | failed | cancelled) break ;; esac
+        sleep "$POLL_SECONDS"
+    done
+    wall=$(($(date +%s) - start))
+    if [[ "$status" != succeeded ]]; then
+        echo "$name ($id): $status after ${wall} s: $(field error <<<"$job")" >&2
+        failed=1
+        continue
+    fi
+    api GET "/v1/jobs/$id/artifacts/report.json" >"$OUT/$name.report.json"
+    "$PYTHON" -c '
+import json, sys
+r = json.load(sys.stdin)["result"]
+acc = lambda k: (r.get(k) or {}).get("test_accuracy")
+name, job, wall = sys.argv[1:]
+teacher, student, baseline = (acc(k) for k in ("teacher", "student", "baseline"))
+gain = r["compression"]["kd_gain"]
+print(f"{name} {job}: teacher {teacher} student {student} baseline {baseline} "
+      f"kd_gain {gain} wall {wall} s")
+' "$name" "$id" "$wall" <<<"$job" | tee -a "$OUT/summary.txt"
+done
+exit "$failed"
