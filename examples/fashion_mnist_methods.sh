@@ -3,14 +3,17 @@
 #
 #   1. Fashion-MNIST IDX files -> fm.npz (TRAIN_LIMIT labelled training images, the 10,000 test
 #      images) and transfer.npz (TRANSFER_LIMIT of the other training images, no labels)
-#   2. a resnet_cifar 56 teacher trained once with plain PyTorch
-#      (examples/train_resnet_teacher.py) -> teacher.safetensors, a `weights` teacher
+#   2. a resnet_cifar 56 teacher trained once with plain PyTorch on TEACHER_TRAIN_LIMIT labelled
+#      images (all 60,000 by default: a user's pretrained model; the student sees only
+#      TRAIN_LIMIT labels) (examples/train_resnet_teacher.py) -> teacher.safetensors, a
+#      `weights` teacher
 #   3. the five jobs examples/uploads/fashion-mnist-resnet-{kd,dkd,fitnets,at,kd-augment}.json,
 #      one at a time, each waited for; one line per job: accuracies, kd_gain, wall time
 #
 # Same assumptions and knobs as examples/byo.sh (DISTILLERY_URL, DISTILLERY_API_KEY,
 # FASHION_MNIST_DIR, PYTHON, POLL_SECONDS), plus TRAIN_LIMIT (5000), TRANSFER_LIMIT (15000),
-# TEACHER_EPOCHS (8).   Run:  bash examples/fashion_mnist_methods.sh [output-dir]
+# TEACHER_TRAIN_LIMIT (60000), TEACHER_EPOCHS (2).
+# Run:  bash examples/fashion_mnist_methods.sh [output-dir]
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -22,7 +25,8 @@ OUT="${1:-fashion-mnist-methods}"
 FASHION_MNIST_DIR="${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}"
 TRAIN_LIMIT="${TRAIN_LIMIT:-5000}"
 TRANSFER_LIMIT="${TRANSFER_LIMIT:-15000}"
-TEACHER_EPOCHS="${TEACHER_EPOCHS:-8}"
+TEACHER_TRAIN_LIMIT="${TEACHER_TRAIN_LIMIT:-60000}"
+TEACHER_EPOCHS="${TEACHER_EPOCHS:-2}"
 POLL_SECONDS="${POLL_SECONDS:-5}"
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x "$REPO/.venv/bin/python" ]]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
@@ -93,9 +97,12 @@ np.savez(sys.argv[2], x=np.load(sys.argv[1])["x"][: int(sys.argv[3])])' \
     "$OUT/transfer-all.npz" "$OUT/transfer.npz" "$TRANSFER_LIMIT"
 
 if [[ ! -f "$OUT/teacher.safetensors" ]]; then # a re-run reuses the teacher
-    log "train the resnet_cifar 56 teacher ($TEACHER_EPOCHS epochs)"
+    log "train the resnet_cifar 56 teacher ($TEACHER_TRAIN_LIMIT images, $TEACHER_EPOCHS epochs)"
+    "$PYTHON" "$HERE/fashion_mnist_to_npz.py" --source-dir "$FASHION_MNIST_DIR" \
+        --output "$OUT/teacher-data.npz" --train-limit "$TEACHER_TRAIN_LIMIT"
     PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" "$HERE/train_resnet_teacher.py" \
-        "$OUT/fm.npz" --depth 56 --epochs "$TEACHER_EPOCHS" --output "$OUT/teacher.safetensors"
+        "$OUT/teacher-data.npz" --depth 56 --epochs "$TEACHER_EPOCHS" \
+        --output "$OUT/teacher.safetensors"
 fi
 
 FASHION_ID="$(upload "$OUT/fm.npz" dataset)"
