@@ -113,6 +113,13 @@ class FitnetsParams(MethodParams):
         description="student/teacher layer pairs; default: the last feature layer of each",
     )
     hint_weight: Weight = Field(default=1.0, description="weight of the hint (MSE) term")
+    hint_epochs: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="epochs of the paper's first stage (a `hints` stage: the student and its "
+        "regressors learn the hint term alone, before distillation); 0: one stage",
+    )
 
 
 class AtParams(MethodParams):

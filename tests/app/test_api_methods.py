@@ -23,7 +23,11 @@ def test_the_catalog_lists_every_method_and_each_models_layers(client: TestClien
     methods = {m["name"]: m for m in client.get("/v1/catalog/methods").json()["data"]}
     assert set(methods) == {"kd", "dkd", "fitnets", "at"}
     assert set(methods["dkd"]["params"]["properties"]) == {"alpha", "beta"}
-    assert set(methods["fitnets"]["params"]["properties"]) == {"hints", "hint_weight"}
+    assert set(methods["fitnets"]["params"]["properties"]) == {
+        "hints",
+        "hint_weight",
+        "hint_epochs",
+    }
     models = {m["name"]: m for m in client.get("/v1/catalog/models").json()["data"]}
     assert models["resnet_cifar"]["layers"] == ["stem", "stage1", "stage2", "stage3"]
     assert models["cnn1d"]["layers"] == ["conv1", "conv2", "conv3"]
@@ -39,7 +43,11 @@ def test_layer_pairs_default_to_the_last_layer_of_each(client: TestClient) -> No
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 201, response.text
     params = response.json()["spec"]["distill"]["method_params"]
-    assert params == {"hints": [{"student": "block2", "teacher": "stage3"}], "hint_weight": 1.0}
+    assert params == {
+        "hints": [{"student": "block2", "teacher": "stage3"}],
+        "hint_weight": 1.0,
+        "hint_epochs": 0,
+    }
 
 
 def test_method_defaults_are_filled_in(client: TestClient) -> None:

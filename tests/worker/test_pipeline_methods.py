@@ -109,3 +109,32 @@ def test_top_k_soft_labels_distil_a_student(sqlite_settings: Settings) -> None:
     assert job.status == JobStatus.SUCCEEDED, job.error
     (stored,) = [e for e in events if e.message.startswith("soft labels written")]
     assert "top-3" in stored.message and stored.data["top_k"] == 3
+
+
+def test_fitnets_hint_epochs_run_the_papers_first_stage(sqlite_settings: Settings) -> None:
+    spec = {
+        **ARCHS["cnn1d"],
+        "distill": {
+            "method": "fitnets",
+            "method_params": {"hints": PAIRS["cnn1d"], "hint_epochs": 3},
+            "epochs": 1,
+            "batch_size": 32,
+        },
+        "baseline": False,
+        "export": ["safetensors"],
+    }
+    spec["teacher"]["train"] = {"epochs": 1, "batch_size": 32}
+    job_id = submit(sqlite_settings, spec)
+    lifecycle.run(job_id, sqlite_settings)
+    job, events, metrics, _ = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    stages = [e.message for e in events if e.kind == "stage"]
+    assert stages.index("soft_labels") < stages.index("hints") < stages.index("distill")
+    assert job.progress is not None and job.progress["fraction"] == 1.0
+    # The hints stage learns the hint term alone: it falls epoch over epoch.
+    hints = [m.values["train_loss"] for m in metrics if m.stage == "hints"]
+    assert len(hints) == 3 and hints[-1] < hints[0]
+    assert len([m for m in metrics if m.stage == "distill"]) == 1
+    assert "distill: starting from the student the hints stage trained" in [
+        e.message for e in events
+    ]

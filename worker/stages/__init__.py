@@ -5,6 +5,7 @@ from worker.stages.baseline import Baseline
 from worker.stages.distill import Distill
 from worker.stages.evaluate import Evaluate
 from worker.stages.export import Export
+from worker.stages.hints import Hints
 from worker.stages.pretrain_teacher import PretrainTeacher
 from worker.stages.soft_labels import SoftLabels
 from worker.stages.validate import Validate
@@ -13,6 +14,7 @@ STAGES: tuple[Stage, ...] = (
     Validate(),
     PretrainTeacher(),
     SoftLabels(),
+    Hints(),
     Distill(),
     Baseline(),
     Evaluate(),

@@ -3,9 +3,11 @@ from the store or running the teacher online (and tapping its layers, for method
 them)."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from app.catalog import SpecError
@@ -16,6 +18,9 @@ from worker.kd.schedules import TemperatureSchedule
 from worker.stages.base import Stage
 from worker.train import Batch
 
+# What the hints stage leaves for distillation: the student and the method's learnable parts.
+HINTS_OUTPUT = "hints"
+
 # The teacher's outputs for a batch: (the batch, its inputs) -> Outputs.
 TeacherOutputs = Callable[[Batch, torch.Tensor], Outputs]
 
@@ -25,6 +30,63 @@ def training_passes(job: JobContext) -> float:
     distill = job.spec["distill"]
     steps = math.ceil(len(job.data.distill) / distill["batch_size"])
     return float(distill["epochs"] * steps * distill["batch_size"])
+
+
+class MethodRun:
+    """What a stage that trains with the job's method works with, while the layer taps are
+    open: the method, the module to train (the student and the method's learnable parts),
+    and each batch's student and teacher outputs."""
+
+    def __init__(
+        self,
+        job: JobContext,
+        method: Method,
+        student_taps: FeatureTaps,
+        teacher_taps: FeatureTaps,
+    ) -> None:
+        self.job, self.method = job, method
+        self.x = job.data.distill
+        self._y = job.data.y_distill.to(job.device)
+        self._student_taps, self._teacher_taps = student_taps, teacher_taps
+        self._teacher = job.teacher.module
+        if self._teacher is not None:
+            self._teacher.eval()
+        self.model = with_learnable_parts(job, method, self.teacher_outputs, student_taps)
+
+    def teacher_outputs(self, batch: Batch, inputs: torch.Tensor) -> Outputs:
+        stored = self.job.stored_logits
+        if stored is not None:
+            return Outputs(stored.for_batch(batch))
+        assert self._teacher is not None  # validate refuses online without a PyTorch teacher
+        with torch.no_grad():
+            logits = self._teacher(inputs)
+        return Outputs(logits, self._teacher_taps.take())
+
+    def outputs(self, m: nn.Module, batch: Batch) -> tuple[Outputs, Outputs, torch.Tensor]:
+        """The student's (`m`'s) and the teacher's outputs for the batch, and its labels."""
+        # The teacher labels the very view the student sees (online), or the store holds its
+        # labels of exactly these views (replayed from their seeds).
+        views = self.job.views(self.x, batch)
+        logits = m(views.inputs)
+        labels = self._y[batch.index]
+        if views.lam is not None:
+            # A blend of two examples has no one hard label: it learns from the teacher's
+            # labels of the blend (function matching), not from CE.
+            labels = torch.where(views.lam < 1, UNLABELLED, labels)
+        student = Outputs(logits, self._student_taps.take())
+        return student, self.teacher_outputs(batch, views.inputs), labels
+
+
+@contextmanager
+def method_run(job: JobContext) -> Iterator[MethodRun]:
+    """A MethodRun for the job. The taps (forward hooks) exist only inside: the student that
+    is evaluated and exported afterwards runs without them."""
+    method = build_method(job.distill_settings)
+    with (
+        FeatureTaps(job.student, method.student_layers()) as student_taps,
+        FeatureTaps(job.teacher.module, method.teacher_layers()) as teacher_taps,
+    ):
+        yield MethodRun(job, method, student_taps, teacher_taps)
 
 
 class Distill(Stage):
@@ -38,50 +100,22 @@ class Distill(Stage):
         if job.finished(student, "student"):
             return
         settings = job.distill_settings
-        method = build_method(settings)
-        data, stored, device = job.data, job.stored_logits, job.device
-        x, y = data.distill, data.y_distill.to(device)
-        module = job.teacher.module
-        if module is not None:
-            module.eval()
-        # The taps (forward hooks) exist only for this stage: the student that is evaluated
-        # and exported afterwards runs without them.
-        with (
-            FeatureTaps(student, method.student_layers()) as student_taps,
-            FeatureTaps(module, method.teacher_layers()) as teacher_taps,
-        ):
-
-            def teacher_outputs(batch: Batch, inputs: torch.Tensor) -> Outputs:
-                if stored is not None:
-                    return Outputs(stored.for_batch(batch))
-                assert module is not None  # validate refuses online without a PyTorch teacher
-                with torch.no_grad():
-                    logits = module(inputs)
-                return Outputs(logits, teacher_taps.take())
+        with method_run(job) as run:
+            hints = job.workdir / f"{HINTS_OUTPUT}.safetensors"
+            if hints.exists():
+                # The hints stage's student and regressors are where distillation starts.
+                run.model.load_state_dict(load_file(str(hints), device=str(job.device)))
+                job.event("info", "distill: starting from the student the hints stage trained")
 
             def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-                # The teacher labels the very view the student sees (online), or the store
-                # holds its labels of exactly these views (replayed from their seeds).
-                views = job.views(x, batch)
-                logits = m(views.inputs)
-                labels = y[batch.index]
-                if views.lam is not None:
-                    # A blend of two examples has no one hard label: it learns from the
-                    # teacher's labels of the blend (function matching), not from CE.
-                    labels = torch.where(views.lam < 1, UNLABELLED, labels)
+                student, teacher, labels = run.outputs(m, batch)
                 assert batch.temperature is not None  # distillation always has one
-                return method.loss(
-                    Outputs(logits, student_taps.take()),
-                    teacher_outputs(batch, views.inputs),
-                    labels,
-                    temperature=batch.temperature,
-                )
+                return run.method.loss(student, teacher, labels, temperature=batch.temperature)
 
-            model = with_learnable_parts(job, method, teacher_outputs, student_taps)
             schedule = TemperatureSchedule(
                 settings["temperature_schedule"], settings["temperature"], settings["epochs"]
             )
-            job.train_stage(model, settings, x, batch_loss, "student", temperature=schedule)
+            job.train_stage(run.model, settings, run.x, batch_loss, "student", temperature=schedule)
         job.save_output(student, "student")
 
 

@@ -51,6 +51,14 @@ class Method(nn.Module):
     ) -> torch.Tensor:
         raise NotImplementedError
 
+    def hint_epochs(self) -> int:
+        """Epochs of a `hints` stage before distillation (none by default)."""
+        return 0
+
+    def hint_loss(self, student: Outputs, teacher: Outputs) -> torch.Tensor:
+        """What the `hints` stage minimises: the method's feature terms alone."""
+        raise NotImplementedError(f"{type(self).__name__} has no hint stage")
+
     def hinton(
         self, student: Outputs, teacher: Outputs, labels: torch.Tensor, temperature: float
     ) -> torch.Tensor:

@@ -9,6 +9,10 @@ The paper's 1/2 ||u - r(v)||^2 is averaged over elements here rather than summed
 weight does not depend on the layer's size. Where the two layers' spatial sizes differ, both
 are average-pooled to the smaller. The regressors train with the student and are saved in its
 checkpoint; they are not part of the exported student.
+
+With `hint_epochs` > 0 the job first runs the paper's first stage (worker/stages/hints.py):
+the student and the regressors learn the hint term alone, for that many epochs, and
+distillation then starts from the student and regressors it left.
 """
 
 import torch
@@ -56,14 +60,20 @@ class FitNets(Method):
             with torch.no_grad():
                 hint_term(r(student[p["student"]]), teacher[p["teacher"]])
 
-    def loss(
-        self, student: Outputs, teacher: Outputs, labels: torch.Tensor, *, temperature: float
-    ) -> torch.Tensor:
+    def hint_epochs(self) -> int:
+        return int(self.method_params.get("hint_epochs", 0))
+
+    def hint_loss(self, student: Outputs, teacher: Outputs) -> torch.Tensor:
+        """The mean over pairs of the hint MSE."""
         hints = [
             hint_term(r(student.features[p["student"]]), teacher.features[p["teacher"]])
             for r, p in zip(self.regressors, self.layer_pairs(), strict=True)
         ]
-        hint = torch.stack(hints).mean()
+        return torch.stack(hints).mean()
+
+    def loss(
+        self, student: Outputs, teacher: Outputs, labels: torch.Tensor, *, temperature: float
+    ) -> torch.Tensor:
         return self.hinton(student, teacher, labels, temperature) + (
-            self.method_params["hint_weight"] * hint
+            self.method_params["hint_weight"] * self.hint_loss(student, teacher)
         )
