@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Params(BaseModel):
@@ -43,6 +43,23 @@ class ResnetCifarParams(Params):
     width: Literal[16, 64] = Field(default=16, description="first-stage channels (64: x4)")
 
 
+class GptParams(Params):
+    layers: Annotated[int, Field(ge=1, le=96)] = Field(default=4, description="transformer blocks")
+    heads: Annotated[int, Field(ge=1, le=128)] = Field(default=4, description="attention heads")
+    dim: Annotated[int, Field(ge=8, le=8192)] = Field(
+        default=128, description="embedding width (a multiple of heads)"
+    )
+    context: Annotated[int, Field(ge=2, le=8192)] = Field(
+        default=256, description="longest sequence (positions) the model reads"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "GptParams":
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
+        return self
+
+
 # --- datasets ---------------------------------------------------------------------------------
 
 
@@ -65,6 +82,15 @@ class SyntheticOptions(Params):
     num_samples: int = Field(default=2000, ge=10, le=1_000_000)
     noise: float = Field(default=1.0, ge=0.0, le=100.0)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class TextCorpusOptions(Params):
+    context: Annotated[int, Field(ge=2, le=8192)] = Field(
+        default=128, description="bytes per training window (the model predicts each next byte)"
+    )
+    max_bytes: Annotated[int, Field(ge=10_000, le=200_000_000)] = Field(
+        default=2_000_000, description="bytes of text to read"
+    )
 
 
 class FileOptions(Params):
@@ -134,6 +160,21 @@ class AtParams(MethodParams):
     at_weight: Weight = Field(default=1000.0, description="beta: weight of the AT term")
 
 
+class ReverseKlParams(Params):
+    """Reverse KL has no parameters beyond `distill.temperature`, `kd_weight` and `ce_weight`."""
+
+
+class JsdParams(Params):
+    """Generalised Jensen-Shannon divergence (GKD, Agarwal et al. 2024)."""
+
+    beta: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="the mixture's teacher share: 0 is forward KL, 1 reverse KL",
+    )
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
@@ -142,6 +183,8 @@ class Entry:
     # Models: the names of the layers distillation methods may tap, given resolved params.
     layers: Callable[[dict[str, Any]], list[str]] | None = field(default=None, compare=False)
     layers_note: str | None = None
+    # The tasks (`spec.task`) a job may name the entry in.
+    tasks: tuple[str, ...] = ("classification",)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -149,19 +192,23 @@ class Entry:
             "description": self.description,
             "params": self.params.model_json_schema(),
         }
+        out["tasks"] = list(self.tasks)
         if self.layers is not None:
             out["layers"] = self.layers(self.params().model_dump(mode="json"))
             out["layers_note"] = self.layers_note
         return out
 
 
+def _by_name(entries: list[Entry]) -> dict[str, Entry]:
+    return {e.name: e for e in entries}
+
+
 def _numbered(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i + 1}" for i in range(count)]
 
 
-MODELS: dict[str, Entry] = {
-    e.name: e
-    for e in [
+MODELS: dict[str, Entry] = _by_name(
+    [
         Entry(
             "mlp",
             "Multi-layer perceptron over the flattened input.",
@@ -190,22 +237,35 @@ MODELS: dict[str, Entry] = {
             lambda p: ["stem", *_numbered("stage", 3)],
             "stem, then stage1..stage3: the output of each stage's last residual block",
         ),
+        Entry(
+            "gpt",
+            "Byte-level GPT (nanoGPT-style, causal attention) for the language_model task.",
+            GptParams,
+            lambda p: _numbered("block", p["layers"]),
+            "block1..blockN: each transformer block's output, per position",
+            tasks=("language_model",),
+        ),
     ]
-}
+)
 
-DATASETS: dict[str, Entry] = {
-    e.name: e
-    for e in [
+DATASETS: dict[str, Entry] = _by_name(
+    [
         Entry("digits", "scikit-learn 8x8 handwritten digits, 10 classes.", DigitsOptions),
         Entry("mnist1d", "MNIST-1D (Greydanus 2020), sequences of 40, 10 classes.", Mnist1dOptions),
         Entry("synthetic", "Gaussian class clusters of any shape.", SyntheticOptions),
+        Entry(
+            "pystdlib",
+            "Text: the Python standard library's own source (.py files, no tests), as bytes.",
+            TextCorpusOptions,
+            tasks=("language_model",),
+        ),
         Entry(
             "file",
             "An uploaded dataset (POST /v1/files, purpose 'dataset'): name it 'file:<id>'.",
             FileOptions,
         ),
     ]
-}
+)
 
 FILE_PREFIX = "file:"
 
@@ -219,11 +279,38 @@ def dataset_kind(name: str) -> str:
     return name
 
 
+BOTH_TASKS = ("classification", "language_model")
+
 METHODS: dict[str, Entry] = {
     e.name: e
     for e in [
-        Entry("kd", "Hinton et al. 2015: KL to the teacher's softened outputs plus CE.", KdParams),
-        Entry("dkd", "Decoupled KD (Zhao et al. 2022): TCKD and NCKD weighted apart.", DkdParams),
+        Entry(
+            "kd",
+            "Hinton et al. 2015: KL to the teacher's softened outputs plus CE "
+            "(language_model: per token, the forward KL).",
+            KdParams,
+            tasks=BOTH_TASKS,
+        ),
+        Entry(
+            "dkd",
+            "Decoupled KD (Zhao et al. 2022): TCKD and NCKD weighted apart (per token for "
+            "language_model).",
+            DkdParams,
+            tasks=BOTH_TASKS,
+        ),
+        Entry(
+            "reverse_kl",
+            "Reverse KL, KL(student || teacher), mode-seeking (Gu et al. 2024, MiniLLM), plus CE.",
+            ReverseKlParams,
+            tasks=BOTH_TASKS,
+        ),
+        Entry(
+            "jsd",
+            "Generalised JSD(beta) between teacher and student (Agarwal et al. 2024, GKD), "
+            "plus CE.",
+            JsdParams,
+            tasks=BOTH_TASKS,
+        ),
         Entry(
             "fitnets",
             "FitNets (Romero et al. 2015): KD plus a regressed hint on intermediate features.",

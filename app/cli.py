@@ -332,36 +332,53 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
             server.kill()
 
 
+# The test metric the report prints for each task, with its column title and format.
+QUALITY = {
+    "classification": ("test_accuracy", "test acc", "{:>9.4f}"),
+    "language_model": ("test_bits_per_byte", "test bpb", "{:>9.4f}"),
+}
+
+
 def print_report(result: dict[str, Any]) -> None:
+    key, title, fmt = QUALITY[result.get("task", "classification")]
     print("\nreport")
-    print(f"  {'model':<9} {'arch':<14} {'params':>8} {'bytes':>9} {'test acc':>9} {'cpu ms':>8}")
+    print(f"  {'model':<9} {'arch':<14} {'params':>8} {'bytes':>9} {title:>9} {'cpu ms':>8}")
     for name in ("teacher", "student", "baseline"):
         if name in result:
             r = result[name]
             print(
                 f"  {name:<9} {r['arch']:<14} {r['params']:>8} {r['bytes']:>9} "
-                f"{r['test_accuracy']:>9.4f} {r['latency_ms_cpu']:>8.3f}"
+                f"{fmt.format(r[key])} {r['latency_ms_cpu']:>8.3f}"
             )
     c = result["compression"]
+    quality = (
+        f"accuracy retention {c['accuracy_retention']}"
+        if "accuracy_retention" in c
+        else f"{c['bits_per_byte_over_teacher']} bits per byte over the teacher"
+    )
     print(
         f"  compression: {c['param_ratio']}x fewer parameters, {c['size_ratio']}x smaller, "
-        f"{c['latency_speedup_cpu']}x faster on CPU; accuracy retention {c['accuracy_retention']}"
+        f"{c['latency_speedup_cpu']}x faster on CPU; {quality}"
     )
-    if c.get("kd_gain") is not None:
-        print(
-            f"  distillation gain over the from-scratch baseline: {c['kd_gain'] * 100:+.2f} points"
-        )
 
 
 def gain_line(result: dict[str, Any]) -> str:
     """One plain sentence on what distillation bought: the student against the same student
-    trained from scratch (the baseline), in accuracy points, whichever way it went."""
+    trained from scratch (the baseline), in accuracy points or bits per byte, whichever way
+    it went."""
     if "baseline" not in result:
         return "no distillation gain measured: the job trained no from-scratch baseline"
-    student = result["student"]["test_accuracy"]
-    baseline = result["baseline"]["test_accuracy"]
-    points = round((student - baseline) * 100, 1)
+    key, _, _ = QUALITY[result.get("task", "classification")]
+    student, baseline = result["student"][key], result["baseline"][key]
     versus = f"(student {student:.3f} vs baseline {baseline:.3f}, same student from scratch)"
+    if key == "test_bits_per_byte":
+        saved = round(baseline - student, 3)
+        if saved > 0:
+            return f"distillation gain: {saved:.3f} bits per byte fewer {versus}"
+        if saved < 0:
+            return f"distillation lost: {-saved:.3f} bits per byte more {versus}"
+        return f"distillation made no difference {versus}"
+    points = round((student - baseline) * 100, 1)
     if points > 0:
         return f"distillation gain: +{points:.1f} points {versus}"
     if points < 0:

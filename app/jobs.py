@@ -36,6 +36,7 @@ from app.db import newest_first_page, rows_changed, utc_now_plus
 from app.files.usage import check_job_files
 from app.models import DEFAULT_TENANT, Artifact, Job, JobEvent, JobFile, JobStatus, Metric, utcnow
 from app.schemas import JobCreate
+from app.tasks import check_task
 
 # A tenant's jobs in these hold a worker and count against its running-job limit.
 RUNNING_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING, JobStatus.PAUSING)
@@ -121,6 +122,7 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     distill["method_params"] = catalog.resolve_params(
         catalog.METHODS, distill["method"], distill["method_params"], "distill"
     )
+    check_task(spec)
     catalog.resolve_layer_pairs(spec)
     spec["export"] = sorted(set(spec["export"]), key=catalog.EXPORT_FORMATS.index)
     return spec

@@ -274,9 +274,10 @@ class DistillSpec(TrainSettings):
 class JobCreate(Strict):
     name: Annotated[Text, Field(max_length=200)] | None = None
     dataset: DatasetSpec
-    task: Literal["classification"] = Field(
+    task: Literal["classification", "language_model"] = Field(
         default="classification",
-        description="what the models learn: `classification` (one label per example)",
+        description="what the models learn: `classification` (one label per example) or "
+        "`language_model` (the next byte at every position of a text)",
     )
     teacher: TeacherSpec
     student: StudentSpec
@@ -388,6 +389,7 @@ class CatalogEntry(BaseModel):
         description="models: the layers methods may tap (for the default params); see layers_note",
     )
     layers_note: str | None = None
+    tasks: list[str] = Field(description="the tasks (`task`) a job may name this entry in")
 
 
 class CatalogList(BaseModel):

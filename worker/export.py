@@ -24,22 +24,33 @@ def save_safetensors(model: nn.Module, path: Path) -> None:
     os.replace(partial, path)
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
-    """Raw inputs in, logits out, any batch size."""
+def export_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME),
+    *,
+    dynamic_time: bool = False,
+) -> None:
+    """Raw inputs in, logits out, any batch size (and, with `dynamic_time`, any sequence
+    length up to the example's)."""
     model = model.cpu().eval()
     # The exporter logs every op registry it skips (torchvision's, among others): noise here.
     for name in ("torch.onnx", "onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.ERROR)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    dynamic = ({0: batch},)
+    dims = {0: batch}
+    if dynamic_time:
+        dims[1] = torch.export.Dim("time", min=1, max=example.shape[1])
+    dynamic = (dims,)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
             (example.cpu(),),
             str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            input_names=[names[0]],
+            output_names=[names[1]],
             dynamic_shapes=dynamic,
             dynamo=True,
             external_data=False,  # one self-contained file
@@ -55,12 +66,17 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> N
         traced.save(str(path))
 
 
-def onnx_max_abs_diff(model: nn.Module, path: Path, x: torch.Tensor) -> float:
+def onnx_max_abs_diff(
+    model: nn.Module,
+    path: Path,
+    x: torch.Tensor,
+    names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME),
+) -> float:
     """How far onnxruntime's logits are from PyTorch's on `x` (a check of the export)."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ours = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy().astype(np.float32)})[0]
+    ours = session.run([names[1]], {names[0]: x.numpy()})[0]
     with torch.no_grad():
         reference = model.cpu().eval()(x).numpy()
     return float(np.abs(ours - reference).max())

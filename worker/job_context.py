@@ -128,6 +128,7 @@ class JobContext:
 
         def on_epoch(epoch: int, values: dict[str, float]) -> None:
             self.progress.epoch_done(epoch)
+            values = self.task.epoch_values(values, self.data)
             self.control.epoch(self.stage, epoch, values, self.progress.snapshot())
 
         def on_start(epochs_done: int) -> None:

@@ -27,7 +27,7 @@ ONNX_TOLERANCE = 1e-3
 
 def build_report(job: JobContext) -> dict[str, Any]:
     data, teacher, task = job.data, job.teacher, job.task
-    example = data.test.head(1)
+    example = task.example(data.test, 1)
     report: dict[str, Any] = {"teacher": {**teacher.describe(), **teacher.evaluate()}}
     models: list[tuple[str, nn.Module | None]] = [("student", job.student)]
     models.append(("baseline", job.baseline))
@@ -48,17 +48,26 @@ def build_report(job: JobContext) -> dict[str, Any]:
         "param_ratio": _ratio(t["params"], s["params"], 2),
         "size_ratio": _ratio(t["bytes"], s["bytes"], 2),
         "latency_speedup_cpu": _ratio(t["latency_ms_cpu"], s["latency_ms_cpu"], 2),
-        "accuracy_retention": (
-            round(s["test_accuracy"] / max(t["test_accuracy"], 1e-9), 4)
-            if t["test_accuracy"] is not None
-            else None
-        ),
-        "kd_gain": (
-            round(s["test_accuracy"] - report["baseline"]["test_accuracy"], 4)
-            if "baseline" in report
-            else None
-        ),
+        **task.compare(t, s, report.get("baseline")),
     }
+    samples = task.samples(
+        {
+            name: model
+            for name, model in [
+                ("teacher", teacher.module),
+                ("student", job.student),
+                ("baseline", job.baseline),
+            ]
+            if model is not None
+        },
+        data,
+    )
+    if samples:
+        report["samples"] = samples
+        for model in (teacher.module, job.student, job.baseline):
+            if model is not None:
+                model.to(job.device)
+    report["task"] = task.name
     report["dataset"] = {
         "name": job.spec["dataset"]["name"],
         "test_split": data.test_split,
@@ -78,15 +87,17 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
     out = job.workdir / "export"
     out.mkdir(exist_ok=True)
     student = job.student.cpu().eval()
-    example = data.test.head(2)
+    task, signature = job.task, job.task.signature(data)
+    names = (signature["input"]["name"], signature["output"]["name"])
+    example = task.example(data.test, 2)
     files: dict[str, tuple[str, Path]] = {}
     for fmt in spec["export"]:
         path = out / EXPORT_FILES[fmt]
         if fmt == "safetensors":
             export.save_safetensors(student, path)
         elif fmt == "onnx":
-            export.export_onnx(student, example, path)
-            diff = export.onnx_max_abs_diff(student, path, data.test.head(256))
+            export.export_onnx(student, example, path, names, dynamic_time=task.dynamic_time)
+            diff = export.onnx_max_abs_diff(student, path, task.example(data.test, 256), names)
             report.setdefault("checks", {})["onnx_max_abs_diff"] = diff
             if diff > ONNX_TOLERANCE:
                 job.event("warning", f"ONNX logits differ from PyTorch by {diff:.2e}")
@@ -107,13 +118,8 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
         "arch": spec["student"]["arch"],
         "arch_params": spec["student"]["params"],
         "params": report["student"]["params"],
-        **job.task.signature(data),
-        "preprocessing": {
-            "baked_into_graph": True,
-            "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
-            "note": "pass raw inputs in the dataset's own format, as float32 (images: pixel "
-            "values 0..255); the graph normalises them",
-        },
+        **signature,
+        "preprocessing": task.preprocessing(data),
         "class_names": data.class_names,
         "dataset": {
             "name": spec["dataset"]["name"],

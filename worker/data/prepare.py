@@ -145,7 +145,8 @@ class PreparedData:
     def y_distill(self) -> torch.Tensor:
         """Labels for `distill`: labelled train, then transfer; -1 marks transfer examples
         (KD term only). Built on first use, then the same tensor every time."""
-        unlabelled = torch.full((len(self.transfer),), -1, dtype=torch.long)
+        shape = (len(self.transfer), *self.y_train.shape[1:])  # a label per position, or one
+        unlabelled = torch.full(shape, -1, dtype=torch.long)
         return torch.cat([self.y_train, unlabelled])
 
     def fingerprint(self) -> str:

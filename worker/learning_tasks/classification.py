@@ -8,7 +8,7 @@ from torch import nn
 from worker import export
 from worker.data import PreparedData
 from worker.data.prepare import Examples
-from worker.learning_tasks.registry import TASKS, Task
+from worker.learning_tasks.registry import TASKS, Normalisation, Task
 from worker.models import build_model
 from worker.train import accuracy_and_loss
 
@@ -17,8 +17,15 @@ from worker.train import accuracy_and_loss
 class Classification(Task):
     name = "classification"
 
-    def build_model(self, arch: str, params: dict[str, Any], data: PreparedData) -> nn.Module:
-        return build_model(arch, params, data.input_shape, data.num_classes, data.mean, data.std)
+    def build_model(
+        self,
+        arch: str,
+        params: dict[str, Any],
+        data: PreparedData,
+        normalisation: Normalisation | None = None,
+    ) -> nn.Module:
+        mean, std = normalisation if normalisation is not None else (data.mean, data.std)
+        return build_model(arch, params, data.input_shape, data.num_classes, mean, std)
 
     def hard_label_loss(
         self,
@@ -38,6 +45,23 @@ class Classification(Task):
     ) -> dict[str, float]:
         accuracy, loss = accuracy_and_loss(model, x, y)
         return {"accuracy": accuracy, "loss": loss}
+
+    def compare(
+        self, teacher: dict[str, Any], student: dict[str, Any], baseline: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        s, t = student["test_accuracy"], teacher.get("test_accuracy")
+        return {
+            "accuracy_retention": round(s / max(t, 1e-9), 4) if t is not None else None,
+            "kd_gain": round(s - baseline["test_accuracy"], 4) if baseline else None,
+        }
+
+    def preprocessing(self, data: PreparedData) -> dict[str, Any]:
+        return {
+            "baked_into_graph": True,
+            "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
+            "note": "pass raw inputs in the dataset's own format, as float32 (images: pixel "
+            "values 0..255); the graph normalises them",
+        }
 
     def signature(self, data: PreparedData) -> dict[str, Any]:
         return {

@@ -15,12 +15,25 @@ from worker.data import PreparedData
 from worker.data.prepare import Examples
 from worker.registry import Registry
 
+Normalisation = tuple[torch.Tensor | None, torch.Tensor | None]
+
 
 class Task:
     name: ClassVar[str]
+    # Whether the teacher's logits may be written to the soft-label store (one row per example).
+    stores_soft_labels: ClassVar[bool] = True
+    # Whether exported graphs take sequences of any length up to the model's (dimension 1).
+    dynamic_time: ClassVar[bool] = False
 
-    def build_model(self, arch: str, params: dict[str, Any], data: PreparedData) -> nn.Module:
-        """A zoo model that takes the data's raw inputs (normalisation inside)."""
+    def build_model(
+        self,
+        arch: str,
+        params: dict[str, Any],
+        data: PreparedData,
+        normalisation: Normalisation | None = None,
+    ) -> nn.Module:
+        """A zoo model that takes the data's raw inputs (normalisation inside: the data's
+        statistics, or `normalisation` = (mean, std) where given, (None, None) for none)."""
         raise NotImplementedError
 
     def hard_label_loss(
@@ -37,6 +50,34 @@ class Task:
         self, model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
     ) -> dict[str, float]:
         """The task's metrics of `model` on (x, y), e.g. {"accuracy", "loss"}."""
+        raise NotImplementedError
+
+    def rows(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and labels as the rows distillation methods compare: one per example here;
+        one per position for sequence tasks."""
+        return logits, labels
+
+    def example(self, x: Examples, n: int) -> torch.Tensor:
+        """The first n examples as the model's inputs (export, latency)."""
+        return x.head(n)
+
+    def compare(
+        self, teacher: dict[str, Any], student: dict[str, Any], baseline: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """What the report's `compression` says of quality: the student against the teacher,
+        and `kd_gain`, the distilled student against the baseline (None without one)."""
+        raise NotImplementedError
+
+    def epoch_values(self, values: dict[str, float], data: PreparedData) -> dict[str, float]:
+        """A training epoch's metrics as recorded: the loop's, plus any the task derives."""
+        return values
+
+    def samples(self, models: dict[str, nn.Module], data: PreparedData) -> dict[str, Any]:
+        """What the report shows of each model's behaviour beyond its metrics (none here)."""
+        return {}
+
+    def preprocessing(self, data: PreparedData) -> dict[str, Any]:
+        """What the manifest tells a user to do to inputs before the exported graph."""
         raise NotImplementedError
 
     def signature(self, data: PreparedData) -> dict[str, Any]:

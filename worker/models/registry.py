@@ -35,6 +35,18 @@ class Normalized(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
+class Tokens(nn.Module):
+    """`net(tokens)`: a model over token ids takes them as they are (no normalisation); the
+    wrapper keeps its weights' names (`net.`) those of every zoo model."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.net(tokens)
+
+
 def build_model(
     arch: str,
     params: dict[str, Any],
@@ -54,7 +66,7 @@ def build_model(
 def feature_modules(model: nn.Module) -> dict[str, nn.Module]:
     """The named layers of a zoo model whose outputs distillation methods may tap, in forward
     order (the catalog lists the same names: app.catalog.model_layers)."""
-    net = model.net if isinstance(model, Normalized) else model
+    net = model.net if isinstance(model, (Normalized, Tokens)) else model
     named = getattr(net, "feature_modules", None)
     return dict(named()) if named is not None else {}
 

@@ -73,8 +73,13 @@ class MethodRun:
             # A blend of two examples has no one hard label: it learns from the teacher's
             # labels of the blend (function matching), not from CE.
             labels = torch.where(views.lam < 1, UNLABELLED, labels)
-        student = Outputs(logits, self._student_taps.take())
-        return student, self.teacher_outputs(batch, views.inputs), labels
+        teacher = self.teacher_outputs(batch, views.inputs)
+        # The rows the method compares: one per example, or one per position (sequences).
+        task = self.job.task
+        student_logits, labels = task.rows(logits, labels)
+        teacher_logits, _ = task.rows(teacher.logits, labels)
+        student = Outputs(student_logits, self._student_taps.take())
+        return student, Outputs(teacher_logits, teacher.features), labels
 
 
 @contextmanager

@@ -38,6 +38,8 @@ def plan(job: JobContext) -> SoftLabelPlan:
         return SoftLabelPlan(True, False, f"{distill['method']} reads its layers")
     if distill["soft_labels"] == "online":
         return SoftLabelPlan(True, False, "asked for")
+    if not job.task.stores_soft_labels:
+        return SoftLabelPlan(True, False, f"the {job.task.name} task keeps no stored labels yet")
     views = job.augmentation is not None
     rows = len(job.data.distill) * (distill["epochs"] if views else 1)
     needed = rows * bytes_per_example(job.data.num_classes, distill.get("soft_label_top_k"))

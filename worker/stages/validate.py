@@ -34,6 +34,7 @@ class Validate(Stage):
                 seed=job.seed,
                 dataset_name=spec["dataset"]["name"],
                 tenant=job.tenant,
+                task=job.task,
             )
         )
         teacher.validate()

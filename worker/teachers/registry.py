@@ -5,13 +5,13 @@ A source is built from the job's teacher spec and the prepared data, and then:
 (only `train` trains; the others record that they need none), `distill_logits()` (the
 teacher's logits for the distill examples, in order, a batch at a time), `module` (a PyTorch
 model for online soft labels, or None), `sha256()` (what the teacher is, for the soft-label key)
-and `evaluate()` (params, bytes, test accuracy and loss, CPU latency; None where unknown).
+and `evaluate()` (params, bytes, the task's test metrics, CPU latency; None where unknown).
 """
 
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -22,6 +22,8 @@ from torch import nn
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from worker.data import PreparedData
+from worker.learning_tasks import Task
+from worker.learning_tasks.classification import Classification
 from worker.registry import Registry
 
 
@@ -48,6 +50,8 @@ class TeacherContext:
     dataset_name: str = ""
     # The job's tenant: its uploaded files are the only ones a teacher source may read.
     tenant: str = DEFAULT_TENANT
+    # The job's task: it builds the zoo model and measures it.
+    task: Task = field(default_factory=Classification)
 
 
 class TeacherSource:
@@ -75,7 +79,8 @@ class TeacherSource:
         raise NotImplementedError
 
     def evaluate(self) -> dict[str, Any]:
-        """{"params", "bytes", "test_accuracy", "test_loss", "latency_ms_cpu"}; None: unknown."""
+        """{"params", "bytes", "test_<metric>" for each of the task's metrics (e.g.
+        test_accuracy, test_loss), "latency_ms_cpu"}; None: unknown."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:

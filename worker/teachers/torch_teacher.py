@@ -8,9 +8,9 @@ from torch import nn
 
 from app.catalog import SpecError
 from worker import export
-from worker.models import InputMismatch, build_model, count_params
+from worker.models import InputMismatch, count_params
 from worker.teachers.registry import TeacherSource
-from worker.train import accuracy_and_loss, predict_chunks
+from worker.train import predict_chunks
 
 
 class TorchTeacher(TeacherSource):
@@ -18,16 +18,10 @@ class TorchTeacher(TeacherSource):
 
     def build(self, mean: torch.Tensor | None, std: torch.Tensor | None) -> nn.Module:
         """The zoo model, seeded like the student (see Pipeline.validate)."""
-        data = self.data
         torch.manual_seed(self.context.seed)
         try:
-            model = build_model(
-                self.spec["arch"],
-                self.spec["params"],
-                data.input_shape,
-                data.num_classes,
-                mean,
-                std,
+            model = self.context.task.build_model(
+                self.spec["arch"], self.spec["params"], self.data, (mean, std)
             )
         except InputMismatch as exc:
             message = f"{exc} (dataset {self.context.dataset_name})"
@@ -41,14 +35,13 @@ class TorchTeacher(TeacherSource):
         return predict_chunks(self.module, self.data.distill)
 
     def evaluate(self) -> dict[str, Any]:
-        data = self.data
-        accuracy, loss = accuracy_and_loss(self.module, data.test, data.y_test)
-        latency = export.cpu_latency_ms(self.module, data.test.head(1))
+        data, task = self.data, self.context.task
+        measured = task.measure(self.module, data.test, data.y_test)
+        latency = export.cpu_latency_ms(self.module, task.example(data.test, 1))
         self.module.to(self.context.device)
         return {
             "params": count_params(self.module),
             "bytes": self.weights_bytes(),
-            "test_accuracy": round(accuracy, 4),
-            "test_loss": round(loss, 4),
+            **{f"test_{k}": round(v, 4) for k, v in measured.items()},
             "latency_ms_cpu": round(latency, 4),
         }

@@ -172,6 +172,8 @@ def test_only_fitnets_has_learnable_parts() -> None:
     params = {
         "kd": {},
         "dkd": {"alpha": 1.0, "beta": 8.0},
+        "reverse_kl": {},
+        "jsd": {"beta": 0.5},
         "fitnets": {"hints": pair, "hint_weight": 1.0},
         "at": {"pairs": pair, "at_weight": 1000.0},
     }
@@ -181,3 +183,49 @@ def test_only_fitnets_has_learnable_parts() -> None:
         learnable = sum(p.numel() for p in method.parameters())
         assert (learnable > 0) == (name == "fitnets"), name
         assert isinstance(method, nn.Module)
+
+
+def _divergence_case():  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(7)
+    s = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    t = torch.randn(6, 5, generator=g, dtype=torch.float64) * 2
+    y = torch.tensor([0, 4, -1, 2, -1, 1])
+    return s, t, y
+
+
+def _method_loss(name: str, s, t, y, **params):  # type: ignore[no-untyped-def]
+    method = build_method({"method": name, "method_params": params, **DISTILL}).double()
+    return method.loss(Outputs(s), Outputs(t), y, temperature=2.0).item()
+
+
+def test_reverse_kl_matches_minillm() -> None:
+    s, t, y = _divergence_case()
+    ours = _method_loss("reverse_kl", s, t, y)
+    rows = [
+        _kl(_softmax(si / 2.0), _softmax(ti / 2.0))
+        for si, ti in zip(s.numpy(), t.numpy(), strict=True)
+    ]
+    expected = 0.9 * 4.0 * sum(rows) / len(rows) + 0.1 * _ce(s.numpy(), y.numpy())
+    assert ours == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_jsd_matches_gkd(beta: float) -> None:
+    """Agarwal et al. 2024: beta KL(p_t || M) + (1 - beta) KL(p_s || M), M = beta p_t +
+    (1 - beta) p_s; forward KL at beta 0 and reverse KL at beta 1."""
+    s, t, y = _divergence_case()
+    ours = _method_loss("jsd", s, t, y, beta=beta)
+    rows = []
+    for si, ti in zip(s.numpy(), t.numpy(), strict=True):
+        ps, pt = _softmax(si / 2.0), _softmax(ti / 2.0)
+        if beta == 0:
+            rows.append(_kl(pt, ps))
+        elif beta == 1:
+            rows.append(_kl(ps, pt))
+        else:
+            m = beta * pt + (1 - beta) * ps
+            rows.append(beta * _kl(pt, m) + (1 - beta) * _kl(ps, m))
+    expected = 0.9 * 4.0 * sum(rows) / len(rows) + 0.1 * _ce(s.numpy(), y.numpy())
+    assert ours == pytest.approx(expected, rel=1e-9)
+    if beta == 0:  # forward KL: Hinton's KD
+        assert ours == pytest.approx(_method_loss("kd", s, t, y), rel=1e-9)

@@ -1,0 +1,73 @@
+"""Language-model jobs over the API: the catalog says which entries serve which task, and a
+spec that names something its task does not take is refused, naming the field."""
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.app.test_api_jobs import assert_error
+
+LM: dict[str, Any] = {
+    "task": "language_model",
+    "dataset": {"name": "pystdlib"},
+    "teacher": {"arch": "gpt", "params": {"layers": 4}},
+    "student": {"arch": "gpt", "params": {"layers": 1, "dim": 64}},
+}
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in LM.items()}
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        part = spec
+        for p in parents:
+            part = part.setdefault(p, {})
+        part[last] = value
+    return spec
+
+
+def test_the_catalog_says_what_serves_each_task(client: TestClient) -> None:
+    def tasks(kind: str) -> dict[str, list[str]]:
+        listing = client.get(f"/v1/catalog/{kind}").json()["data"]
+        return {e["name"]: e["tasks"] for e in listing}
+
+    assert tasks("models")["gpt"] == ["language_model"]
+    assert tasks("models")["cnn1d"] == ["classification"]
+    assert tasks("datasets")["pystdlib"] == ["language_model"]
+    methods = tasks("methods")
+    assert methods["kd"] == methods["dkd"] == ["classification", "language_model"]
+    assert methods["fitnets"] == methods["at"] == ["classification"]
+
+
+def test_a_language_model_job_is_queued_with_defaults(client: TestClient) -> None:
+    response = client.post("/v1/jobs", json=LM)
+    assert response.status_code == 201, response.text
+    spec = response.json()["spec"]
+    assert spec["task"] == "language_model"
+    assert spec["dataset"]["options"] == {"context": 128, "max_bytes": 2_000_000}
+    assert spec["student"]["params"] == {"layers": 1, "heads": 4, "dim": 64, "context": 256}
+
+
+@pytest.mark.parametrize(
+    ("spec", "param"),
+    [
+        (with_(task="classification"), "dataset.name"),
+        (with_(dataset={"name": "mnist1d"}), "dataset.name"),
+        (with_(student={"arch": "cnn1d"}), "student.arch"),
+        (with_(distill={"method": "fitnets"}), "distill.method"),
+        (with_(distill={"soft_labels": "stored"}), "distill.soft_labels"),
+        (with_(distill={"soft_label_top_k": 8}), "distill.soft_label_top_k"),
+        (with_(dataset__augment={"kind": "signal"}), "dataset.augment"),
+        (
+            with_(dataset__transfer={"name": "pystdlib", "options": {"max_bytes": 20_000}}),
+            "dataset.transfer",
+        ),
+        (with_(teacher={"source": "logits", "file_id": "file_x"}), "teacher.source"),
+        (with_(student__params={"dim": 30, "heads": 4}), "student.params"),
+    ],
+)
+def test_what_a_language_model_job_cannot_name_is_refused(
+    client: TestClient, spec: dict[str, Any], param: str
+) -> None:
+    assert_error(client.post("/v1/jobs", json=spec), 422, param)

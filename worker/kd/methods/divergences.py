@@ -1,0 +1,42 @@
+"""Divergences between two softened distributions, for the methods that replace Hinton's KL:
+rows are examples (or the tokens of sequences), classes the last dimension."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from worker.kd.losses import labelled_ce
+from worker.kd.methods.base import Method, Outputs
+
+
+def kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) from log-probabilities: summed over classes, averaged over rows."""
+    return F.kl_div(log_q, log_p, log_target=True, reduction="batchmean")
+
+
+def softened(student: Outputs, teacher: Outputs, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log softmax(s / T) and log softmax(t / T), in the student's dtype."""
+    s = student.logits
+    return F.log_softmax(s / t, dim=-1), F.log_softmax(teacher.logits.to(s.dtype) / t, dim=-1)
+
+
+def mixture(log_p: torch.Tensor, log_q: torch.Tensor, beta: float) -> torch.Tensor:
+    """log(beta p + (1 - beta) q), computed stably, for 0 < beta < 1."""
+    return torch.logaddexp(log_p + math.log(beta), log_q + math.log(1 - beta))
+
+
+class DivergenceMethod(Method):
+    """kd_weight * T^2 * D(teacher, student) + ce_weight * CE, for a divergence D."""
+
+    def divergence(self, log_student: torch.Tensor, log_teacher: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(
+        self, student: Outputs, teacher: Outputs, labels: torch.Tensor, *, temperature: float
+    ) -> torch.Tensor:
+        log_s, log_t = softened(student, teacher, temperature)
+        loss = self.kd_weight * temperature**2 * self.divergence(log_s, log_t)
+        if self.ce_weight:
+            loss = loss + labelled_ce(student.logits, labels, self.ce_weight)
+        return loss

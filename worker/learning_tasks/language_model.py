@@ -1,0 +1,148 @@
+"""`language_model`: next-byte prediction. Examples are windows of bytes (worker/data/text.py),
+labels the next byte at each position; a model maps tokens `[batch, time]` to logits
+`[batch, time, 256]`. Losses and metrics are per token: distillation methods see one row per
+position, so `kd` is Hinton's KD per token (forward KL with T)."""
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from app.catalog import MODELS as CATALOG_MODELS
+from worker.data import PreparedData
+from worker.data.prepare import Examples
+from worker.kd.losses import UNLABELLED
+from worker.learning_tasks.registry import TASKS, Normalisation, Task
+from worker.models import MODELS, Tokens
+from worker.train import predict_chunks
+
+TOKENS = "tokens"
+LOGITS = "logits"
+EVAL_BATCH = 64  # windows per evaluation forward: 64 x 256 positions x 256 logits in float32
+PROMPT_BYTES = 32  # the report's samples continue the first test window's first bytes
+SAMPLE_BYTES = 300
+SAMPLE_TEMPERATURE = 0.8
+
+
+@TASKS.register("language_model")
+class LanguageModel(Task):
+    name = "language_model"
+    stores_soft_labels = False  # top-k per token comes with the soft-label store's token rows
+    dynamic_time = True
+
+    def build_model(
+        self,
+        arch: str,
+        params: dict[str, Any],
+        data: PreparedData,
+        normalisation: Normalisation | None = None,
+    ) -> nn.Module:
+        """Token ids are not normalised (`normalisation` is ignored)."""
+        typed = CATALOG_MODELS[arch].params.model_validate(params)
+        return Tokens(MODELS.get(arch)(typed, data.input_shape, data.num_classes))
+
+    def rows(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return logits.flatten(0, -2), labels.flatten()
+
+    def hard_label_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        mix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        assert mix is None, "language_model takes no mixing augmentation"
+        logits, labels = self.rows(logits, labels)
+        return nn.functional.cross_entropy(logits, labels, ignore_index=UNLABELLED)
+
+    def measure(
+        self, model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
+    ) -> dict[str, float]:
+        """Mean cross-entropy per predicted byte (nats), its perplexity and bits per byte."""
+        total, count, seen = 0.0, 0, 0
+        for logits in predict_chunks(model, x, EVAL_BATCH):
+            labels = y[seen : seen + len(logits)]
+            flat_logits, flat_labels = self.rows(logits, labels)
+            total += nn.functional.cross_entropy(
+                flat_logits, flat_labels, ignore_index=UNLABELLED, reduction="sum"
+            ).item()
+            count += int((flat_labels != UNLABELLED).sum())
+            seen += len(logits)
+        loss = total / max(count, 1)
+        return {"loss": loss, "perplexity": math.exp(loss), "bits_per_byte": loss / math.log(2)}
+
+    def example(self, x: Examples, n: int) -> torch.Tensor:
+        return x.head(n).long()
+
+    def compare(
+        self, teacher: dict[str, Any], student: dict[str, Any], baseline: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Bits per byte: the student's excess over the teacher, and what distillation saved
+        against the baseline (positive: the distilled student predicts the text better)."""
+        s = student["test_bits_per_byte"]
+        t = teacher.get("test_bits_per_byte")
+        return {
+            "bits_per_byte_over_teacher": round(s - t, 4) if t is not None else None,
+            "kd_gain": round(baseline["test_bits_per_byte"] - s, 4) if baseline else None,
+            "kd_gain_unit": "bits_per_byte",
+        }
+
+    def epoch_values(self, values: dict[str, float], data: PreparedData) -> dict[str, float]:
+        time = data.input_shape[0]
+        return {**values, "tokens_per_second": values["samples_per_second"] * time}
+
+    def samples(self, models: dict[str, nn.Module], data: PreparedData) -> dict[str, Any]:
+        """Each model continues the same prompt (the first test window's first bytes) for
+        SAMPLE_BYTES bytes, sampled at T=0.8 with the same seed, on one CPU thread; with the
+        bytes per second it generated them at."""
+        context = data.input_shape[0]
+        prompt = data.test.head(1)[0, : min(PROMPT_BYTES, context - 1)].long()
+        out: dict[str, Any] = {"prompt": _text(prompt), "temperature": SAMPLE_TEMPERATURE}
+        for name, model in models.items():
+            tokens, per_second = generate(model, prompt, SAMPLE_BYTES, context)
+            out[name] = {"text": _text(tokens), "tokens_per_second_cpu": round(per_second, 1)}
+        return out
+
+    def preprocessing(self, data: PreparedData) -> dict[str, Any]:
+        return {
+            "baked_into_graph": True,
+            "note": "pass text as its UTF-8 bytes, each an int64 token 0..255, at most the "
+            f"model's context per sequence ({data.input_shape[0]} in training); the logits at "
+            "each position predict the next byte",
+        }
+
+    def signature(self, data: PreparedData) -> dict[str, Any]:
+        time = data.input_shape[0]
+        return {
+            "input": {"name": TOKENS, "shape": [None, time], "dtype": "int64"},
+            "output": {"name": LOGITS, "shape": [None, time, data.num_classes]},
+        }
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module, prompt: torch.Tensor, count: int, context: int, seed: int = 0
+) -> tuple[torch.Tensor, float]:
+    """`count` bytes sampled after `prompt` (1-D tokens), reading at most `context` bytes back;
+    and the bytes generated per second (one CPU thread, no cache: each step reruns the window)."""
+    model = model.cpu().eval()
+    generator = torch.Generator().manual_seed(seed)
+    tokens = prompt.clone()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    try:
+        for _ in range(count):
+            logits = model(tokens[-context:].unsqueeze(0))[0, -1]
+            probs = torch.softmax(logits.float() / SAMPLE_TEMPERATURE, dim=-1)
+            next_token = torch.multinomial(probs, 1, generator=generator)
+            tokens = torch.cat([tokens, next_token])
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - started
+    return tokens[len(prompt) :], count / max(seconds, 1e-9)
+
+
+def _text(tokens: torch.Tensor) -> str:
+    return bytes(tokens.tolist()).decode("utf-8", errors="replace")
