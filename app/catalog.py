@@ -199,6 +199,9 @@ class Entry:
         return out
 
 
+BOTH_TASKS = ("classification", "language_model")
+
+
 def _by_name(entries: list[Entry]) -> dict[str, Entry]:
     return {e.name: e for e in entries}
 
@@ -261,8 +264,10 @@ DATASETS: dict[str, Entry] = _by_name(
         ),
         Entry(
             "file",
-            "An uploaded dataset (POST /v1/files, purpose 'dataset'): name it 'file:<id>'.",
+            "An uploaded dataset (POST /v1/files, purpose 'dataset'): name it 'file:<id>'; "
+            "a .txt or .jsonl file is text for language_model jobs.",
             FileOptions,
+            tasks=BOTH_TASKS,
         ),
     ]
 )
@@ -278,8 +283,6 @@ def dataset_kind(name: str) -> str:
         raise SpecError("dataset.name", "name an uploaded dataset as 'file:<id>'")
     return name
 
-
-BOTH_TASKS = ("classification", "language_model")
 
 METHODS: dict[str, Entry] = {
     e.name: e

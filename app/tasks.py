@@ -17,7 +17,6 @@ class Rules:
     teacher_sources: tuple[str, ...] = catalog.TEACHER_SOURCES
     augment: bool = True
     transfer: bool = True
-    stored_soft_labels: bool = True
     # Why a feature is not offered yet, for the error message.
     not_yet: str = ""
 
@@ -28,7 +27,6 @@ RULES: dict[str, Rules] = {
         teacher_sources=("train", "weights"),
         augment=False,
         transfer=False,
-        stored_soft_labels=False,
         not_yet="not offered for language_model yet",
     ),
 }
@@ -62,18 +60,9 @@ def check_task(spec: dict[str, Any]) -> None:
             f"a teacher from {source!r} is {rules.not_yet}; use "
             + " or ".join(repr(s) for s in rules.teacher_sources),
         )
-    distill = spec["distill"]
     refused = [
         ("dataset.augment", not rules.augment and spec["dataset"].get("augment") is not None),
         ("dataset.transfer", not rules.transfer and spec["dataset"].get("transfer") is not None),
-        (
-            "distill.soft_labels",
-            not rules.stored_soft_labels and distill["soft_labels"] == "stored",
-        ),
-        (
-            "distill.soft_label_top_k",
-            not rules.stored_soft_labels and distill.get("soft_label_top_k") is not None,
-        ),
     ]
     for field, bad in refused:
         if bad:

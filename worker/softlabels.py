@@ -245,20 +245,30 @@ class StoredLogits:
     float32 on the device, from a full entry or reconstructed from a top-k one."""
 
     def __init__(
-        self, array: Entry, device: torch.device, views_per_epoch: int | None = None
+        self,
+        array: Entry,
+        device: torch.device,
+        views_per_epoch: int | None = None,
+        positions: int = 1,
     ) -> None:
         """`views_per_epoch`: the entry holds the logits of augmented views, epoch after epoch,
         each epoch's rows in the order the student meets them (its positions); None: one row
-        per example."""
+        per example. `positions`: rows per example or view (a sequence's tokens), in order."""
         self.array = array
         self.device = device
         self.views_per_epoch = views_per_epoch
+        self.positions = positions
 
     def for_batch(self, batch: "Batch") -> torch.Tensor:
-        """The logits of a training batch: of its examples, or of its augmented views."""
+        """The logits of a training batch: of its examples, or of its augmented views; with
+        several positions each, (batch x positions, classes), an example's rows together."""
         if self.views_per_epoch is None:
-            return self(batch.index)
-        return self(batch.epoch * self.views_per_epoch + batch.positions)
+            items = batch.index
+        else:
+            items = batch.epoch * self.views_per_epoch + batch.positions
+        if self.positions == 1:
+            return self(items)
+        return self((items[:, None] * self.positions + torch.arange(self.positions)).flatten())
 
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
         """The logits of rows `index` of the entry."""

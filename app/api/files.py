@@ -28,7 +28,7 @@ router = APIRouter(
 )
 
 # Form fields besides `file` and `purpose`: format options (each format says which it takes).
-OPTION_FIELDS = ("label_column", "image_size", "channels")
+OPTION_FIELDS = ("label_column", "image_size", "channels", "context")
 # Room for the multipart framing and the small form fields around the file.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -183,6 +183,10 @@ def _save(
                                 "enum": [1, 3],
                                 "description": ".zip images: 1 grayscale or 3 RGB (default 3)",
                             },
+                            "context": {
+                                "type": "integer",
+                                "description": ".txt / .jsonl text: bytes per window (default 128)",
+                            },
                         },
                     }
                 }
@@ -193,9 +197,10 @@ def _save(
 async def upload_file(
     request: Request, settings: SettingsDep, store: StoreDep, tenant: TenantDep
 ) -> schemas.File:
-    """Upload a dataset (.npz, .csv, .zip of images), a teacher (.safetensors, .onnx) or
-    teacher logits (.npy, .npz). The file is stored as it streams in; its check runs in the
-    background: poll the file until `status` is `ready` (see `info`) or `error` (see `error`)."""
+    """Upload a dataset (.npz, .csv, .zip of images, .txt / .jsonl text), a teacher
+    (.safetensors, .onnx) or teacher logits (.npy, .npz). The file is stored as it streams
+    in; its check runs in the background: poll the file until `status` is `ready` (see `info`)
+    or `error` (see `error`)."""
     quota_left, quota_message = await run_in_threadpool(_quota, settings, tenant)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():

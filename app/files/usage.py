@@ -73,6 +73,13 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
     if dataset is not None:
         used.append((dataset.id, "dataset"))
     data_info = (dataset.info or {}) if dataset is not None else {}
+    task = spec.get("task", "classification")
+    if dataset is not None and data_info.get("task", "classification") != task:
+        raise SpecError(
+            "dataset.name",
+            f"file {dataset.id!r} is a {data_info.get('task', 'classification')} dataset "
+            f"({dataset.format}); the job's task is {task!r}",
+        )
 
     transfer_spec = spec["dataset"].get("transfer")
     transfer = None

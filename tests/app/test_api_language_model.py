@@ -56,8 +56,6 @@ def test_a_language_model_job_is_queued_with_defaults(client: TestClient) -> Non
         (with_(dataset={"name": "mnist1d"}), "dataset.name"),
         (with_(student={"arch": "cnn1d"}), "student.arch"),
         (with_(distill={"method": "fitnets"}), "distill.method"),
-        (with_(distill={"soft_labels": "stored"}), "distill.soft_labels"),
-        (with_(distill={"soft_label_top_k": 8}), "distill.soft_label_top_k"),
         (with_(dataset__augment={"kind": "signal"}), "dataset.augment"),
         (
             with_(dataset__transfer={"name": "pystdlib", "options": {"max_bytes": 20_000}}),

@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from app.models import JobStatus
 from app.settings import Settings
@@ -40,7 +41,11 @@ def test_a_language_model_job_reports_bits_per_byte_and_exports_onnx(
     job, events, metrics, artifacts = load(sqlite_settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     messages = [e.message for e in events]
-    assert any("the language_model task keeps no stored labels" in m for m in messages)
+    # The teacher's logits go to the store, a row per token.
+    assert any(
+        "soft labels, a row per position (32 an example) written to the store" in m
+        for m in messages
+    ), messages
     samples = job.result["samples"]
     assert set(samples) == {"prompt", "temperature", "teacher", "student", "baseline"}
     assert all(
@@ -107,3 +112,33 @@ def test_each_token_level_method_distils_a_language_model(
     (distilled,) = [m for m in metrics if m.stage == "distill"]
     assert math.isfinite(distilled.values["train_loss"])
     assert job.result is not None and 0 < job.result["student"]["test_bits_per_byte"] < 8
+
+
+def student_weights(settings: Settings, **distill: Any) -> dict[str, torch.Tensor]:
+    spec = {
+        **TINY_LM,
+        "distill": {**TINY_LM["distill"], **distill},
+        "baseline": False,
+        "export": ["safetensors"],
+    }
+    job_id = submit(settings, spec)
+    lifecycle.run(job_id, settings)
+    job, _, _, artifacts = load(settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    (weights,) = [a for a in artifacts if a.name == "student.safetensors"]
+    return load_file(str(Path(settings.artifact_url) / weights.storage_key))
+
+
+def test_stored_token_labels_train_the_student_the_online_teacher_does(
+    sqlite_settings: Settings,
+) -> None:
+    """Full float16 rows, and top-k rows with k = 255 (every probability exact but one
+    class's), read back per token, give the student the teacher running at every step gives."""
+    online = student_weights(sqlite_settings, soft_labels="online")
+    for stored in (
+        student_weights(sqlite_settings, soft_labels="stored"),
+        student_weights(sqlite_settings, soft_labels="stored", soft_label_top_k=255),
+    ):
+        assert stored.keys() == online.keys()
+        for name in stored:
+            torch.testing.assert_close(stored[name], online[name], rtol=1e-2, atol=1e-3)

@@ -1,13 +1,5 @@
-"""Text as language-model examples: the byte stream cut into windows, and the builtin corpus.
-
-The split rule, for every text dataset (DESIGN section 4): the corpus's bytes, documents joined
-in their order, are cut into windows of `context + 1` bytes that start every `context` bytes
-(each window's input is its first `context` bytes, its targets the last `context`: the next
-byte at each position). Windows are taken in runs of 16; every tenth run (runs 9, 19, 29, ...)
-is the test split, the rest train (the job's `val_fraction` then takes validation windows from
-those at random). Runs rather than single windows keep a test window's neighbours, which share
-its text, mostly out of training.
-"""
+"""Text as language-model examples: the builtin corpus, cut into windows by the split rule of
+app/files/text_windows.py (which uploaded text files follow too)."""
 
 import hashlib
 import sys
@@ -17,38 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from app.catalog import TextCorpusOptions
+from app.files.text_windows import SPLIT_RULE, VOCAB, TooShort
+from app.files.text_windows import windows as split_windows
 from worker.data.registry import DATASETS, DatasetMismatch, DatasetRequest, RawDataset
-
-VOCAB = 256
-RUN = 16  # windows per run
-TEST_EVERY = 10  # every tenth run is test
-
-SPLIT_RULE = (
-    "windows of context + 1 bytes every context bytes, in runs of 16 windows; "
-    "every tenth run (9, 19, ...) is test"
-)
 
 # Folders of the standard library that are not its own source: tests, installed packages.
 SKIPPED_FOLDERS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 
 
 def windows(stream: bytes, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x, y, x_test, y_test) by the split rule: x uint8 [n, context], y int64 [n, context]."""
-    data = np.frombuffer(stream, dtype=np.uint8)
-    count = (len(data) - 1) // context
-    if count < 2 * RUN:
-        raise DatasetMismatch(
-            "dataset",
-            f"{len(data)} bytes make {max(count, 0)} windows of {context} bytes; "
-            f"at least {2 * RUN} are needed (a train and a test run)",
-        )
-    starts = np.arange(count) * context
-    all_windows = data[starts[:, None] + np.arange(context + 1)]
-    test = (np.arange(count) // RUN) % TEST_EVERY == TEST_EVERY - 1
-    if not test.any():  # a short corpus: its last run is the test split
-        test[-RUN:] = True
-    x, y = all_windows[:, :-1], all_windows[:, 1:].astype(np.int64)
-    return x[~test], y[~test], x[test], y[test]
+    """(x, y, x_test, y_test) by the split rule; too little text names the dataset."""
+    try:
+        return split_windows(stream, context)
+    except TooShort as exc:
+        raise DatasetMismatch("dataset", str(exc)) from None
 
 
 def text_dataset(stream: bytes, context: int, what: str) -> RawDataset:

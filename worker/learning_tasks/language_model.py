@@ -29,7 +29,6 @@ SAMPLE_TEMPERATURE = 0.8
 @TASKS.register("language_model")
 class LanguageModel(Task):
     name = "language_model"
-    stores_soft_labels = False  # top-k per token comes with the soft-label store's token rows
     dynamic_time = True
 
     def build_model(
@@ -42,6 +41,9 @@ class LanguageModel(Task):
         """Token ids are not normalised (`normalisation` is ignored)."""
         typed = CATALOG_MODELS[arch].params.model_validate(params)
         return Tokens(MODELS.get(arch)(typed, data.input_shape, data.num_classes))
+
+    def positions(self, data: PreparedData) -> int:
+        return data.input_shape[0]
 
     def rows(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return logits.flatten(0, -2), labels.flatten()

@@ -20,8 +20,6 @@ Normalisation = tuple[torch.Tensor | None, torch.Tensor | None]
 
 class Task:
     name: ClassVar[str]
-    # Whether the teacher's logits may be written to the soft-label store (one row per example).
-    stores_soft_labels: ClassVar[bool] = True
     # Whether exported graphs take sequences of any length up to the model's (dimension 1).
     dynamic_time: ClassVar[bool] = False
 
@@ -51,6 +49,10 @@ class Task:
     ) -> dict[str, float]:
         """The task's metrics of `model` on (x, y), e.g. {"accuracy", "loss"}."""
         raise NotImplementedError
+
+    def positions(self, data: PreparedData) -> int:
+        """Rows of logits per example (the soft-label store keeps one row per position)."""
+        return 1
 
     def rows(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels as the rows distillation methods compare: one per example here;

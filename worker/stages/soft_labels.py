@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from worker.job_context import JobContext
@@ -38,11 +39,13 @@ def plan(job: JobContext) -> SoftLabelPlan:
         return SoftLabelPlan(True, False, f"{distill['method']} reads its layers")
     if distill["soft_labels"] == "online":
         return SoftLabelPlan(True, False, "asked for")
-    if not job.task.stores_soft_labels:
-        return SoftLabelPlan(True, False, f"the {job.task.name} task keeps no stored labels yet")
     views = job.augmentation is not None
     rows = len(job.data.distill) * (distill["epochs"] if views else 1)
-    needed = rows * bytes_per_example(job.data.num_classes, distill.get("soft_label_top_k"))
+    needed = (
+        rows
+        * job.task.positions(job.data)
+        * bytes_per_example(job.data.num_classes, distill.get("soft_label_top_k"))
+    )
     budget = job.settings.soft_label_store_bytes
     # Only a teacher that can run online is a fallback (an ONNX or logits teacher is stored).
     if distill["soft_labels"] == "auto" and needed > budget and job.teacher.module is not None:
@@ -77,19 +80,28 @@ class SoftLabels(Stage):
         store = SoftLabelStore.for_settings(job.settings)
         top_k = distill.get("soft_label_top_k")  # specs stored before the field lack it
         preprocessing = teacher.preprocessing
-        chunks = teacher.distill_logits
+        teacher_logits = teacher.distill_logits
         rows = len(data.distill)
         if where.views:
             preprocessing += ":" + _views_descriptor(job)
             rows *= distill["epochs"]
 
-            def chunks() -> Iterator[torch.Tensor]:
+            def teacher_logits() -> Iterator[torch.Tensor]:
                 return _view_logits(job)
 
+        # One row per position: an example's rows follow each other (sequences: its tokens).
+        positions = job.task.positions(data)
+        classes = data.num_classes
+
+        def chunks() -> Iterator["np.ndarray | torch.Tensor"]:
+            for chunk in teacher_logits():
+                yield chunk.reshape(-1, classes)
+
         key = store.key(teacher.sha256(), data.fingerprint(), preprocessing, top_k)
-        array, reused = store.get_or_write(key, (rows, data.num_classes), chunks)
+        array, reused = store.get_or_write(key, (rows * positions, classes), chunks)
         kept = f"top-{array.k} " if isinstance(array, TopKLogits) else ""
         views = f" of {distill['epochs']} epochs of augmented views" if where.views else ""
+        views += f", a row per position ({positions} an example)" if positions > 1 else ""
         job.event(
             "info",
             f"soft labels{views} {'reused from' if reused else 'written to'} the store "
@@ -103,7 +115,7 @@ class SoftLabels(Stage):
             },
         )
         job.stored_logits = StoredLogits(
-            array, job.device, len(data.distill) if where.views else None
+            array, job.device, len(data.distill) if where.views else None, positions
         )
 
 

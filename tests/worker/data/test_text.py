@@ -5,8 +5,9 @@ import sys
 import numpy as np
 import pytest
 
+from app.files.text_windows import RUN, TEST_EVERY
 from worker.data import DatasetMismatch, load_dataset
-from worker.data.text import RUN, TEST_EVERY, stdlib_files, windows
+from worker.data.text import stdlib_files, windows
 
 
 def test_windows_hold_each_position_and_its_next_byte() -> None:

@@ -1,0 +1,171 @@
+"""Token-level KD from stored top-k soft labels vs a bare loop training the student alone
+(issue 8: >= 0.85 x the bare loop's tokens/s).
+
+Side by side in one process: a bare loop (the `gpt` student on the same windows of the
+`pystdlib` corpus in one tensor, AdamW, next-byte cross-entropy, a fresh permutation per epoch:
+nothing but the model's step) and real `language_model` jobs run in-process through the
+pipeline (SQLite, local store), whose distill stage records tokens/s per epoch (training steps
+only, as for the bare loop), with the teacher's logits read from the store:
+- top-k: `soft_label_top_k` k (the k largest logits per token and their log-sum-exp);
+- full: every logit per token, float16.
+Rounds alternate bare and job so both see the same machine; the table holds each run's median
+epoch (the first is warm-up).
+
+    .venv/bin/python benchmarks/lm_distill_throughput.py [--bytes 400000] [--top-k 32]
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app import catalog, jobs
+from app.db import session_scope, upgrade_database
+from app.schemas import JobCreate
+from app.settings import Settings
+from worker import lifecycle
+from worker.data import load_dataset
+from worker.models.gpt import Gpt
+
+
+def job_spec(args: argparse.Namespace, top_k: int | None) -> dict[str, Any]:
+    return {
+        "task": "language_model",
+        "dataset": {
+            "name": "pystdlib",
+            "options": {"context": args.context, "max_bytes": args.bytes},
+            "val_fraction": 0.05,
+        },
+        "teacher": {
+            "arch": "gpt",
+            "params": {"layers": 2, "heads": 2, "dim": 64, "context": args.context},
+            "train": {"epochs": 1, "batch_size": args.batch_size, "optimizer": "adamw"},
+        },
+        "student": {"arch": "gpt", "params": student_params(args)},
+        "distill": {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "optimizer": "adamw",
+            "temperature": 1.0,
+            "soft_labels": "stored",
+            "soft_label_top_k": top_k,
+        },
+        "baseline": False,
+        "export": ["safetensors"],
+    }
+
+
+def student_params(args: argparse.Namespace) -> dict[str, int]:
+    return {"layers": args.layers, "heads": args.heads, "dim": args.dim, "context": args.context}
+
+
+def run_job(settings: Settings, spec: dict[str, Any]) -> list[float]:
+    """The distill stage's tokens/s, epoch by epoch."""
+    with session_scope(settings.database_url) as session:
+        job, _ = jobs.create_job(session, JobCreate.model_validate(spec))
+        job_id = job.id
+    lifecycle.run(job_id, settings)
+    with session_scope(settings.database_url) as session:
+        done = jobs.get_job(session, job_id)
+        assert done.status == "succeeded", done.error
+        metrics = jobs.list_metrics(session, job_id)
+    return [m.values["tokens_per_second"] for m in metrics if m.stage == "distill"]
+
+
+def bare_loop(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """Tokens/s of each epoch of the plainest loop training the same student."""
+    torch.manual_seed(0)
+    params = catalog.GptParams(**student_params(args))
+    model = Gpt(params)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.003)
+    rates = []
+    for _ in range(args.epochs):
+        model.train()
+        order = torch.randperm(len(x))
+        started = time.perf_counter()
+        for start in range(0, len(x), args.batch_size):
+            index = order[start : start + args.batch_size]
+            logits = model(x[index])
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1), y[index].flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        rates.append(x.numel() / (time.perf_counter() - started))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bytes", type=int, default=400_000)
+    parser.add_argument("--context", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--top-k", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    raw = load_dataset("pystdlib", {"context": args.context, "max_bytes": args.bytes})
+    # The job trains on 95% of the train windows (val_fraction 0.05): so does the bare loop.
+    train = len(raw.x) - max(1, round(len(raw.x) * 0.05))
+    x = torch.from_numpy(raw.x[:train].astype("int64"))
+    y = torch.from_numpy(raw.y[:train])
+
+    runs: dict[str, list[float]] = {"bare": [], "top-k": [], "full": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.sqlite"
+        upgrade_database(url)
+        settings = Settings(
+            database_url=url,
+            artifact_url=f"{tmp}/artifacts",
+            work_dir=f"{tmp}/work",
+            broker_url=None,
+            auto_migrate=False,
+        )
+        for round_ in range(args.rounds):
+            for name in ("bare", "top-k", "bare", "full"):
+                if name == "bare":
+                    rates = bare_loop(args, x, y)
+                else:
+                    top_k = args.top_k if name == "top-k" else None
+                    rates = run_job(settings, job_spec(args, top_k))
+                runs[name].append(statistics.median(rates[1:] or rates))
+                print(f"round {round_ + 1} {name}: {runs[name][-1]:.0f} tokens/s", flush=True)
+
+    bare = statistics.median(runs["bare"])
+    rows = []
+    for name, target in (("bare", None), ("top-k", 0.85), ("full", None)):
+        value = statistics.median(runs[name])
+        rows.append(
+            {
+                "run": name,
+                "tokens_per_second": round(value),
+                "ratio": round(value / bare, 3),
+                "target": target,
+            }
+        )
+    print(
+        f"\ngpt student {student_params(args)}, batch {args.batch_size}, {x.numel()} tokens x "
+        f"{args.epochs} epochs, top-k {args.top_k}, {torch.get_num_threads()} threads"
+    )
+    print(f"{'run':<8} {'tokens/s':>10} {'x bare':>8} {'target':>8}")
+    for row in rows:
+        target = f">= {row['target']:.2f}" if row["target"] else ""
+        print(f"{row['run']:<8} {row['tokens_per_second']:>10} {row['ratio']:>8.3f} {target:>8}")
+    out = Path(__file__).with_suffix(".json")
+    out.write_text(json.dumps({"args": vars(args), "runs": runs, "table": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
