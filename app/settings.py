@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # whether training steps go through torch.compile (slower start, faster steps on a GPU).
     torch_threads: int = Field(default=0, ge=0, le=1024)
     torch_compile: bool = False
+    # Worker processes on Linux: keep freed tensor memory in the heap (worker/allocator.py)
+    # instead of returning it to the OS at every free, which costs page faults at every step.
+    malloc_tuning: bool = True
     # Celery: the queue GPU workers consume, and how long Redis keeps an unacked message.
     celery_queue: str = "gpu"
     celery_visibility_timeout_seconds: int = Field(default=12 * 3600, gt=0)

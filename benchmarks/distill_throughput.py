@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app import jobs
-from app.db import session_scope, upgrade_database
-from app.schemas import JobCreate
 from app.settings import Settings
-from worker import lifecycle
+from benchmarks.inprocess import run_job, temporary_settings
+from worker.allocator import tune_allocator
 from worker.models import build_model
 from worker.precision import plan_precision
 
@@ -66,16 +63,9 @@ def job_spec(args: argparse.Namespace, augment: bool) -> dict[str, Any]:
     }
 
 
-def run_job(settings: Settings, spec: dict[str, Any]) -> list[float]:
+def distill_rates(settings: Settings, spec: dict[str, Any]) -> list[float]:
     """The distill stage's samples/s, epoch by epoch."""
-    with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(spec))
-        job_id = job.id
-    lifecycle.run(job_id, settings)
-    with session_scope(settings.database_url) as session:
-        done = jobs.get_job(session, job_id)
-        assert done.status == "succeeded", done.error
-        metrics = jobs.list_metrics(session, job_id)
+    _, metrics = run_job(settings, spec)
     return [m.values["samples_per_second"] for m in metrics if m.stage == "distill"]
 
 
@@ -119,18 +109,11 @@ def main() -> None:
     parser.add_argument("--teacher-depth", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    # As the jobs' worker does (lifecycle), before the first bare round too.
+    tune_allocator(Settings())
 
     runs: dict[str, list[float]] = {"bare": [], "stored": [], "replayed": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.sqlite"
-        upgrade_database(url)
-        settings = Settings(
-            database_url=url,
-            artifact_url=f"{tmp}/artifacts",
-            work_dir=f"{tmp}/work",
-            broker_url=None,
-            auto_migrate=False,
-        )
+    with temporary_settings() as settings:
         # Synthetic keeps 80% for train and val; val_fraction 0.05 of that is held out.
         train_examples = round(args.examples * 0.8) - max(1, round(args.examples * 0.8 * 0.05))
         for round_ in range(args.rounds):
@@ -138,7 +121,7 @@ def main() -> None:
                 if name == "bare":
                     rates = bare_loop(args, train_examples)
                 else:
-                    rates = run_job(settings, job_spec(args, augment=name == "replayed"))
+                    rates = distill_rates(settings, job_spec(args, augment=name == "replayed"))
                 # The first epoch warms up allocators and caches: the rest are the measure.
                 runs[name].append(statistics.median(rates[1:] or rates))
                 print(f"round {round_ + 1} {name}: {runs[name][-1]:.1f} samples/s", flush=True)

@@ -18,7 +18,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app import catalog, jobs
-from app.db import session_scope, upgrade_database
-from app.schemas import JobCreate
+from app import catalog
 from app.settings import Settings
-from worker import lifecycle
+from benchmarks.inprocess import run_job, temporary_settings
+from worker.allocator import tune_allocator
 from worker.data import load_dataset
 from worker.models.gpt import Gpt
 
@@ -68,16 +66,9 @@ def student_params(args: argparse.Namespace) -> dict[str, int]:
     return {"layers": args.layers, "heads": args.heads, "dim": args.dim, "context": args.context}
 
 
-def run_job(settings: Settings, spec: dict[str, Any]) -> list[float]:
+def distill_rates(settings: Settings, spec: dict[str, Any]) -> list[float]:
     """The distill stage's tokens/s, epoch by epoch."""
-    with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(spec))
-        job_id = job.id
-    lifecycle.run(job_id, settings)
-    with session_scope(settings.database_url) as session:
-        done = jobs.get_job(session, job_id)
-        assert done.status == "succeeded", done.error
-        metrics = jobs.list_metrics(session, job_id)
+    _, metrics = run_job(settings, spec)
     return [m.values["tokens_per_second"] for m in metrics if m.stage == "distill"]
 
 
@@ -115,6 +106,8 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    # As the jobs' worker does (lifecycle), before the first bare round too.
+    tune_allocator(Settings())
 
     raw = load_dataset("pystdlib", {"context": args.context, "max_bytes": args.bytes})
     # The job trains on 95% of the train windows (val_fraction 0.05): so does the bare loop.
@@ -123,23 +116,14 @@ def main() -> None:
     y = torch.from_numpy(raw.y[:train])
 
     runs: dict[str, list[float]] = {"bare": [], "top-k": [], "full": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.sqlite"
-        upgrade_database(url)
-        settings = Settings(
-            database_url=url,
-            artifact_url=f"{tmp}/artifacts",
-            work_dir=f"{tmp}/work",
-            broker_url=None,
-            auto_migrate=False,
-        )
+    with temporary_settings() as settings:
         for round_ in range(args.rounds):
             for name in ("bare", "top-k", "bare", "full"):
                 if name == "bare":
                     rates = bare_loop(args, x, y)
                 else:
                     top_k = args.top_k if name == "top-k" else None
-                    rates = run_job(settings, job_spec(args, top_k))
+                    rates = distill_rates(settings, job_spec(args, top_k))
                 runs[name].append(statistics.median(rates[1:] or rates))
                 print(f"round {round_ + 1} {name}: {runs[name][-1]:.0f} tokens/s", flush=True)
 

@@ -12,17 +12,12 @@ token, and the teacher's and baseline's figures.
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app import jobs
-from app.db import session_scope, upgrade_database
-from app.schemas import JobCreate
-from app.settings import Settings
-from worker import lifecycle
+from benchmarks.inprocess import run_job, temporary_settings
 from worker.softlabels import bytes_per_example
 
 VOCAB = 256
@@ -59,37 +54,17 @@ def spec(args: argparse.Namespace, top_k: int | None) -> dict[str, Any]:
     }
 
 
-def run(settings: Settings, job_spec: dict[str, Any]) -> dict[str, Any]:
-    with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(job_spec))
-        job_id = job.id
-    lifecycle.run(job_id, settings)
-    with session_scope(settings.database_url) as session:
-        done = jobs.get_job(session, job_id)
-        assert done.status == "succeeded", done.error
-        assert done.result is not None
-        return done.result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", type=int, default=400_000)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument("--teacher-epochs", type=int, default=10)
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/jobs.sqlite"
-        upgrade_database(url)
-        settings = Settings(
-            database_url=url,
-            artifact_url=f"{tmp}/artifacts",
-            work_dir=f"{tmp}/work",
-            broker_url=None,
-            auto_migrate=False,
-        )
+    with temporary_settings() as settings:
         for top_k in (None, 64, 32, 8):
-            report = run(settings, spec(args, top_k))
+            job, _ = run_job(settings, spec(args, top_k))
+            report = job.result
             if top_k is None:
                 print(
                     f"teacher {report['teacher']['test_bits_per_byte']:.4f} bpb, "

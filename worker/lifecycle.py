@@ -9,6 +9,7 @@ import resource
 from app.catalog import SpecError
 from app.models import Job, JobStatus
 from app.settings import Settings, get_settings
+from worker.allocator import tune_allocator
 from worker.claiming import claim_job, hold_and_run
 from worker.control import JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.failures import infrastructure_message, is_infrastructure_error
@@ -38,6 +39,7 @@ def run(job_id: str, settings: Settings | None = None) -> None:
 def run_claimed(job: Job, control: JobControl, settings: Settings) -> None:
     """Run a job this worker has claimed, and holds through `control`, to a final status."""
     set_worker_threads(settings)
+    tune_allocator(settings)
     pipeline = Pipeline(settings, job.id, job.spec, control)
     try:
         _run_to_final_status(pipeline, control)

@@ -25,6 +25,7 @@ import hashlib
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -68,19 +69,53 @@ class TopKLogits:
     def dtype(self) -> np.dtype:
         return self.records.dtype["value"].base
 
-    def logits(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-        """Full (len(rows), classes) float32 logits on `device` whose softmax is the teacher's
-        probability at each stored class, the leftover mass spread evenly over the others."""
+    def rows(self, rows: np.ndarray, device: torch.device) -> "TopKRows":
+        """The records of `rows`, on `device`, with the logit each other class gets."""
         records = self.records[rows]
         values = np.ascontiguousarray(records["value"])
         lse = records["lse"].astype(np.float64)
         kept = np.exp(values.astype(np.float64) - lse[:, None]).sum(axis=1)
         leftover = np.maximum(1.0 - kept, _LEFTOVER_FLOOR)
         rest = (lse + np.log(leftover / (self.classes - self.k))).astype(np.float32)
-        index = torch.from_numpy(records["index"].astype(np.int64)).to(device, non_blocking=True)
-        full = torch.from_numpy(rest).to(device, non_blocking=True)[:, None]
-        full = full.expand(len(rest), self.classes).contiguous()
-        return full.scatter_(1, index, torch.from_numpy(values).to(device, non_blocking=True))
+        return TopKRows(
+            values=torch.from_numpy(values).to(device, non_blocking=True),
+            index=torch.from_numpy(records["index"].astype(np.int64)).to(device, non_blocking=True),
+            rest=torch.from_numpy(rest).to(device, non_blocking=True),
+            classes=self.classes,
+        )
+
+    def logits(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+        """Full (len(rows), classes) float32 logits on `device` whose softmax is the teacher's
+        probability at each stored class, the leftover mass spread evenly over the others."""
+        return self.rows(rows, device).dense()
+
+
+@dataclass(frozen=True)
+class TopKRows:
+    """Teacher logits of a batch as a top-k entry keeps them: per row the k largest logits
+    (`values`), their classes (`index`) and the logit every other class gets (`rest`: the
+    leftover probability spread evenly). `dense()` is the full (rows, classes) tensor; the
+    KD loss reads the k values directly (worker/kd/losses.py), never building it."""
+
+    values: torch.Tensor  # (rows, k) float32
+    index: torch.Tensor  # (rows, k) int64
+    rest: torch.Tensor  # (rows,) float32
+    classes: int
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def dense(self) -> torch.Tensor:
+        full = self.rest[:, None].expand(len(self.rest), self.classes).contiguous()
+        return full.scatter_(1, self.index, self.values)
+
+
+TeacherLogits = torch.Tensor | TopKRows
+
+
+def dense(logits: TeacherLogits) -> torch.Tensor:
+    """Teacher logits as a (rows, classes) tensor, whatever the store kept."""
+    return logits.dense() if isinstance(logits, TopKRows) else logits
 
 
 Entry = np.ndarray | TopKLogits
@@ -259,20 +294,24 @@ class StoredLogits:
         self.views_per_epoch = views_per_epoch
         self.positions = positions
 
-    def for_batch(self, batch: "Batch") -> torch.Tensor:
+    def for_batch(self, batch: "Batch") -> TeacherLogits:
         """The logits of a training batch: of its examples, or of its augmented views; with
         several positions each, (batch x positions, classes), an example's rows together."""
         if self.views_per_epoch is None:
             items = batch.index
         else:
             items = batch.epoch * self.views_per_epoch + batch.positions
-        if self.positions == 1:
-            return self(items)
-        return self((items[:, None] * self.positions + torch.arange(self.positions)).flatten())
+        if self.positions > 1:
+            items = (items[:, None] * self.positions + torch.arange(self.positions)).flatten()
+        return self.rows(items)
 
-    def __call__(self, index: torch.Tensor) -> torch.Tensor:
-        """The logits of rows `index` of the entry."""
+    def rows(self, index: torch.Tensor) -> TeacherLogits:
+        """The logits of rows `index` of the entry, as it keeps them (full, or top-k)."""
         rows = index.cpu().numpy()
         if isinstance(self.array, TopKLogits):
-            return self.array.logits(rows, self.device)
+            return self.array.rows(rows, self.device)
         return pinned(torch.from_numpy(self.array[rows]), self.device).float()
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        """The logits of rows `index` of the entry, as a (rows, classes) tensor."""
+        return dense(self.rows(index))

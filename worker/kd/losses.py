@@ -1,14 +1,18 @@
 """Distillation losses (DESIGN section 5)."""
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from worker.softlabels import TeacherLogits, TopKRows
 
 UNLABELLED = -1
 
 
 def kd_loss(
     student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
+    teacher_logits: TeacherLogits,
     labels: torch.Tensor | None,
     *,
     temperature: float,
@@ -22,8 +26,18 @@ def kd_loss(
     KL is summed over classes and averaged over the batch; T^2 keeps the soft-target gradients
     on the scale of the hard-label term. Labels equal to -1 (or labels=None) mark transfer
     examples: they get the KD term only, and the CE term is the mean over labelled examples
-    (0 when a batch has none).
+    (0 when a batch has none). Teacher logits kept as top-k rows take `top_k_kd_loss`, the
+    same value without building the full teacher tensor.
     """
+    if isinstance(teacher_logits, TopKRows):
+        return top_k_kd_loss(
+            student_logits,
+            teacher_logits,
+            labels,
+            temperature=temperature,
+            kd_weight=kd_weight,
+            ce_weight=ce_weight,
+        )
     t = temperature
     kl = F.kl_div(
         F.log_softmax(student_logits / t, dim=-1),
@@ -50,3 +64,45 @@ def labelled_ce(
     labelled = labels != UNLABELLED
     ce = F.cross_entropy(student_logits, labels.clamp_min(0), reduction="none")
     return weight * (ce * labelled).sum() / labelled.sum().clamp_min(1)
+
+
+def top_k_kd_loss(
+    student_logits: torch.Tensor,
+    teacher: TopKRows,
+    labels: torch.Tensor | None,
+    *,
+    temperature: float,
+    kd_weight: float,
+    ce_weight: float,
+) -> torch.Tensor:
+    """kd_loss for a teacher kept as top-k rows, equal to kd_loss(s, teacher.dense(), ...)
+    but O(rows x k) beyond the student's own log-softmax: with the teacher's k softened
+    probabilities p_i (classes c_i) and the probability q of each of the other C - k classes,
+
+        KL(p_t || p_s) = sum_i p_i log p_i + (C - k) q log q
+                         - sum_i p_i log s_{c_i} - q (sum_c log s_c - sum_i log s_{c_i})
+
+    where log s = log_softmax(student / T). At T = 1 the CE term reads the same log s."""
+    t = temperature
+    log_s = F.log_softmax(student_logits / t, dim=-1)
+    others = teacher.classes - teacher.values.shape[1]
+    with torch.no_grad():
+        a = teacher.values.to(log_s.dtype) / t
+        b = teacher.rest.to(log_s.dtype) / t
+        lse = torch.logsumexp(torch.cat([a, (b + math.log(others))[:, None]], dim=1), dim=1)
+        log_p = a - lse[:, None]
+        p = log_p.exp()
+        log_q = b - lse
+        q = log_q.exp()
+        constant = (p * log_p).sum(dim=1) + others * q * log_q
+    picked = log_s.gather(1, teacher.index)
+    cross = (p * picked).sum(dim=1) + q * (log_s.sum(dim=1) - picked.sum(dim=1))
+    loss = kd_weight * t * t * (constant - cross).sum() / len(log_s)
+    if ce_weight and labels is not None:
+        if t == 1:
+            labelled = labels != UNLABELLED
+            ce = -log_s.gather(1, labels.clamp_min(0)[:, None]).squeeze(1)
+            loss = loss + ce_weight * (ce * labelled).sum() / labelled.sum().clamp_min(1)
+        else:
+            loss = loss + labelled_ce(student_logits, labels, ce_weight)
+    return loss

@@ -77,7 +77,9 @@ class MethodRun:
         # The rows the method compares: one per example, or one per position (sequences).
         task = self.job.task
         student_logits, labels = task.rows(logits, labels)
-        teacher_logits, _ = task.rows(teacher.logits, labels)
+        teacher_logits = teacher.given
+        if isinstance(teacher_logits, torch.Tensor):  # stored rows are one per position already
+            teacher_logits, _ = task.rows(teacher_logits, labels)
         student = Outputs(student_logits, self._student_taps.take())
         return student, Outputs(teacher_logits, teacher.features), labels
 

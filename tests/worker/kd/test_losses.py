@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from worker.kd.losses import kd_loss
+from worker.softlabels import TopKRows
 
 
 def reference(s, t, y, T, kd_weight, ce_weight):  # type: ignore[no-untyped-def]
@@ -92,3 +93,27 @@ def test_float16_teacher_logits_are_accepted() -> None:
     half = kd_loss(s, t.half(), None, temperature=2.0, kd_weight=1.0, ce_weight=0.0)
     assert half.dtype == torch.float32
     assert half.item() == pytest.approx(full.item(), abs=1e-2)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+def test_kd_from_top_k_rows_is_kd_from_their_full_logits(temperature: float) -> None:
+    """The top-k path never builds the teacher's full logits, yet gives the same loss and the
+    same gradient as kd_loss on the logits the rows stand for."""
+
+    g = torch.Generator().manual_seed(3)
+    rows, classes, k = 40, 20, 5
+    s = torch.randn(rows, classes, generator=g, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * 3
+    values, index = teacher.topk(k, dim=1)
+    lse = teacher.logsumexp(dim=1)
+    leftover = 1 - (values - lse[:, None]).exp().sum(dim=1)
+    top = TopKRows(values, index, lse + (leftover / (classes - k)).log(), classes)
+    labels = torch.randint(0, classes, (rows,), generator=g)
+    labels[::3] = -1
+    weights = {"temperature": temperature, "kd_weight": 0.9, "ce_weight": 0.1}
+    ours = kd_loss(s, top, labels, **weights)
+    (ours_grad,) = torch.autograd.grad(ours, s)
+    reference = kd_loss(s, top.dense(), labels, **weights)
+    (reference_grad,) = torch.autograd.grad(reference, s)
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-12)
+    assert torch.allclose(ours_grad, reference_grad, rtol=1e-10, atol=1e-14)

@@ -15,14 +15,22 @@ from torch import nn
 
 from worker.kd.losses import kd_loss
 from worker.registry import Registry
+from worker.softlabels import TeacherLogits, dense
 
 
 @dataclass
 class Outputs:
     """One model's outputs for a batch: logits, and the features of the layers it was asked for."""
 
-    logits: torch.Tensor
+    # The logits as they came: a tensor, or for a teacher read from a top-k store its rows.
+    given: TeacherLogits
     features: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The (rows, classes) logits (a top-k teacher's are built in full on each use: the
+        KD term reads `given` instead)."""
+        return dense(self.given)
 
 
 class Method(nn.Module):
@@ -65,7 +73,7 @@ class Method(nn.Module):
         """The KD + CE terms of DESIGN section 5, with the job's kd_weight and ce_weight."""
         return kd_loss(
             student.logits,
-            teacher.logits,
+            teacher.given,
             labels,
             temperature=temperature,
             kd_weight=self.kd_weight,

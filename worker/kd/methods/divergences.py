@@ -17,8 +17,8 @@ def kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 
 def softened(student: Outputs, teacher: Outputs, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     """log softmax(s / T) and log softmax(t / T), in the student's dtype."""
-    s = student.logits
-    return F.log_softmax(s / t, dim=-1), F.log_softmax(teacher.logits.to(s.dtype) / t, dim=-1)
+    s, teacher_logits = student.logits, teacher.logits
+    return F.log_softmax(s / t, dim=-1), F.log_softmax(teacher_logits.to(s.dtype) / t, dim=-1)
 
 
 def mixture(log_p: torch.Tensor, log_q: torch.Tensor, beta: float) -> torch.Tensor:

@@ -52,8 +52,9 @@ class Dkd(Method):
     def loss(
         self, student: Outputs, teacher: Outputs, labels: torch.Tensor, *, temperature: float
     ) -> torch.Tensor:
-        target = torch.where(labels == UNLABELLED, teacher.logits.argmax(-1), labels)
-        tckd, nckd = dkd_terms(student.logits, teacher.logits, target, temperature)
+        teacher_logits = teacher.logits
+        target = torch.where(labels == UNLABELLED, teacher_logits.argmax(-1), labels)
+        tckd, nckd = dkd_terms(student.logits, teacher_logits, target, temperature)
         alpha, beta = self.method_params["alpha"], self.method_params["beta"]
         loss = self.kd_weight * temperature**2 * (alpha * tckd + beta * nckd)
         if self.ce_weight:
