@@ -160,6 +160,19 @@ class AtParams(MethodParams):
     at_weight: Weight = Field(default=1000.0, description="beta: weight of the AT term")
 
 
+class SeqKdParams(Params):
+    """Sequence-level KD (Kim & Rush 2016): the student learns the text the teacher writes."""
+
+    prompt_bytes: Annotated[int, Field(ge=1, le=8191)] = Field(
+        default=16,
+        description="each distillation window's first bytes prompt the teacher, which writes "
+        "the rest of the window",
+    )
+    sample_temperature: float = Field(
+        default=1.0, gt=0.0, le=10.0, description="the teacher's sampling temperature"
+    )
+
+
 class ReverseKlParams(Params):
     """Reverse KL has no parameters beyond `distill.temperature`, `kd_weight` and `ce_weight`."""
 
@@ -313,6 +326,13 @@ METHODS: dict[str, Entry] = {
             "plus CE.",
             JsdParams,
             tasks=BOTH_TASKS,
+        ),
+        Entry(
+            "seqkd",
+            "Sequence-level KD (Kim & Rush 2016): the teacher rewrites each window from its first "
+            "bytes, sampling; the student learns that text by cross-entropy.",
+            SeqKdParams,
+            tasks=("language_model",),
         ),
         Entry(
             "fitnets",

@@ -103,6 +103,13 @@ class JobContext:
         )
         return Views(self.precision.inputs(mixed), lam, partners)
 
+    def distill_set(self) -> tuple[Examples, torch.Tensor]:
+        """The examples distillation trains on and their labels: the data's (train, then
+        transfer), or the teacher's text where a method asked for it (teacher_text)."""
+        if "distill_set" in self.built:
+            return self.built["distill_set"]
+        return self.data.distill, self.data.y_distill
+
     def _built(self, name: str) -> Any:
         assert name in self.built, f"{name} is built by the validate stage, which runs first"
         return self.built[name]

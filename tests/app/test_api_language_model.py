@@ -38,6 +38,7 @@ def test_the_catalog_says_what_serves_each_task(client: TestClient) -> None:
     methods = tasks("methods")
     assert methods["kd"] == methods["dkd"] == ["classification", "language_model"]
     assert methods["fitnets"] == methods["at"] == ["classification"]
+    assert methods["seqkd"] == ["language_model"]
 
 
 def test_a_language_model_job_is_queued_with_defaults(client: TestClient) -> None:

@@ -18,6 +18,7 @@ from app.settings import Settings
 from tests.worker.test_pipeline import load, submit
 from worker import lifecycle
 from worker.data import load_dataset
+from worker.stages.teacher_text import TeacherText
 
 TINY_LM: dict[str, Any] = {
     "task": "language_model",
@@ -142,3 +143,42 @@ def test_stored_token_labels_train_the_student_the_online_teacher_does(
         assert stored.keys() == online.keys()
         for name in stored:
             torch.testing.assert_close(stored[name], online[name], rtol=1e-2, atol=1e-3)
+
+
+def test_sequence_level_kd_learns_the_text_the_teacher_writes(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[tuple[np.ndarray, np.ndarray]] = []
+    original = TeacherText._write
+
+    def recording(self: TeacherText, job: Any, params: dict) -> np.ndarray:
+        windows = original(self, job, params)
+        written.append((windows, job.data.distill.head(len(windows)).numpy()))
+        return windows
+
+    monkeypatch.setattr(TeacherText, "_write", recording)
+    spec = {
+        **TINY_LM,
+        "distill": {
+            **TINY_LM["distill"],
+            "method": "seqkd",
+            "method_params": {"prompt_bytes": 8, "sample_temperature": 0.7},
+        },
+        "export": ["safetensors"],
+    }
+    job_id = submit(sqlite_settings, spec)
+    lifecycle.run(job_id, sqlite_settings)
+    job, events, metrics, _ = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    stages = [e.message for e in events if e.kind == "stage"]
+    assert stages.index("soft_labels") < stages.index("teacher_text") < stages.index("distill")
+    messages = " ".join(e.message for e in events)
+    assert "soft labels: none (seqkd learns from the teacher's text)" in messages
+    assert "after their first 8 bytes (T=0.7)" in messages
+    # Each window keeps its first 8 real bytes; the teacher wrote the other 25 (32 + 1).
+    ((windows, real),) = written
+    assert windows.shape == (len(real), 33)
+    assert np.array_equal(windows[:, :8], real[:, :8])
+    assert not np.array_equal(windows[:, 8:32], real[:, 8:])
+    assert len([m for m in metrics if m.stage == "distill"]) == 2
+    assert job.result is not None and 0 < job.result["student"]["test_bits_per_byte"] < 8

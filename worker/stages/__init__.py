@@ -8,12 +8,14 @@ from worker.stages.export import Export
 from worker.stages.hints import Hints
 from worker.stages.pretrain_teacher import PretrainTeacher
 from worker.stages.soft_labels import SoftLabels
+from worker.stages.teacher_text import TeacherText
 from worker.stages.validate import Validate
 
 STAGES: tuple[Stage, ...] = (
     Validate(),
     PretrainTeacher(),
     SoftLabels(),
+    TeacherText(),
     Hints(),
     Distill(),
     Baseline(),

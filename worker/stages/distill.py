@@ -45,8 +45,8 @@ class MethodRun:
         teacher_taps: FeatureTaps,
     ) -> None:
         self.job, self.method = job, method
-        self.x = job.data.distill
-        self._y = job.data.y_distill.to(job.device)
+        self.x, y = job.distill_set()
+        self._y = y.to(job.device)
         self._student_taps, self._teacher_taps = student_taps, teacher_taps
         self._teacher = job.teacher.module
         if self._teacher is not None:
@@ -54,6 +54,8 @@ class MethodRun:
         self.model = with_learnable_parts(job, method, self.teacher_outputs, student_taps)
 
     def teacher_outputs(self, batch: Batch, inputs: torch.Tensor) -> Outputs:
+        if not self.method.reads_teacher_logits:
+            return Outputs(inputs.new_empty((0,)))  # its loss never reads them
         stored = self.job.stored_logits
         if stored is not None:
             return Outputs(stored.for_batch(batch))
@@ -78,7 +80,8 @@ class MethodRun:
         task = self.job.task
         student_logits, labels = task.rows(logits, labels)
         teacher_logits = teacher.given
-        if isinstance(teacher_logits, torch.Tensor):  # stored rows are one per position already
+        # Stored rows are one per position already; a method that reads no logits got none.
+        if isinstance(teacher_logits, torch.Tensor) and self.method.reads_teacher_logits:
             teacher_logits, _ = task.rows(teacher_logits, labels)
         student = Outputs(student_logits, self._student_taps.take())
         return student, Outputs(teacher_logits, teacher.features), labels

@@ -67,10 +67,16 @@ class SoftLabels(Stage):
     name = "soft_labels"
 
     def work(self, job: JobContext) -> float:
+        if not build_method(job.distill_settings).reads_teacher_logits:
+            return 0.0
         passes = job.spec["distill"]["epochs"] if plan(job).views else 1
         return passes * len(job.data.distill) / 3
 
     def run(self, job: JobContext) -> None:
+        method = job.distill_settings["method"]
+        if not build_method(job.distill_settings).reads_teacher_logits:
+            job.event("info", f"soft labels: none ({method} learns from the teacher's text)")
+            return
         where = plan(job)
         if where.online:
             job.event("info", f"soft labels: the teacher runs online at every step ({where.why})")

@@ -174,6 +174,7 @@ def test_only_fitnets_has_learnable_parts() -> None:
         "dkd": {"alpha": 1.0, "beta": 8.0},
         "reverse_kl": {},
         "jsd": {"beta": 0.5},
+        "seqkd": {"prompt_bytes": 16, "sample_temperature": 1.0},
         "fitnets": {"hints": pair, "hint_weight": 1.0},
         "at": {"pairs": pair, "at_weight": 1000.0},
     }

@@ -34,6 +34,10 @@ class Outputs:
 
 
 class Method(nn.Module):
+    # Whether the loss reads the teacher's logits (a method that learns from the teacher's
+    # generated text does not: no soft labels are stored and the teacher does not run online).
+    reads_teacher_logits: bool = True
+
     def __init__(self, params: dict[str, Any], distill: dict[str, Any]) -> None:
         """`params` is the resolved `distill.method_params`, `distill` the resolved `distill`."""
         super().__init__()
@@ -58,6 +62,11 @@ class Method(nn.Module):
         self, student: Outputs, teacher: Outputs, labels: torch.Tensor, *, temperature: float
     ) -> torch.Tensor:
         raise NotImplementedError
+
+    def teacher_text(self) -> dict[str, Any] | None:
+        """How the teacher rewrites the distillation examples before distillation
+        (`prompt_bytes`, `sample_temperature`; the teacher_text stage), or None."""
+        return None
 
     def hint_epochs(self) -> int:
         """Epochs of a `hints` stage before distillation (none by default)."""
