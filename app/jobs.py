@@ -694,6 +694,12 @@ def set_stage(session: Session, job_id: str, owner: str, stage: str, progress: d
     session.commit()
 
 
+def set_progress(session: Session, job_id: str, owner: str, progress: dict) -> None:
+    """Progress within a stage that has no epochs (e.g. the teacher writing text)."""
+    _hold(session, job_id, owner, progress=progress)
+    session.commit()
+
+
 def record_epoch(
     session: Session, job_id: str, owner: str, stage: str, epoch: int, values: dict, progress: dict
 ) -> None:

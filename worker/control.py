@@ -133,6 +133,9 @@ class JobControl:
             lambda session: jobs.set_stage(session, self.job_id, self.owner, stage, progress)
         )
 
+    def progress(self, progress: dict[str, Any]) -> None:
+        self.write(lambda session: jobs.set_progress(session, self.job_id, self.owner, progress))
+
     def epoch(self, stage: str, epoch: int, values: dict[str, float], progress: dict) -> None:
         self.write(
             lambda session: jobs.record_epoch(

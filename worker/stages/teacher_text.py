@@ -67,7 +67,9 @@ class TeacherText(Stage):
         prompt = min(params["prompt_bytes"], context)
         generator = torch.Generator().manual_seed(job.seed)
         out = np.empty((len(x), context + 1), dtype=np.uint8)
-        for start in range(0, len(x), BATCH):
+        batches = range(0, len(x), BATCH)
+        job.progress.start_epochs(len(batches))  # a batch of windows counts as an epoch here
+        for done, start in enumerate(batches, start=1):
             index = torch.arange(start, min(start + BATCH, len(x)))
             tokens = x.batch(index, job.device)[:, :prompt].long()
             with torch.no_grad():
@@ -78,5 +80,7 @@ class TeacherText(Stage):
                     tokens = torch.cat([tokens, sampled.to(tokens.device)], dim=1)
             out[start : start + len(index)] = tokens.cpu().numpy().astype(np.uint8)
             job.control.check()
+            job.progress.epoch_done(done)
+            job.control.progress(job.progress.snapshot())
         x.release()
         return out
