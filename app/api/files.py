@@ -28,7 +28,15 @@ router = APIRouter(
 )
 
 # Form fields besides `file` and `purpose`: format options (each format says which it takes).
-OPTION_FIELDS = ("label_column", "image_size", "channels", "context")
+OPTION_FIELDS = (
+    "label_column",
+    "text_column",
+    "max_length",
+    "task",
+    "image_size",
+    "channels",
+    "context",
+)
 # Room for the multipart framing and the small form fields around the file.
 MULTIPART_OVERHEAD = 64 * 1024
 

@@ -1,4 +1,6 @@
-"""A dataset .csv: a header row, numeric feature columns and an optional label column."""
+"""A dataset .csv: a header row, an optional label column, and either numeric feature columns
+or a text column (`text_column`, default "text": when the header has it, the file is text for
+classification, app/files/labelled_text.py, and its other columns are ignored)."""
 
 import csv
 import math
@@ -7,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from app.files import splits
-from app.files.formats import MAX_CLASSES, CheckContext, CheckError, Format, OptionError, register
+from app.files import labelled_text, splits
+from app.files.formats import CheckContext, CheckError, Format, OptionError, register
+from app.files.labels import Labels
 
 MAX_LABEL_COLUMN_CHARS = 200
 
@@ -16,13 +19,16 @@ MAX_LABEL_COLUMN_CHARS = 200
 def parse_options(raw: dict[str, str]) -> dict[str, Any]:
     options: dict[str, Any] = {"label_column": "label"}
     for name, value in raw.items():
-        if name != "label_column":
+        if name == "max_length":
+            options[name] = labelled_text.max_length_option(name, value)
+            continue
+        if name not in ("label_column", "text_column"):
             raise OptionError(name, f"{name} does not apply to .csv files")
         if not value.strip() or len(value) > MAX_LABEL_COLUMN_CHARS:
             raise OptionError(
-                name, f"label_column must be a column name of 1 to {MAX_LABEL_COLUMN_CHARS} chars"
+                name, f"{name} must be a column name of 1 to {MAX_LABEL_COLUMN_CHARS} chars"
             )
-        options["label_column"] = value.strip()
+        options[name] = value.strip()
     return options
 
 
@@ -100,6 +106,35 @@ def _number(value: str, column: str, row: int) -> float:
     return number
 
 
+def _fields_checked(ctx: CheckContext, header: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """Every data row, refused when its field count differs from the header's."""
+    for number, fields in _rows(ctx):
+        if len(fields) != len(header):
+            raise CheckError(
+                f"row {number} has {len(fields)} fields but the header has {len(header)}"
+            )
+        yield number, fields
+
+
+def _check_text(
+    ctx: CheckContext, header: list[str], text_index: int, label_index: int
+) -> dict[str, Any]:
+    def records() -> Iterator[labelled_text.Record]:
+        for number, fields in _fields_checked(ctx, header):
+            label = fields[label_index].strip() if label_index >= 0 else None
+            yield number, fields[text_index], label
+
+    label_column = header[label_index] if label_index >= 0 else None
+    info = labelled_text.prepare(ctx, records, "csv", f"column {label_column!r}")
+    used = {header[text_index], label_column}
+    return {
+        **info,
+        "text_column": header[text_index],
+        "label_column": label_column,
+        "ignored_columns": [h for h in header if h not in used],
+    }
+
+
 def check(ctx: CheckContext) -> dict[str, Any]:
     try:
         return _check(ctx)
@@ -114,40 +149,25 @@ def _check(ctx: CheckContext) -> dict[str, Any]:
     label_column = ctx.options.get("label_column", "label")
     labelled = label_column in header
     label_index = header.index(label_column) if labelled else -1
+    text_column = ctx.options.get("text_column", "text")
+    if text_column in header and text_column != label_column:
+        return _check_text(ctx, header, header.index(text_column), label_index)
+    if "text_column" in ctx.options:
+        raise CheckError(f"the header has no column {text_column!r} (the text_column option)")
+    if "max_length" in ctx.options:
+        raise CheckError(f"max_length applies to text; the header has no column {text_column!r}")
     features = [i for i in range(len(header)) if i != label_index]
     if not features:
         raise CheckError(f"no feature columns besides the label column {label_column!r}")
 
     # Pass 1: validate every value, count rows, collect the labels.
     rows = 0
-    labels: set[str] = set()
-    integer_labels = True
-    for number, fields in _rows(ctx):
-        if len(fields) != len(header):
-            raise CheckError(
-                f"row {number} has {len(fields)} fields but the header has {len(header)}"
-            )
+    labels = Labels(f"column {label_column!r}")
+    for number, fields in _fields_checked(ctx, header):
         for i in features:
             _number(fields[i], header[i], number)
         if labelled:
-            label = fields[label_index].strip()
-            if not label:
-                raise CheckError(f"column {label_column!r} row {number} is empty")
-            if label not in labels:
-                labels.add(label)
-                if len(labels) > MAX_CLASSES:
-                    raise CheckError(f"column {label_column!r} holds over {MAX_CLASSES} classes")
-                if integer_labels:
-                    try:
-                        value = int(label)
-                    except ValueError:
-                        integer_labels = False
-                    else:
-                        if value < 0 or value >= MAX_CLASSES:
-                            raise CheckError(
-                                f"column {label_column!r} row {number} holds class {value}; "
-                                f"integer labels must be 0..{MAX_CLASSES - 1}"
-                            )
+            labels.add(fields[label_index].strip(), number)
         rows += 1
     if rows == 0:
         raise CheckError("the file has a header but no data rows")
@@ -156,17 +176,7 @@ def _check(ctx: CheckContext) -> dict[str, Any]:
     index: dict[str, int] = {}
     num_classes: int | None = None
     if labelled:
-        if integer_labels:
-            num_classes = max(int(v) for v in labels) + 1
-            index = {v: int(v) for v in labels}
-        else:
-            class_names = sorted(labels)
-            num_classes = len(class_names)
-            index = {v: i for i, v in enumerate(class_names)}
-        if num_classes < 2:
-            raise CheckError(
-                f"column {label_column!r} holds {num_classes} class; a classifier needs at least 2"
-            )
+        num_classes, class_names, index = labels.index()
         if rows < 2:
             raise CheckError("the file has 1 row; at least 2 are needed to split off a test set")
 
