@@ -60,6 +60,28 @@ class GptParams(Params):
         return self
 
 
+class TextTransformerParams(Params):
+    layers: Annotated[int, Field(ge=1, le=48)] = Field(default=2, description="encoder blocks")
+    heads: Annotated[int, Field(ge=1, le=64)] = Field(default=4, description="attention heads")
+    dim: Annotated[int, Field(ge=8, le=4096)] = Field(
+        default=128, description="embedding width (a multiple of heads)"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "TextTransformerParams":
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
+        return self
+
+
+class TextCnnParams(Params):
+    dim: Annotated[int, Field(ge=1, le=1024)] = Field(default=32, description="byte embedding")
+    channels: Width = Field(default=128, description="filters per kernel width")
+    kernels: list[Annotated[int, Field(ge=1, le=64)]] = Field(
+        default=[3, 5, 7], min_length=1, max_length=8, description="kernel widths, in bytes"
+    )
+
+
 # --- datasets ---------------------------------------------------------------------------------
 
 
@@ -198,6 +220,9 @@ class Entry:
     layers_note: str | None = None
     # The tasks (`spec.task`) a job may name the entry in.
     tasks: tuple[str, ...] = ("classification",)
+    # Models: what they read, "values" (numbers, normalised inside) or "bytes" (text as UTF-8
+    # byte ids: datasets of text, app/files/text_examples.py).
+    inputs: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -206,6 +231,8 @@ class Entry:
             "params": self.params.model_json_schema(),
         }
         out["tasks"] = list(self.tasks)
+        if self.inputs is not None:
+            out["inputs"] = self.inputs
         if self.layers is not None:
             out["layers"] = self.layers(self.params().model_dump(mode="json"))
             out["layers_note"] = self.layers_note
@@ -231,6 +258,7 @@ MODELS: dict[str, Entry] = _by_name(
             MlpParams,
             lambda p: _numbered("hidden", len(p["hidden"])),
             "hidden1..hiddenN: each hidden layer after its ReLU (one per entry of `hidden`)",
+            inputs="values",
         ),
         Entry(
             "cnn1d",
@@ -238,6 +266,7 @@ MODELS: dict[str, Entry] = _by_name(
             Cnn1dParams,
             lambda p: _numbered("conv", 3),
             "conv1..conv3: each convolution after its ReLU",
+            inputs="values",
         ),
         Entry(
             "cnn2d",
@@ -245,6 +274,7 @@ MODELS: dict[str, Entry] = _by_name(
             Cnn2dParams,
             lambda p: _numbered("block", len(p["channels"])),
             "block1..blockN: each block after its pooling (one per entry of `channels`)",
+            inputs="values",
         ),
         Entry(
             "resnet_cifar",
@@ -252,6 +282,7 @@ MODELS: dict[str, Entry] = _by_name(
             ResnetCifarParams,
             lambda p: ["stem", *_numbered("stage", 3)],
             "stem, then stage1..stage3: the output of each stage's last residual block",
+            inputs="values",
         ),
         Entry(
             "gpt",
@@ -260,6 +291,22 @@ MODELS: dict[str, Entry] = _by_name(
             lambda p: _numbered("block", p["layers"]),
             "block1..blockN: each transformer block's output, per position",
             tasks=("language_model",),
+            inputs="bytes",
+        ),
+        Entry(
+            "text_transformer",
+            "Byte-level transformer encoder for text classification: byte and position "
+            "embeddings, bidirectional self-attention blocks, the mean over the text's bytes "
+            "(padding masked) and a linear head.",
+            TextTransformerParams,
+            inputs="bytes",
+        ),
+        Entry(
+            "text_cnn",
+            "Byte-level CNN for text classification (Kim 2014 on bytes): a byte embedding, "
+            "1-D convolutions of several widths, max over the text's positions, a linear head.",
+            TextCnnParams,
+            inputs="bytes",
         ),
     ]
 )
@@ -347,7 +394,7 @@ METHODS: dict[str, Entry] = {
     ]
 }
 
-TEACHER_SOURCES = ("train", "weights", "onnx", "logits")
+TEACHER_SOURCES = ("train", "weights", "onnx", "logits", "hf")
 TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "step", "plateau")
 EXPORT_FORMATS: tuple[Literal["safetensors", "onnx", "torchscript"], ...] = (
     "safetensors",

@@ -54,7 +54,7 @@ def error_response(
 
 # Tagged unions add the tag to the location ("teacher.onnx.file_id"); the user wrote no such
 # field, so it is left out of `param`.
-UNION_TAGS = {"teacher": {"train", "weights", "onnx", "logits"}}
+UNION_TAGS = {"teacher": {"train", "weights", "onnx", "logits", "hf"}}
 
 
 def _validation_param(loc: tuple[Any, ...]) -> str | None:

@@ -104,7 +104,7 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
             spec[role]["params"] = catalog.resolve_params(
                 catalog.MODELS, spec[role]["arch"], spec[role]["params"], role
             )
-    if spec["teacher"]["source"] in ("onnx", "logits") and spec["distill"]["soft_labels"] == (
+    if spec["teacher"]["source"] in ("onnx", "logits", "hf") and spec["distill"]["soft_labels"] == (
         "online"
     ):
         raise SpecError(
@@ -112,7 +112,7 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
             f"a teacher from {spec['teacher']['source']!r} has no PyTorch model to run online; "
             "use soft_labels 'auto' or 'stored'",
         )
-    if spec["teacher"]["source"] in ("onnx", "logits") and dataset["augment"] is not None:
+    if spec["teacher"]["source"] in ("onnx", "logits", "hf") and dataset["augment"] is not None:
         raise SpecError(
             "dataset.augment",
             f"a teacher from {spec['teacher']['source']!r} cannot label new views of the "

@@ -180,6 +180,15 @@ class OnnxTeacher(Strict):
     file_id: FileId
 
 
+class HfTeacher(Strict):
+    """An uploaded Hugging Face model directory (.zip of config.json, *.safetensors and the
+    tokenizer's files): a sequence classifier that labels a text dataset, loaded offline and
+    never with remote code."""
+
+    source: Literal["hf"]
+    file_id: FileId
+
+
 class LogitsTeacher(Strict):
     """Precomputed teacher logits: one row per row of the dataset file's x, then the transfer
     file's rows. No teacher runs (offline distillation)."""
@@ -198,11 +207,12 @@ TeacherSpec = Annotated[
     Annotated[TrainTeacher, Tag("train")]
     | Annotated[WeightsTeacher, Tag("weights")]
     | Annotated[OnnxTeacher, Tag("onnx")]
-    | Annotated[LogitsTeacher, Tag("logits")],
+    | Annotated[LogitsTeacher, Tag("logits")]
+    | Annotated[HfTeacher, Tag("hf")],
     Discriminator(
         _teacher_source,
         custom_error_type="invalid_teacher_source",
-        custom_error_message="teacher.source must be one of: train, weights, onnx, logits",
+        custom_error_message="teacher.source must be one of: train, weights, onnx, logits, hf",
     ),
 ]
 

@@ -27,7 +27,7 @@ ONNX_TOLERANCE = 1e-3
 
 def build_report(job: JobContext) -> dict[str, Any]:
     data, teacher, task = job.data, job.teacher, job.task
-    example = task.example(data.test, 1)
+    example = task.example(data, 1)
     report: dict[str, Any] = {"teacher": {**teacher.describe(), **teacher.evaluate()}}
     models: list[tuple[str, nn.Module | None]] = [("student", job.student)]
     models.append(("baseline", job.baseline))
@@ -89,7 +89,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
     student = job.student.cpu().eval()
     task, signature = job.task, job.task.signature(data)
     names = (signature["input"]["name"], signature["output"]["name"])
-    example = task.example(data.test, 2)
+    example = task.example(data, 2)
     files: dict[str, tuple[str, Path]] = {}
     for fmt in spec["export"]:
         path = out / EXPORT_FILES[fmt]
@@ -97,7 +97,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             export.save_safetensors(student, path)
         elif fmt == "onnx":
             export.export_onnx(student, example, path, names, dynamic_time=task.dynamic_time)
-            diff = export.onnx_max_abs_diff(student, path, task.example(data.test, 256), names)
+            diff = export.onnx_max_abs_diff(student, path, task.example(data, 256), names)
             report.setdefault("checks", {})["onnx_max_abs_diff"] = diff
             if diff > ONNX_TOLERANCE:
                 job.event("warning", f"ONNX logits differ from PyTorch by {diff:.2e}")

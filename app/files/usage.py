@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import catalog
 from app.catalog import FILE_PREFIX, SpecError
 from app.models import File, FileStatus
 
@@ -13,6 +14,7 @@ TEACHER_FILES = {
     "weights": ("teacher", ("safetensors",), "a safetensors teacher file"),
     "onnx": ("teacher", ("onnx",), "an ONNX teacher file"),
     "logits": ("logits", ("npy", "npz"), "a logits file"),
+    "hf": ("teacher", ("hf",), "a Hugging Face model .zip teacher file"),
 }
 
 
@@ -81,6 +83,14 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
             f"({dataset.format}); the job's task is {task!r}",
         )
 
+    if task == "classification":
+        _check_model_inputs(spec, data_info.get("modality", "values"))
+    if data_info.get("modality") == "text" and spec["dataset"].get("augment") is not None:
+        raise SpecError(
+            "dataset.augment",
+            "text datasets take no augmentation yet (its kinds transform numbers and images)",
+        )
+
     transfer_spec = spec["dataset"].get("transfer")
     transfer = None
     if transfer_spec is not None:
@@ -90,6 +100,13 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
     if transfer is not None:
         used.append((transfer.id, "transfer"))
         transfer_shape = (transfer.info or {}).get("input_shape")
+        transfer_modality = (transfer.info or {}).get("modality", "values")
+        if transfer_modality != data_info.get("modality", "values"):
+            raise SpecError(
+                "dataset.transfer.name",
+                f"the transfer set is {transfer_modality}; the dataset is "
+                f"{data_info.get('modality', 'values')}",
+            )
         if dataset is not None and transfer_shape != data_info.get("input_shape"):
             raise SpecError(
                 "dataset.transfer.name",
@@ -113,6 +130,10 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
         used.append((row.id, "teacher"))
         if dataset is not None:
             _check_onnx(row.id, info, data_info)
+    elif source == "hf":
+        used.append((row.id, "teacher"))
+        if dataset is not None:
+            _check_hf(row.id, info, data_info)
     elif source == "logits":
         used.append((row.id, "logits"))
         _check_logits(
@@ -123,7 +144,35 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
     return used
 
 
+def _check_model_inputs(spec: dict[str, Any], modality: str) -> None:
+    """Byte-level models read text datasets; the others read numbers."""
+    wanted = "bytes" if modality == "text" else "values"
+    for role in ("teacher", "student"):
+        arch = spec[role].get("arch")
+        if arch is None or catalog.MODELS[arch].inputs == wanted:
+            continue
+        fitting = [
+            n
+            for n, e in catalog.MODELS.items()
+            if e.inputs == wanted and "classification" in e.tasks
+        ]
+        what = "a text dataset" if modality == "text" else "a dataset of numbers"
+        raise SpecError(
+            f"{role}.arch",
+            f"{arch!r} reads {catalog.MODELS[arch].inputs}; {what} takes "
+            + ", ".join(repr(n) for n in fitting),
+        )
+
+
 def _check_onnx(file_id: str, info: dict[str, Any], data: dict[str, Any]) -> None:
+    reads_bytes = (info.get("input") or {}).get("dtype") in ("uint8", "int64")
+    text = data.get("modality") == "text"
+    if reads_bytes != text:
+        raise SpecError(
+            "teacher.file_id",
+            f"the ONNX model {file_id!r} takes {(info.get('input') or {}).get('dtype')} "
+            + ("but the dataset is text (uint8 bytes)" if text else "but the dataset is numbers"),
+        )
     model_in = (info.get("input") or {}).get("shape")
     data_shape = data.get("input_shape") or []
     if not _shape_matches(model_in, data_shape):
@@ -139,6 +188,22 @@ def _check_onnx(file_id: str, info: dict[str, Any], data: dict[str, Any]) -> Non
             "teacher.file_id",
             f"the ONNX model {file_id!r} outputs {out[-1]} values per example but the dataset "
             f"has {classes} classes",
+        )
+
+
+def _check_hf(file_id: str, info: dict[str, Any], data: dict[str, Any]) -> None:
+    if data.get("modality") != "text":
+        raise SpecError(
+            "teacher.file_id",
+            f"the Hugging Face model {file_id!r} labels texts; the dataset is not a text "
+            "dataset (upload a .jsonl of text and label)",
+        )
+    classes = data.get("num_classes")
+    if classes is not None and info.get("num_labels") != classes:
+        raise SpecError(
+            "teacher.file_id",
+            f"the Hugging Face model {file_id!r} has {info.get('num_labels')} labels but the "
+            f"dataset has {classes} classes",
         )
 
 

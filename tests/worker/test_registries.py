@@ -26,6 +26,7 @@ def test_teacher_sources_match_the_catalog_and_the_job_schema() -> None:
         "weights": {"arch": "mlp", "file_id": "file_x"},
         "onnx": {"file_id": "file_x"},
         "logits": {"file_id": "file_x"},
+        "hf": {"file_id": "file_x"},
     }
     assert set(examples) == set(catalog.TEACHER_SOURCES)
     for source, fields in examples.items():
@@ -39,7 +40,7 @@ def test_teacher_sources_match_the_catalog_and_the_job_schema() -> None:
         schemas.JobCreate.model_validate(
             {
                 "dataset": {"name": "digits"},
-                "teacher": {"source": "hf", "file_id": "file_x"},
+                "teacher": {"source": "hub", "file_id": "file_x"},
                 "student": {"arch": "mlp"},
             }
         )

@@ -124,6 +124,8 @@ class PreparedData:
     logit_transfer_rows: int
     test_logit_rows: np.ndarray | None
     raw_dtype: str = "float32"
+    # "values" or "text" (RawDataset.modality).
+    modality: str = "values"
     # Transfer examples removed because they are also validation or test examples.
     transfer_dropped: int = 0
 
@@ -194,16 +196,20 @@ def prepare(
     transfer_source_rows = 0
     if dataset.get("transfer"):
         spec = dataset["transfer"]
-        transfer = transfer_rows(
-            load_dataset(
-                spec["name"],
-                spec["options"],
-                settings,
-                "dataset.transfer.name",
-                tenant=tenant,
-                transfer=True,
-            )
+        transfer_raw = load_dataset(
+            spec["name"],
+            spec["options"],
+            settings,
+            "dataset.transfer.name",
+            tenant=tenant,
+            transfer=True,
         )
+        if transfer_raw.modality != raw.modality:
+            raise DatasetMismatch(
+                "dataset.transfer",
+                f"the transfer set is {transfer_raw.modality}, the dataset {raw.modality}",
+            )
+        transfer = transfer_rows(transfer_raw)
         transfer_source_rows = len(transfer)
         if tuple(transfer.shape[1:]) != input_shape:
             raise DatasetMismatch(
@@ -254,6 +260,7 @@ def prepare(
         logit_transfer_rows=transfer_source_rows,
         test_logit_rows=raw.test_rows,
         raw_dtype=raw.raw_dtype,
+        modality=raw.modality,
         transfer_dropped=leaked,
     )
 

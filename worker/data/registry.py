@@ -58,8 +58,11 @@ class RawDataset:
     test_rows: np.ndarray | None = None
     # The uploaded file behind the rows, if any: {"id", "sha256"}.
     file: dict[str, Any] | None = field(default=None)
-    # The dtype of the raw inputs ("float32", or "uint8" for images).
+    # The dtype of the raw inputs ("float32", or "uint8" for images and text).
     raw_dtype: str = "float32"
+    # What the inputs are: "values" (numbers a model normalises) or "text" (UTF-8 bytes padded
+    # with byte 0, app/files/text_examples.py: a model reads them as token ids).
+    modality: str = "values"
 
     @property
     def source_rows(self) -> int:

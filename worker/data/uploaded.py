@@ -78,4 +78,5 @@ def load_file(request: DatasetRequest) -> RawDataset:
         test_rows=test_rows,
         file={"id": upload.id, "sha256": upload.sha256},
         raw_dtype=str(x.dtype),
+        modality=info.get("modality", "values"),
     )

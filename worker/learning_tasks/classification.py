@@ -1,16 +1,33 @@
-"""`classification`: one label per example; logits over the dataset's classes."""
+"""`classification`: one label per example; logits over the dataset's classes.
+
+Inputs are numbers (normalised inside the model by the data's statistics) or, for a text
+dataset, UTF-8 bytes padded with byte 0 that a byte-level model (catalog `inputs: bytes`)
+reads as token ids: the exported graph then takes uint8 `[batch, max_length]`.
+"""
 
 from typing import Any
 
 import torch
 from torch import nn
 
+from app.catalog import MODELS as CATALOG_MODELS
+from app.files.text_examples import PAD
 from worker import export
 from worker.data import PreparedData
 from worker.data.prepare import Examples
 from worker.learning_tasks.registry import TASKS, Normalisation, Task
-from worker.models import build_model
+from worker.models import MODELS, InputMismatch, Tokens, build_model
 from worker.train import accuracy_and_loss
+
+TEXT = "text"
+
+
+def _byte_models() -> list[str]:
+    return [
+        name
+        for name, entry in CATALOG_MODELS.items()
+        if entry.inputs == "bytes" and "classification" in entry.tasks
+    ]
 
 
 @TASKS.register("classification")
@@ -24,6 +41,16 @@ class Classification(Task):
         data: PreparedData,
         normalisation: Normalisation | None = None,
     ) -> nn.Module:
+        reads_bytes = CATALOG_MODELS[arch].inputs == "bytes"
+        if reads_bytes != (data.modality == TEXT):
+            if reads_bytes:
+                raise InputMismatch(f"{arch} reads text; this dataset's inputs are numbers")
+            raise InputMismatch(
+                f"{arch} reads numbers; this dataset is text: use " + " or ".join(_byte_models())
+            )
+        if reads_bytes:
+            typed = CATALOG_MODELS[arch].params.model_validate(params)
+            return Tokens(MODELS.get(arch)(typed, data.input_shape, data.num_classes))
         mean, std = normalisation if normalisation is not None else (data.mean, data.std)
         return build_model(arch, params, data.input_shape, data.num_classes, mean, std)
 
@@ -55,7 +82,21 @@ class Classification(Task):
             "kd_gain": round(s - baseline["test_accuracy"], 4) if baseline else None,
         }
 
+    def example(self, data: PreparedData, n: int) -> torch.Tensor:
+        head = data.test.head(n)
+        return head.to(torch.uint8) if data.modality == TEXT else head
+
     def preprocessing(self, data: PreparedData) -> dict[str, Any]:
+        if data.modality == TEXT:
+            return {
+                "baked_into_graph": True,
+                "encoding": "utf-8",
+                "max_length": data.input_shape[0],
+                "padding_byte": PAD,
+                "note": "pass each text as its UTF-8 bytes, cut to max_length and padded "
+                "after the text with byte 0, as uint8 [batch, max_length]; the graph embeds "
+                "the bytes and masks the padding",
+            }
         return {
             "baked_into_graph": True,
             "normalization": {"mean": data.mean.tolist(), "std": data.std.tolist()},
@@ -68,7 +109,7 @@ class Classification(Task):
             "input": {
                 "name": export.INPUT_NAME,
                 "shape": [None, *data.input_shape],
-                "dtype": "float32",
+                "dtype": "uint8" if data.modality == TEXT else "float32",
             },
             "output": {"name": export.OUTPUT_NAME, "shape": [None, data.num_classes]},
         }

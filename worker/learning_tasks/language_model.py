@@ -74,8 +74,8 @@ class LanguageModel(Task):
         loss = total / max(count, 1)
         return {"loss": loss, "perplexity": math.exp(loss), "bits_per_byte": loss / math.log(2)}
 
-    def example(self, x: Examples, n: int) -> torch.Tensor:
-        return x.head(n).long()
+    def example(self, data: PreparedData, n: int) -> torch.Tensor:
+        return data.test.head(n).long()
 
     def compare(
         self, teacher: dict[str, Any], student: dict[str, Any], baseline: dict[str, Any] | None

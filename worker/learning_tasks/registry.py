@@ -59,9 +59,9 @@ class Task:
         one per position for sequence tasks."""
         return logits, labels
 
-    def example(self, x: Examples, n: int) -> torch.Tensor:
-        """The first n examples as the model's inputs (export, latency)."""
-        return x.head(n)
+    def example(self, data: PreparedData, n: int) -> torch.Tensor:
+        """The first n test examples as the exported model takes them (export, latency)."""
+        return data.test.head(n)
 
     def compare(
         self, teacher: dict[str, Any], student: dict[str, Any], baseline: dict[str, Any] | None

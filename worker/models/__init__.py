@@ -1,6 +1,6 @@
 """The model zoo: implementations registered under the catalog's names."""
 
-from worker.models import cnn, gpt, mlp, resnet_cifar  # noqa: F401  (registers the archs)
+from worker.models import cnn, gpt, mlp, resnet_cifar, text  # noqa: F401  (registers the archs)
 from worker.models.registry import (
     MODELS,
     InputMismatch,

@@ -44,6 +44,11 @@ class Validate(Stage):
         except InputMismatch as exc:
             raise SpecError("student.arch", f"{exc} (dataset {spec['dataset']['name']})") from None
         job.built["student"] = student
+        if spec["dataset"].get("augment") is not None and data.modality == "text":
+            raise SpecError(
+                "dataset.augment",
+                "text datasets take no augmentation yet (its kinds transform numbers and images)",
+            )
         try:
             job.built["augmentation"] = build_augmentation(
                 spec["dataset"].get("augment"), data.input_shape, data.std

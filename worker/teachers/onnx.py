@@ -1,7 +1,8 @@
 """`onnx`: any framework's model exported to ONNX, run by onnxruntime to label the data.
 
 The model gets the dataset's raw inputs as float32 (0..255 pixels for images; no normalisation
-from the service) and must answer (batch, classes) logits.
+from the service), or for a text dataset its UTF-8 bytes padded with byte 0 as uint8 or int64,
+and must answer (batch, classes) logits.
 """
 
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from worker.uploads import UploadedFile, uploaded_file
 
 PARAM = "teacher.file_id"
 BATCH = 1024
+# The input types a teacher may take: floats for numbers, byte ids for text.
+INPUT_TYPES = {"tensor(float)": np.float32}
+TEXT_INPUT_TYPES = {"tensor(uint8)": np.uint8, "tensor(int64)": np.int64}
 
 
 @TEACHER_SOURCES.register("onnx")
@@ -60,8 +64,19 @@ class OnnxTeacher(TeacherSource):
             raise SpecError(PARAM, f"the teacher takes {len(inputs)} inputs {names}; it needs 1")
         given = inputs[0]
         self.input_name = given.name
-        if given.type != "tensor(float)":
-            raise SpecError(PARAM, f"the teacher's input is {given.type}; it must be float32")
+        text = data.modality == "text"
+        allowed = TEXT_INPUT_TYPES if text else INPUT_TYPES
+        if given.type not in allowed:
+            raise SpecError(
+                PARAM,
+                f"the teacher's input is {given.type}; for "
+                + (
+                    "a text dataset it must be uint8 or int64 bytes"
+                    if text
+                    else "it must be float32"
+                ),
+            )
+        self.input_dtype = allowed[given.type]
         wanted = [None, *data.input_shape]
         shape = list(given.shape)
         fits = len(shape) == len(wanted) and all(
@@ -96,13 +111,13 @@ class OnnxTeacher(TeacherSource):
     def _run(self, x: np.ndarray, session: Any = None) -> np.ndarray:
         """Logits for x, in the model's batch size when it has a fixed one."""
         session = session or self.session
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=self.input_dtype)
         if self.batch is None:
             return np.asarray(session.run(None, {self.input_name: x})[0], dtype=np.float32)
         out = []
         for start in range(0, len(x), self.batch):
             part = x[start : start + self.batch]
-            padded = np.zeros((self.batch, *x.shape[1:]), dtype=np.float32)
+            padded = np.zeros((self.batch, *x.shape[1:]), dtype=self.input_dtype)
             padded[: len(part)] = part
             out.append(np.asarray(session.run(None, {self.input_name: padded})[0])[: len(part)])
         return np.concatenate(out).astype(np.float32, copy=False)

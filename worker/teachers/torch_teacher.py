@@ -37,7 +37,7 @@ class TorchTeacher(TeacherSource):
     def evaluate(self) -> dict[str, Any]:
         data, task = self.data, self.context.task
         measured = task.measure(self.module, data.test, data.y_test)
-        latency = export.cpu_latency_ms(self.module, task.example(data.test, 1))
+        latency = export.cpu_latency_ms(self.module, task.example(data, 1))
         self.module.to(self.context.device)
         return {
             "params": count_params(self.module),

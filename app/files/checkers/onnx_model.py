@@ -1,5 +1,7 @@
-"""A teacher as an ONNX model: standard operators only, all weights inside the file, one float
-input and one output. External data files are never opened."""
+"""A teacher as an ONNX model: standard operators only, all weights inside the file, one input
+and one output. The input is float (numbers, images) or uint8 / int64 byte ids (text: UTF-8
+bytes padded with byte 0, as Distillery's own text classifiers take them). External data files
+are never opened."""
 
 import math
 from collections.abc import Iterator
@@ -9,6 +11,7 @@ from app.files.formats import CheckContext, CheckError, Format, register
 
 STANDARD_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 FLOAT_TYPES = ("FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16")
+BYTE_TYPES = ("UINT8", "INT64")  # text as byte ids
 
 
 def _graphs(graph: Any) -> Iterator[Any]:
@@ -123,8 +126,11 @@ def check(ctx: CheckContext) -> dict[str, Any]:
             f"the model has {len(graph.output)} outputs; a teacher gives exactly one (the logits)"
         )
     input_sig = _signature(inputs[0])
-    if input_sig.pop("elem_type") not in FLOAT_TYPES:
-        raise CheckError(f"input {input_sig['name']!r} is {input_sig['dtype']}, not a float tensor")
+    if input_sig.pop("elem_type") not in FLOAT_TYPES + BYTE_TYPES:
+        raise CheckError(
+            f"input {input_sig['name']!r} is {input_sig['dtype']}, not a float tensor "
+            "(or uint8 / int64 bytes of text)"
+        )
     output_sig = _signature(graph.output[0])
     output_sig.pop("elem_type")
     params = sum(math.prod(t.dims) for t in graph.initializer)

@@ -11,6 +11,8 @@ SHAPES = {
     "cnn1d": (40,),
     "cnn2d": (1, 8, 8),
     "resnet_cifar": (3, 32, 32),
+    "text_transformer": (24,),
+    "text_cnn": (24,),
 }
 
 
@@ -21,8 +23,11 @@ CLASSIFIERS = [name for name, e in catalog.MODELS.items() if "classification" in
 def test_default_model_gives_logits(arch: str) -> None:
     params = catalog.resolve_params(catalog.MODELS, arch, {}, "student")
     model = build_model(arch, params, SHAPES[arch], 7).eval()
+    shape = (3, *SHAPES[arch])
+    reads_bytes = catalog.MODELS[arch].inputs == "bytes"
+    x = torch.randint(0, 256, shape, dtype=torch.uint8) if reads_bytes else torch.randn(shape)
     with torch.no_grad():
-        out = model(torch.randn(3, *SHAPES[arch]))
+        out = model(x)
     assert out.shape == (3, 7)
 
 

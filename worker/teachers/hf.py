@@ -1,0 +1,178 @@
+"""`hf`: an uploaded Hugging Face model directory (app/files/checkers/hf_model.py) that labels a
+text classification dataset.
+
+Loaded by transformers' Auto classes from the upload's prepared files, offline
+(local_files_only, HF_HUB_OFFLINE), never with remote code and from safetensors only. Each
+example's bytes are decoded back to its text (app/files/text_examples.py) and tokenized by the
+model's own tokenizer; the teacher answers the sequence classifier's logits. No PyTorch module
+is lent for online soft labels (`module` stays None): its inputs are texts, not the student's.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.catalog import SpecError
+from app.files.text_examples import decode
+from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
+from worker.train import logits_accuracy_and_loss
+from worker.uploads import UploadedFile, uploaded_file
+
+# Before transformers (and huggingface_hub) are imported: the service never reaches the Hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+
+PARAM = "teacher.file_id"
+BATCH = 64
+# The most tokens a text is cut to (less when the model or its tokenizer takes fewer).
+MAX_TOKENS = 512
+
+
+def _transformers() -> Any:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
+@TEACHER_SOURCES.register("hf")
+class HfTeacher(TeacherSource):
+    name = "hf"
+    preprocessing = "hf-tokenizer-v1"
+    upload: UploadedFile
+
+    def validate(self) -> None:
+        data = self.data
+        self.upload = uploaded_file(
+            self.context.settings,
+            self.spec["file_id"],
+            "teacher",
+            PARAM,
+            tenant=self.context.tenant,
+        )
+        if self.upload.format != "hf":
+            raise SpecError(
+                PARAM,
+                f"file {self.upload.id} is {self.upload.format!r}, not a Hugging Face model "
+                "directory (.zip of config.json, *.safetensors and tokenizer files)",
+            )
+        if data.modality != "text":
+            raise SpecError(
+                PARAM,
+                f"hf teachers label text datasets (a .jsonl of text and label); the dataset's "
+                f"examples are {data.modality}",
+            )
+        transformers = _transformers()
+        self.folder = self._folder()
+        folder = str(self.folder)
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                folder, local_files_only=True, trust_remote_code=False
+            )
+        except Exception as exc:
+            raise SpecError(PARAM, f"transformers cannot load the tokenizer: {exc}") from None
+        try:
+            model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                folder, local_files_only=True, trust_remote_code=False, use_safetensors=True
+            )
+        except Exception as exc:
+            raise SpecError(PARAM, f"transformers cannot load the model: {exc}") from None
+        classes = int(model.config.num_labels)
+        if classes != data.num_classes:
+            raise SpecError(
+                PARAM,
+                f"the teacher has {classes} labels; the dataset has {data.num_classes} classes",
+            )
+        if self.tokenizer.pad_token is None and self.tokenizer.eos_token is not None:
+            # Decoder models (GPT-2 style) pad a batch with their end-of-text token.
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.model = model.float().eval().to(self.context.device)
+        self.max_tokens = self._max_tokens()
+        n = min(2, len(data.test))
+        try:
+            probe = self._run(data.test.head(n))
+        except Exception as exc:
+            raise SpecError(PARAM, f"the teacher fails on the dataset's texts: {exc}") from None
+        if probe.shape != (n, data.num_classes):
+            raise SpecError(
+                PARAM,
+                f"the teacher answers shape {list(probe.shape)} for {n} texts; "
+                f"expected [{n}, {data.num_classes}]",
+            )
+
+    def _folder(self) -> Path:
+        """The model's files in one local folder (the prepared files model/<name>)."""
+        files = self.upload.info.get("files") or {}
+        if "config.json" not in files:
+            raise SpecError(PARAM, f"file {self.upload.id} has no prepared model files")
+        paths = {self.upload.local_path(key) for key in files.values()}
+        folders = {p.parent for p in paths}
+        if len(folders) != 1 or {p.name for p in paths} != set(files):
+            raise SpecError(PARAM, f"file {self.upload.id}: its model files are not one folder")
+        return folders.pop()
+
+    def _max_tokens(self) -> int:
+        """The tokens a text is cut to: MAX_TOKENS, or fewer when the tokenizer or the model's
+        position embeddings take fewer."""
+        limits = [MAX_TOKENS, getattr(self.tokenizer, "model_max_length", MAX_TOKENS)]
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            limits.append(positions)
+        return int(min(limit for limit in limits if isinstance(limit, int) and limit > 0))
+
+    def _texts(self, chunk: torch.Tensor) -> list[str]:
+        return [decode(row) for row in chunk.numpy()]
+
+    def _run(self, chunk: torch.Tensor, model: Any = None) -> np.ndarray:
+        """Logits for a chunk of examples (UTF-8 byte rows) as float32 numpy."""
+        model = self.model if model is None else model
+        device = next(model.parameters()).device
+        inputs = self.tokenizer(
+            self._texts(chunk),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits
+        return logits.float().cpu().numpy()
+
+    def sha256(self) -> str:
+        return self.upload.sha256
+
+    def distill_logits(self) -> Iterator[np.ndarray]:
+        for chunk in self.data.distill.chunks(BATCH):
+            yield self._run(chunk)
+
+    def evaluate(self) -> dict[str, Any]:
+        data = self.data
+        chunks = (torch.from_numpy(self._run(c)) for c in data.test.chunks(BATCH))
+        accuracy, loss = logits_accuracy_and_loss(chunks, data.y_test)
+        example = data.test.head(1)
+        cpu = self.model.cpu()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            latency = median_latency_ms(lambda: self._run(example, cpu))
+        finally:
+            torch.set_num_threads(threads)
+            self.model.to(self.context.device)
+        return {
+            "params": int(sum(p.numel() for p in self.model.parameters())),
+            # The weights, as for the other sources (the zip also holds the tokenizer, and its
+            # size depends on how it was compressed).
+            "bytes": sum((self.folder / n).stat().st_size for n in self.upload.info["weights"]),
+            "test_accuracy": round(accuracy, 4),
+            "test_loss": round(loss, 4),
+            "latency_ms_cpu": round(latency, 4),
+        }
