@@ -62,34 +62,7 @@ for method in kd dkd fitnets at kd-augment; do
     name="fashion-mnist-resnet-$method"
     sed "s/<FASHION_FILE_ID>/$FASHION_ID/; s/<TRANSFER_FILE_ID>/$TRANSFER_ID/; \
 s/<TEACHER_FILE_ID>/$TEACHER_ID/" "$HERE/uploads/$name.json" >"$OUT/$name.json"
-    log "submit $name"
-    start="$(date +%s)"
-    job="$(api POST /v1/jobs -H 'Content-Type: application/json' \
-        -H "Idempotency-Key: methods-$name-$FASHION_ID-$TRANSFER_ID-$TEACHER_ID" \
-        --data-binary "@$OUT/$name.json")"
-    id="$(field id <<<"$job")"
-    while :; do
-        job="$(api GET "/v1/jobs/$id")"
-        status="$(field status <<<"$job")"
-        case "$status" in succeeded | failed | cancelled) break ;; esac
-        sleep "$POLL_SECONDS"
-    done
-    wall=$(($(date +%s) - start))
-    if [[ "$status" != succeeded ]]; then
-        echo "$name ($id): $status after ${wall} s: $(field error <<<"$job")" >&2
-        failed=1
-        continue
-    fi
-    api GET "/v1/jobs/$id/artifacts/report.json" >"$OUT/$name.report.json"
-    "$PYTHON" -c '
-import json, sys
-r = json.load(sys.stdin)["result"]
-acc = lambda k: (r.get(k) or {}).get("test_accuracy")
-name, job, wall = sys.argv[1:]
-teacher, student, baseline = (acc(k) for k in ("teacher", "student", "baseline"))
-gain = r["compression"]["kd_gain"]
-print(f"{name} {job}: teacher {teacher} student {student} baseline {baseline} "
-      f"kd_gain {gain} wall {wall} s")
-' "$name" "$id" "$wall" <<<"$job" | tee -a "$OUT/summary.txt"
+    run_job "$name" "$OUT/$name.json" "methods-$name-$FASHION_ID-$TRANSFER_ID-$TEACHER_ID" \
+        "$OUT" || failed=1
 done
 exit "$failed"

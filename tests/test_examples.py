@@ -46,6 +46,8 @@ PLACEHOLDERS = {
     "<TRANSFER_FILE_ID>": "file_transfer012",
     "<TEACHER_FILE_ID>": "file_teacher0123",
     "<LOGITS_FILE_ID>": "file_logits01234",
+    "<SENTIMENT_FILE_ID>": "file_sentiment01",
+    "<SENTIMENT_TRANSFER_FILE_ID>": "file_sentiment02",
 }
 
 
@@ -166,12 +168,17 @@ def test_the_onnx_teacher_runs_on_raw_inputs_and_matches_its_logits(tmp_path: Pa
 
 
 METHODS = ["kd", "dkd", "fitnets", "at", "kd-augment"]
+SENTIMENT_METHODS = ["kd", "reverse-kl", "jsd"]
 
 
-def test_the_upload_templates_are_those_byo_sh_and_fashion_mnist_methods_sh_submit() -> None:
+def test_the_upload_templates_are_those_the_example_scripts_submit() -> None:
     byo = {"fashion-mnist-cnn", "fashion-mnist-onnx-teacher", "fashion-mnist-logits"}
     methods = {f"fashion-mnist-resnet-{m}" for m in METHODS}
-    assert {p.stem for p in UPLOAD_TEMPLATES} == byo | methods
+    sentiment = {f"sentiment-{m}" for m in SENTIMENT_METHODS}
+    assert {p.stem for p in UPLOAD_TEMPLATES} == byo | methods | sentiment
+    script = (ROOT / "examples" / "sentiment_methods.sh").read_text()
+    assert "sentiment-$method" in script
+    assert f"for method in {' '.join(SENTIMENT_METHODS)}; do" in script
     script = (ROOT / "examples" / "byo.sh").read_text()
     assert all(name in script for name in byo)
     script = (ROOT / "examples" / "fashion_mnist_methods.sh").read_text()
@@ -183,12 +190,18 @@ def test_the_upload_templates_are_those_byo_sh_and_fashion_mnist_methods_sh_subm
 def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Path) -> None:
     """Not POSTed: the files do not exist here; the spec's shape and names are checked."""
     text = path.read_text()
-    assert "<FASHION_FILE_ID>" in text
     for placeholder, file_id in PLACEHOLDERS.items():
         text = text.replace(placeholder, file_id)
     assert "_FILE_ID>" not in text
 
     spec = resolve_spec(JobCreate.model_validate(json.loads(text)))
+    if path.stem.startswith("sentiment-"):
+        assert spec["dataset"]["name"] == "file:file_sentiment01"
+        assert spec["dataset"]["transfer"]["name"] == "file:file_sentiment02"
+        archs = (spec["teacher"]["arch"], spec["student"]["arch"])
+        assert archs == ("text_cnn", "text_cnn")
+        assert spec["distill"]["method"] == path.stem.removeprefix("sentiment-").replace("-", "_")
+        return
 
     assert spec["dataset"]["name"] == "file:file_dataset0123"
     assert spec["dataset"]["transfer"]["name"] == "file:file_transfer012"
@@ -210,6 +223,6 @@ def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Pa
     assert spec["student"]["arch"] == "mlp"
 
 
-@pytest.mark.parametrize("script", ["byo.sh", "fashion_mnist_methods.sh"])
+@pytest.mark.parametrize("script", ["byo.sh", "fashion_mnist_methods.sh", "sentiment_methods.sh"])
 def test_the_example_scripts_are_valid_bash(script: str) -> None:
     subprocess.run(["bash", "-n", str(ROOT / "examples" / script)], check=True)
