@@ -13,12 +13,14 @@ WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall torch.
 COPY pyproject.toml constraints.txt README.md ./
-RUN mkdir -p app worker && touch app/__init__.py worker/__init__.py \
+RUN mkdir -p app worker distillery \
+    && touch app/__init__.py worker/__init__.py distillery/__init__.py \
     && pip install -c constraints.txt . \
     && pip uninstall -y distillery
 
 COPY app ./app
 COPY worker ./worker
+COPY distillery ./distillery
 COPY migrations ./migrations
 COPY alembic.ini ./
 COPY examples ./examples

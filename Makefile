@@ -28,12 +28,12 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app worker
+	$(BIN)/mypy app worker distillery
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy app worker
+	$(BIN)/mypy app worker distillery
 
 # The service benchmarks (benchmarks/README.md): status polls against a bare endpoint, submit
 # to running, and a load of tiny jobs. Needs PostgreSQL and Redis on localhost, and wrk

@@ -1,0 +1,233 @@
+"""The asynchronous client: Client's resources with `await` and `async for`, on
+httpx.AsyncClient. Requests and parsing live in distillery.calls; this module only sends."""
+
+import builtins
+import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+import httpx
+
+from app import schemas
+from distillery import calls, config, downloads
+from distillery.errors import DistilleryError, error_from_response, transport_errors
+from distillery.event_stream import EventFollower
+from distillery.multipart import MultipartUpload, Progress
+from distillery.waiting import Deadline
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """AsyncClient(base_url=None, api_key=None): the URL defaults to DISTILLERY_URL, else
+    http://127.0.0.1:8000; the key to DISTILLERY_API_KEY (sent as a Bearer key)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = config.DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        settings = config.resolve(base_url, api_key, timeout)
+        self.base_url, self._timeout = settings.base_url, settings.timeout
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url, headers=settings.headers, transport=transport
+        )
+        self.jobs = AsyncJobs(self)
+        self.files = AsyncFiles(self)
+        self.catalog = AsyncCatalog(self)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def send(self, call: calls.Call[T], content: Any = None) -> T:
+        with transport_errors():
+            response = await self._http.request(**call.request(self._timeout, content))
+        return call.result(response)
+
+    @asynccontextmanager
+    async def stream(self, call: calls.Call[Any]) -> AsyncIterator[httpx.Response]:
+        """The response of `call`, its body not read yet (an error is raised, typed)."""
+        with transport_errors():
+            async with self._http.stream(**call.request(self._timeout)) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise error_from_response(response)
+                yield response
+
+    async def pages(self, call: calls.Call[calls.Page[T]] | None) -> AsyncIterator[T]:
+        """Every item of a list, a page at a time."""
+        while call is not None:
+            page = await self.send(call)
+            for item in page.data:
+                yield item
+            call = page.next
+
+
+class AsyncJobs:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self, spec: dict[str, Any] | schemas.JobCreate, *, idempotency_key: str | None = None
+    ) -> schemas.Job:
+        """Submit a job. The same idempotency_key and body answer the first job again."""
+        return await self._client.send(calls.create_job(spec, idempotency_key))
+
+    async def retrieve(self, job_id: str) -> schemas.Job:
+        return await self._client.send(calls.retrieve_job(job_id))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = calls.DEFAULT_PAGE_SIZE,
+        include: Iterable[str] = (),
+    ) -> AsyncIterator[schemas.JobListItem]:
+        """Every job, newest first, fetched `limit` a page; include: "spec", "result"."""
+        return self._client.pages(calls.list_jobs(status, limit, include))
+
+    async def cancel(self, job_id: str) -> schemas.Job:
+        return await self._client.send(calls.job_action(job_id, "cancel"))
+
+    async def pause(self, job_id: str) -> schemas.Job:
+        return await self._client.send(calls.job_action(job_id, "pause"))
+
+    async def resume(self, job_id: str) -> schemas.Job:
+        return await self._client.send(calls.job_action(job_id, "resume"))
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a finished job: its records, artifacts and work files."""
+        await self._client.send(calls.delete_job(job_id))
+
+    async def events(
+        self, job_id: str, *, after: int | None = None, follow: bool = True
+    ) -> AsyncIterator[schemas.JobEvent]:
+        """The job's events after the event id `after`. follow: new ones as they come, until
+        the job has finished (over server-sent events, reconnecting where a stream broke off);
+        else only those there are now."""
+        if not follow:
+            async for listed in self._client.pages(calls.list_events(job_id, after)):
+                yield listed
+            return
+        follower = EventFollower(job_id, after)
+        while not follower.done:
+            try:
+                async with self._client.stream(follower.call()) as response:
+                    async for line in response.aiter_lines():
+                        event = follower.feed(line)
+                        if event is not None:
+                            yield event
+            except DistilleryError as error:
+                pause = follower.failed(error)
+            else:
+                pause = follower.stream_closed()
+            await anyio.sleep(pause)
+
+    async def metrics(self, job_id: str) -> builtins.list[schemas.MetricRow]:
+        return await self._client.send(calls.job_metrics(job_id))
+
+    async def artifacts(self, job_id: str) -> builtins.list[schemas.Artifact]:
+        return await self._client.send(calls.job_artifacts(job_id))
+
+    async def download(
+        self,
+        job_id: str,
+        name: str,
+        dest: str | os.PathLike[str] | None = None,
+        *,
+        sha256: str | None = None,
+    ) -> Path:
+        """Stream an artifact to `dest` (a folder, a file path, or None: the current folder)
+        and verify its sha256 (the server's ETag, and `sha256` if given); ChecksumMismatch if
+        it differs, and then no file is left. Returns the file's path."""
+        path = downloads.destination(dest, name)
+        async with self._client.stream(calls.download_artifact(job_id, name)) as response:
+            with downloads.ArtifactFile(path, response.headers, sha256) as file:
+                async for chunk in response.aiter_bytes(downloads.CHUNK_BYTES):
+                    file.write(chunk)
+        return path
+
+    async def wait(
+        self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None
+    ) -> schemas.Job:
+        """Poll until the job has finished (succeeded, failed or cancelled); TimeoutError
+        after `timeout` seconds."""
+        deadline = Deadline(f"job {job_id}", timeout)
+        while (job := await self.retrieve(job_id)).status not in calls.FINISHED:
+            await anyio.sleep(deadline.sleep_for(poll_interval))
+        return job
+
+
+class AsyncFiles:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def upload(
+        self,
+        path: str | os.PathLike[str],
+        purpose: str,
+        *,
+        progress: Progress | None = None,
+        filename: str | None = None,
+        **options: str | int | float,
+    ) -> schemas.File:
+        """Upload a dataset, teacher or logits file (purpose), streamed from disk;
+        options: the format's form fields (label_column, max_length, ...); progress(sent,
+        total) as the file's bytes go out. The answer's status is `processing`: see wait()."""
+        upload = MultipartUpload(path, {"purpose": purpose, **options}, filename)
+        return await self._client.send(calls.upload_file(upload), upload.aiter_body(progress))
+
+    async def retrieve(self, file_id: str) -> schemas.File:
+        return await self._client.send(calls.retrieve_file(file_id))
+
+    def list(
+        self, *, purpose: str | None = None, limit: int = calls.DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[schemas.File]:
+        """Every file, newest first, fetched `limit` a page."""
+        return self._client.pages(calls.list_files(purpose, limit))
+
+    async def delete(self, file_id: str) -> schemas.FileDeleted:
+        return await self._client.send(calls.delete_file(file_id))
+
+    async def wait(
+        self, file_id: str, *, poll_interval: float = 0.5, timeout: float | None = None
+    ) -> schemas.File:
+        """Poll until the file's check is done (status `ready` or `error`)."""
+        deadline = Deadline(f"file {file_id}", timeout)
+        while (file := await self.retrieve(file_id)).status == calls.FILE_PROCESSING:
+            await anyio.sleep(deadline.sleep_for(poll_interval))
+        return file
+
+
+class AsyncCatalog:
+    """What a job can name, with each entry's parameters."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def models(self) -> list[schemas.CatalogEntry]:
+        return await self._client.send(calls.catalog("models"))
+
+    async def datasets(self) -> list[schemas.CatalogEntry]:
+        return await self._client.send(calls.catalog("datasets"))
+
+    async def methods(self) -> list[schemas.CatalogEntry]:
+        return await self._client.send(calls.catalog("methods"))
