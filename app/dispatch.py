@@ -153,8 +153,9 @@ def maintain_once(settings: Settings, dispatcher: Dispatcher) -> None:
 
 
 class MaintenanceLoop:
-    """A daemon thread running `maintain_once` every reaper_interval_seconds, and the disk
-    housekeeping (app.housekeeping.collect_garbage) every gc_interval_seconds."""
+    """A daemon thread running `maintain_once` and the webhook deliveries
+    (app.webhooks.deliver_due) every reaper_interval_seconds, and the disk housekeeping
+    (app.housekeeping.collect_garbage) every gc_interval_seconds."""
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher) -> None:
         self.settings = settings
@@ -178,10 +179,19 @@ class MaintenanceLoop:
                 maintain_once(self.settings, self.dispatcher)
             except Exception:
                 log.exception("maintenance pass failed")
+            self._deliver_webhooks()
             if time.monotonic() >= next_gc:
                 next_gc = time.monotonic() + self.settings.gc_interval_seconds
                 self._collect_garbage()
             self._stop.wait(self.settings.reaper_interval_seconds)
+
+    def _deliver_webhooks(self) -> None:
+        from app.webhooks import deliver_due
+
+        try:
+            deliver_due(self.settings)
+        except Exception:
+            log.exception("webhook delivery pass failed")
 
     def _collect_garbage(self) -> None:
         from app.housekeeping import collect_garbage

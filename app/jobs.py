@@ -34,7 +34,17 @@ from app import catalog
 from app.catalog import SpecError
 from app.db import newest_first_page, rows_changed, utc_now_plus
 from app.files.usage import check_job_files
-from app.models import DEFAULT_TENANT, Artifact, Job, JobEvent, JobFile, JobStatus, Metric, utcnow
+from app.models import (
+    DEFAULT_TENANT,
+    Artifact,
+    Job,
+    JobEvent,
+    JobFile,
+    JobStatus,
+    JobWebhook,
+    Metric,
+    utcnow,
+)
 from app.schemas import JobCreate
 from app.tasks import check_task
 
@@ -81,6 +91,10 @@ def lease_owner(pid: int | None = None) -> str:
 def resolve_spec(body: JobCreate) -> dict[str, Any]:
     """Check every name against the catalog and return the spec with all defaults filled in."""
     spec = body.model_dump(mode="json")
+    # The webhook's secret is not part of the spec (which the API shows): only its URL.
+    webhook = spec.pop("webhook")
+    if webhook is not None:
+        spec["webhook"] = {"url": webhook["url"]}
     dataset = spec["dataset"]
     dataset["options"] = catalog.resolve_params(
         catalog.DATASETS, catalog.dataset_kind(dataset["name"]), dataset["options"], "dataset"
@@ -173,6 +187,8 @@ def create_job(
     session.add(job)
     session.add_all(JobFile(job_id=job.id, file_id=f, role=role) for f, role in used_files)
     session.add(JobEvent(job_id=job.id, kind="status", message="queued"))
+    if body.webhook is not None:
+        session.add(JobWebhook(job_id=job.id, url=body.webhook.url, secret=body.webhook.secret))
     try:
         session.commit()
     except IntegrityError:
@@ -308,7 +324,7 @@ def delete_job(
         raise JobConflict(f"job {job_id} is {job.status}: {advice}, then delete it")
     if remove_files is not None:
         remove_files(job)
-    for table in (JobEvent, Metric, Artifact, JobFile):
+    for table in (JobEvent, Metric, Artifact, JobFile, JobWebhook):
         session.execute(delete(table).where(table.job_id == job_id))
     session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(JobStatus.FINISHED)))
     session.commit()

@@ -85,6 +85,24 @@ class JobEvent(Base):
     __table_args__ = (Index("ix_job_event_job_id_id", "job_id", "id"),)
 
 
+class JobWebhook(Base):
+    """A job's webhook and how far its delivery got: every `status` event of the job up to
+    `delivered_event_id` has been delivered (or given up on); the next is tried at
+    `next_attempt_at`, by whichever API process holds `lease_expires_at`."""
+
+    __tablename__ = "job_webhook"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))
+    delivered_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("ix_job_webhook_next_attempt_at", "next_attempt_at"),)
+
+
 class Metric(Base):
     """One row per stage epoch; `values` holds loss, accuracy, temperature, lr, samples/s."""
 

@@ -3,6 +3,7 @@
 import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -281,6 +282,25 @@ class DistillSpec(TrainSettings):
         return self
 
 
+class WebhookSpec(Strict):
+    """Where the job's status changes are POSTed, signed with `secret` (HMAC-SHA256; the
+    secret is never shown again)."""
+
+    url: Annotated[Text, Field(min_length=8, max_length=2000)] = Field(
+        description="an http:// or https:// URL"
+    )
+    secret: Annotated[Text, Field(min_length=16, max_length=200)] = Field(
+        description="signs every delivery (Distillery-Signature header); 16-200 characters"
+    )
+
+    @model_validator(mode="after")
+    def _http_url(self) -> "WebhookSpec":
+        parsed = urlsplit(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("url must be an http:// or https:// URL with a host")
+        return self
+
+
 class JobCreate(Strict):
     name: Annotated[Text, Field(max_length=200)] | None = None
     dataset: DatasetSpec
@@ -298,6 +318,9 @@ class JobCreate(Strict):
     )
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     metadata: JsonObject = Field(default_factory=dict, max_length=64)
+    webhook: WebhookSpec | None = Field(
+        default=None, description="POST each status change of the job to this URL, signed"
+    )
 
 
 class Progress(BaseModel):

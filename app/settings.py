@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     # gives the attempt up (a blip or a failover should not cost the job an attempt).
     database_retry_seconds: float = Field(default=120.0, ge=0)
     reaper_interval_seconds: float = Field(default=10.0, gt=0)
+    # Webhooks (a job's `webhook`): delivered by the API's maintenance pass (every
+    # reaper_interval_seconds), each POST given webhook_timeout_seconds; a failed delivery is
+    # retried after webhook_backoff_seconds, doubling up to webhook_backoff_max_seconds, and
+    # given up after webhook_max_attempts. URLs whose host is (or resolves to) a loopback,
+    # private, link-local or reserved address are refused unless webhook_allow_private.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_seconds: float = Field(default=2.0, ge=0)
+    webhook_backoff_max_seconds: float = Field(default=600.0, ge=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_allow_private: bool = False
     # A job sent to the broker but not claimed this long is sent again (a duplicate is skipped
     # by the claim). A broker that restarted without its data is noticed on the next
     # maintenance pass instead, and every job it held is sent again at once.

@@ -8,6 +8,8 @@ API's own pydantic models (app.schemas) and raising its errors as typed exceptio
         for event in client.jobs.events(job.id):
             print(event.kind, event.message)
         client.jobs.download(job.id, "student.onnx", "out/")
+
+A webhook receiver checks each delivery with `verify_signature(body, header, secret)`.
 """
 
 from app.schemas import Artifact, File, Job, JobCreate, JobEvent, JobListItem, MetricRow
@@ -28,6 +30,8 @@ from distillery.errors import (
     ServerError,
     UnprocessableEntity,
 )
+from distillery.signatures import InvalidSignature
+from distillery.signatures import verify as verify_signature
 
 __all__ = [
     "APIConnectionError",
@@ -40,6 +44,7 @@ __all__ = [
     "Conflict",
     "DistilleryError",
     "File",
+    "InvalidSignature",
     "Job",
     "JobCreate",
     "JobEvent",
@@ -52,4 +57,5 @@ __all__ = [
     "ServerError",
     "UnprocessableEntity",
     "__version__",
+    "verify_signature",
 ]

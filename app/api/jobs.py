@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app import housekeeping, jobs, reads, schemas
+from app import housekeeping, jobs, reads, schemas, webhooks
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.event_streams import EventStreamResponse, EventStreams, job_events
 from app.api.poll import POLL_OPENAPI, PollRoute, reader
@@ -73,6 +73,8 @@ def create_job(
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
 ) -> schemas.Job:
+    if body.webhook is not None:
+        webhooks.check_url(body.webhook.url, settings)
     job, created = jobs.create_job(
         session,
         body,
