@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.catalog import SpecError
 from app.db import rows_changed, session_scope
-from app.models import Job, JobEvent, JobWebhook, utcnow
+from app.models import Job, JobEvent, JobStatus, JobWebhook, utcnow
 from app.settings import Settings
 from distillery.signatures import HEADER, signature
 
@@ -41,6 +41,7 @@ EVENT_HEADER = "Distillery-Event-Id"
 # A process holding a row this long without finishing is presumed dead; another may deliver.
 LEASE_SECONDS = 120.0
 BATCH = 50  # webhooks looked at per pass
+PARKED = datetime(9999, 1, 1)  # next_attempt_at of a finished job's delivered webhook
 
 
 def check_url(url: str, settings: Settings) -> None:
@@ -172,16 +173,17 @@ def _deliver_next(session: Session, settings: Settings, http: httpx.Client, job_
     outcome = _post(settings, http, hook, payload(job, event))
     attempt = hook.attempts + 1
     status = event.message
+    last = status == job.status and job.status in JobStatus.FINISHED
     data = {"event_id": event.id, "status": status, "attempt": attempt, "detail": outcome.detail}
     if outcome.delivered:
         message = f"delivered {status!r} to {hook.url} ({outcome.detail})"
-        _advance(hook, event.id)
+        _advance(hook, event.id, final=last)
     elif outcome.permanent or attempt >= settings.webhook_max_attempts:
         message = (
             f"gave up delivering {status!r} to {hook.url} after {attempt} attempt"
             f"{'s' if attempt > 1 else ''}: {outcome.detail}"
         )
-        _advance(hook, event.id)
+        _advance(hook, event.id, final=last)
     else:
         wait = min(
             settings.webhook_backoff_seconds * 2 ** (attempt - 1),
@@ -199,10 +201,12 @@ def _deliver_next(session: Session, settings: Settings, http: httpx.Client, job_
     return 1
 
 
-def _advance(hook: JobWebhook, event_id: int) -> None:
+def _advance(hook: JobWebhook, event_id: int, *, final: bool) -> None:
+    """Move past the event; after a finished job's last status the row is parked (a finished
+    job changes no more), so maintenance passes do not look at it again."""
     hook.delivered_event_id = event_id
     hook.attempts = 0
-    hook.next_attempt_at = utcnow()
+    hook.next_attempt_at = PARKED if final else utcnow()
 
 
 def _post(

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from app import jobs
 from app.db import session_scope
 from app.main import create_app
+from app.models import JobWebhook
 from app.schemas import JobCreate
 from app.settings import Settings
-from app.webhooks import deliver_due
+from app.webhooks import PARKED, deliver_due
 from distillery import InvalidSignature, verify_signature
 from tests.conftest import MINIMAL_JOB, RecordingDispatcher
 
@@ -204,3 +205,15 @@ def test_a_stale_signature_is_refused() -> None:
         verify_signature(b"{}", header, SECRET, now=1_000_000 + 301)
     with pytest.raises(InvalidSignature, match="no Distillery-Signature"):
         verify_signature(b"{}", None, SECRET)
+
+
+def test_a_finished_jobs_webhook_is_parked_once_its_last_status_went(
+    hooked: Settings, receiver: Receiver
+) -> None:
+    job_id = create(hooked, receiver.url)
+    cancel(hooked, job_id)
+    while deliver_due(hooked):
+        pass
+    with session_scope(hooked.database_url) as session:
+        hook = session.get(JobWebhook, job_id)
+        assert hook is not None and hook.next_attempt_at == PARKED
