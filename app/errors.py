@@ -63,6 +63,9 @@ def _validation_param(loc: tuple[Any, ...]) -> str | None:
         parts = parts[1:]
     if len(parts) > 1 and parts[1] in UNION_TAGS.get(parts[0], ()):
         del parts[1]
+    # A plain union names the member that failed ("function-after[...]", "literal['auto']"):
+    # not a field either.
+    parts = [p for p in parts if "[" not in p]
     return ".".join(parts) or None
 
 

@@ -267,9 +267,14 @@ TemperatureSchedule = Annotated[
 class DistillSpec(TrainSettings):
     method: Text = "kd"
     method_params: JsonObject = Field(default_factory=dict)
-    temperature: Temperature = 4.0
+    temperature: Temperature | Literal["auto"] = Field(
+        default=4.0, description='"auto": searched on the validation split (the tune stage)'
+    )
     temperature_schedule: TemperatureSchedule = Field(default_factory=ConstantSchedule)
-    kd_weight: NonNegativeFinite = 0.9
+    kd_weight: NonNegativeFinite | Literal["auto"] = Field(
+        default=0.9,
+        description='"auto": searched on the validation split, with ce_weight = 1 - kd_weight',
+    )
     ce_weight: NonNegativeFinite = 0.1
     soft_labels: Literal["auto", "stored", "online"] = "auto"
     # Store only each example's k largest teacher logits (and its log-sum-exp); None: all.

@@ -21,6 +21,7 @@ from worker.augment import Augmentation, ViewKey, Views
 from worker.control import JobControl
 from worker.data import PreparedData
 from worker.data.prepare import Examples
+from worker.kd import auto
 from worker.kd.schedules import TemperatureSchedule
 from worker.learning_tasks import Task
 from worker.precision import Precision
@@ -57,7 +58,9 @@ class JobContext:
 
     @property
     def distill_settings(self) -> dict[str, Any]:
-        return dict(self.spec["distill"])
+        """The spec's `distill`, with "auto" values replaced by what the tune stage chose (or
+        is trying), or by the defaults before it ran."""
+        return auto.resolved(self.spec["distill"], self.built.get("tuned"))
 
     # --- what validate builds -----------------------------------------------------------------
 

@@ -67,6 +67,8 @@ def build_report(job: JobContext) -> dict[str, Any]:
         for model in (teacher.module, job.student, job.baseline):
             if model is not None:
                 model.to(job.device)
+    if "tuning" in job.built:
+        report["tuning"] = job.built["tuning"]
     report["task"] = task.name
     report["dataset"] = {
         "name": job.spec["dataset"]["name"],

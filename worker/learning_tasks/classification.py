@@ -33,6 +33,7 @@ def _byte_models() -> list[str]:
 @TASKS.register("classification")
 class Classification(Task):
     name = "classification"
+    selection = ("accuracy", True)
 
     def build_model(
         self,

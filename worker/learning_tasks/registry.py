@@ -22,6 +22,9 @@ class Task:
     name: ClassVar[str]
     # Whether exported graphs take sequences of any length up to the model's (dimension 1).
     dynamic_time: ClassVar[bool] = False
+    # The validation metric that picks between training runs (the tune stage's candidates),
+    # and whether higher is better.
+    selection: ClassVar[tuple[str, bool]] = ("loss", False)
 
     def build_model(
         self,

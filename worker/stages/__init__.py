@@ -9,6 +9,7 @@ from worker.stages.hints import Hints
 from worker.stages.pretrain_teacher import PretrainTeacher
 from worker.stages.soft_labels import SoftLabels
 from worker.stages.teacher_text import TeacherText
+from worker.stages.tune import Tune
 from worker.stages.validate import Validate
 
 STAGES: tuple[Stage, ...] = (
@@ -16,6 +17,7 @@ STAGES: tuple[Stage, ...] = (
     PretrainTeacher(),
     SoftLabels(),
     TeacherText(),
+    Tune(),
     Hints(),
     Distill(),
     Baseline(),

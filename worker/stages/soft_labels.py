@@ -34,7 +34,7 @@ class SoftLabelPlan:
 def plan(job: JobContext) -> SoftLabelPlan:
     """Where the distill stage gets the teacher's logits, and why (for the event)."""
     distill = job.spec["distill"]
-    method = build_method(distill)
+    method = build_method(job.distill_settings)
     if method.teacher_layers():
         return SoftLabelPlan(True, False, f"{distill['method']} reads its layers")
     if distill["soft_labels"] == "online":

@@ -61,7 +61,7 @@ class Validate(Stage):
                 f"a teacher from {teacher.name!r} cannot label new views of the examples; "
                 "augmentation needs a zoo model teacher ('train' or 'weights')",
             )
-        method = build_method(spec["distill"])
+        method = build_method(job.distill_settings)
         if teacher.module is None and teacher_runs_online(job):
             raise SpecError(
                 "distill.method" if method.teacher_layers() else "distill.soft_labels",
