@@ -1,4 +1,6 @@
-"""`distillery serve | worker | demo | submit | status | download | keys | gc`."""
+"""`distillery`: the server's commands (serve, worker, demo, keys, gc) and the client's,
+built on the SDK in distillery.cli (submit, watch, show/status, logs, cancel, list, download,
+files)."""
 
 import argparse
 import ipaddress
@@ -14,14 +16,17 @@ from typing import Any
 
 import httpx
 
-DEFAULT_URL = os.environ.get("DISTILLERY_URL", "http://127.0.0.1:8000")
-# The key `submit`, `status` and `download` send when the API has DISTILLERY_AUTH=required.
-API_KEY_ENV = "DISTILLERY_API_KEY"
-FINISHED = ("succeeded", "failed", "cancelled")
+from distillery import cli as client_cli
+from distillery.cli.report import gain_line, report_lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="distillery", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="distillery",
+        description=__doc__,
+        epilog="client commands: --url (default $DISTILLERY_URL, else http://127.0.0.1:8000), "
+        "the key in $DISTILLERY_API_KEY, --json for machine output",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the API (embedded runner unless BROKER_URL)")
@@ -41,20 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--output", type=Path, default=Path("demo-output"))
     demo.add_argument("--port", type=int, default=0, help="0: pick a free port")
 
-    submit = commands.add_parser("submit", help="POST a job spec")
-    submit.add_argument("spec", type=Path)
-    submit.add_argument("--url", default=DEFAULT_URL)
-    submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
-
-    status = commands.add_parser("status", help="show a job")
-    status.add_argument("job_id")
-    status.add_argument("--url", default=DEFAULT_URL)
-
-    download = commands.add_parser("download", help="download a job's artifact")
-    download.add_argument("job_id")
-    download.add_argument("name", nargs="?", default="student.onnx")
-    download.add_argument("--output", type=Path, default=Path("."))
-    download.add_argument("--url", default=DEFAULT_URL)
+    client_cli.add_commands(commands)
 
     keys = commands.add_parser(
         "keys", help="API keys (in the database named by DISTILLERY_DATABASE_URL)"
@@ -76,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
+    if getattr(args, "client", None):
+        return client_cli.run(args)
     if args.command == "serve":
         return _serve(args.host, args.port, args.workers, args.insecure)
     if args.command == "keys":
@@ -90,27 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         os.execv(sys.executable, [*celery, "-Q", queue, "-c", "1", "--loglevel", "INFO"])
     if args.command == "demo":
         return _demo(args.spec, args.output, args.port)
-    with httpx.Client(base_url=args.url, timeout=30, headers=_auth_headers()) as client:
-        if args.command == "submit":
-            job = _check(client.post("/v1/jobs", json=json.loads(args.spec.read_text())))
-            print(job["id"])
-            if args.wait:
-                job = follow(client, job["id"])
-                return 0 if job["status"] == "succeeded" else 1
-            return 0
-        if args.command == "status":
-            print(json.dumps(_check(client.get(f"/v1/jobs/{args.job_id}")), indent=2))
-            return 0
-        if args.command == "download":
-            path = fetch(client, args.job_id, args.name, args.output)
-            print(path)
-            return 0
     return 2
-
-
-def _auth_headers() -> dict[str, str]:
-    key = os.environ.get(API_KEY_ENV)
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def is_loopback(host: str) -> bool:
@@ -242,51 +216,31 @@ def _gc() -> int:
     return 0
 
 
-def _check(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        raise SystemExit(f"HTTP {response.status_code}: {response.text}")
-    return response.json()
-
-
-def follow(client: httpx.Client, job_id: str, poll_seconds: float = 1.0) -> dict[str, Any]:
-    """Poll a job, printing a line whenever its stage or epoch changes, until it ends."""
-    last = None
-    while True:
-        job = _check(client.get(f"/v1/jobs/{job_id}"))
-        p = job["progress"]
-        line = f"{job['status']:<10} {p.get('stage') or '-':<17}"
-        if p.get("epoch"):
-            line += f" epoch {p['epoch']}/{p['epochs']}"
-        if line != last:
-            eta = p.get("eta_seconds")
-            suffix = f"  eta {eta:.0f}s" if eta is not None else ""
-            print(f"{line:<45} {p['fraction'] * 100:5.1f}%{suffix}", flush=True)
-            last = line
-        if job["status"] in FINISHED:
-            return job
-        time.sleep(poll_seconds)
-
-
-def fetch(client: httpx.Client, job_id: str, name: str, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / Path(name).name
-    with client.stream("GET", f"/v1/jobs/{job_id}/artifacts/{name}") as response:
-        if response.status_code >= 400:
-            response.read()
-            _check(response)
-        with path.open("wb") as f:
-            for chunk in response.iter_bytes():
-                f.write(chunk)
-    return path
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None:
+            raise SystemExit("the API process exited during start-up")
+        time.sleep(0.2)
+
+
 def _demo(spec_path: Path, output: Path, port: int) -> int:
+    """Start the API, run the job through the SDK (the live view on a terminal, lines
+    otherwise), download every artifact, print the report and the distillation gain."""
+    from distillery import Client
+    from distillery.cli import output as client_output
+    from distillery.cli import watch
+
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
     print(f"starting Distillery on {url} (embedded default: SQLite + in-process runner)")
@@ -296,33 +250,28 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
     server = subprocess.Popen([*argv, "--log-level", "warning"], env=env)
     started = time.monotonic()
     try:
-        with httpx.Client(base_url=url, timeout=30, headers=_auth_headers()) as client:
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None:
-                    raise SystemExit("the API process exited during start-up")
-                time.sleep(0.2)
+        _wait_ready(url, server)
+        with Client(url, timeout=30) as client:
             spec = json.loads(spec_path.read_text())
-            job = _check(client.post("/v1/jobs", json=spec))
-            print(f"submitted {job['id']} ({spec_path})")
-            job = follow(client, job["id"])
-            if job["status"] != "succeeded":
-                print(json.dumps(job["error"], indent=2))
+            job = client.jobs.create(spec)
+            print(f"submitted {job.id} ({spec_path})", flush=True)
+            out = client_output.Output()
+            job = watch.follow(client, job.id, watch.view_for(out))
+            if job.status != "succeeded" or job.result is None:
+                print(json.dumps(client_output.jsonable(job.error), indent=2))
                 return 1
-            artifacts = _check(client.get(f"/v1/jobs/{job['id']}/artifacts"))["data"]
+            artifacts = client.jobs.artifacts(job.id)
+            output.mkdir(parents=True, exist_ok=True)
             for artifact in artifacts:
-                fetch(client, job["id"], artifact["name"], output)
-            print(f"\ndownloaded {len(artifacts)} artifacts to {output}/:")
+                client.jobs.download(job.id, artifact.name, output, sha256=artifact.sha256)
+            print(f"\ndownloaded {len(artifacts)} artifacts to {output}/ (sha256 verified):")
             for artifact in artifacts:
-                name, size, digest = artifact["name"], artifact["bytes"], artifact["sha256"]
+                name, size, digest = artifact.name, artifact.bytes, artifact.sha256
                 print(f"  {name:<20} {size:>9} bytes  sha256 {digest[:16]}...")
-            print_report(job["result"])
+            print()
+            print("\n".join(report_lines(job.result)))
             print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
-            print(gain_line(job["result"]))
+            print(gain_line(job.result))
             return 0
     finally:
         server.send_signal(signal.SIGINT)
@@ -330,60 +279,6 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
-
-
-# The test metric the report prints for each task, with its column title and format.
-QUALITY = {
-    "classification": ("test_accuracy", "test acc", "{:>9.4f}"),
-    "language_model": ("test_bits_per_byte", "test bpb", "{:>9.4f}"),
-}
-
-
-def print_report(result: dict[str, Any]) -> None:
-    key, title, fmt = QUALITY[result.get("task", "classification")]
-    print("\nreport")
-    print(f"  {'model':<9} {'arch':<14} {'params':>8} {'bytes':>9} {title:>9} {'cpu ms':>8}")
-    for name in ("teacher", "student", "baseline"):
-        if name in result:
-            r = result[name]
-            print(
-                f"  {name:<9} {r['arch']:<14} {r['params']:>8} {r['bytes']:>9} "
-                f"{fmt.format(r[key])} {r['latency_ms_cpu']:>8.3f}"
-            )
-    c = result["compression"]
-    quality = (
-        f"accuracy retention {c['accuracy_retention']}"
-        if "accuracy_retention" in c
-        else f"{c['bits_per_byte_over_teacher']} bits per byte over the teacher"
-    )
-    print(
-        f"  compression: {c['param_ratio']}x fewer parameters, {c['size_ratio']}x smaller, "
-        f"{c['latency_speedup_cpu']}x faster on CPU; {quality}"
-    )
-
-
-def gain_line(result: dict[str, Any]) -> str:
-    """One plain sentence on what distillation bought: the student against the same student
-    trained from scratch (the baseline), in accuracy points or bits per byte, whichever way
-    it went."""
-    if "baseline" not in result:
-        return "no distillation gain measured: the job trained no from-scratch baseline"
-    key, _, _ = QUALITY[result.get("task", "classification")]
-    student, baseline = result["student"][key], result["baseline"][key]
-    versus = f"(student {student:.3f} vs baseline {baseline:.3f}, same student from scratch)"
-    if key == "test_bits_per_byte":
-        saved = round(baseline - student, 3)
-        if saved > 0:
-            return f"distillation gain: {saved:.3f} bits per byte fewer {versus}"
-        if saved < 0:
-            return f"distillation lost: {-saved:.3f} bits per byte more {versus}"
-        return f"distillation made no difference {versus}"
-    points = round((student - baseline) * 100, 1)
-    if points > 0:
-        return f"distillation gain: +{points:.1f} points {versus}"
-    if points < 0:
-        return f"distillation lost {-points:.1f} points {versus}"
-    return f"distillation made no difference {versus}"
 
 
 if __name__ == "__main__":

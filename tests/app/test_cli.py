@@ -1,5 +1,5 @@
 """`distillery keys ...`, the bind rule of `distillery serve` and `distillery demo`, run as real
-subprocesses."""
+subprocesses (the client commands: tests/distillery/test_cli*.py)."""
 
 import json
 import os
@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app import cli
 from app.main import create_app
 from app.settings import Settings, get_settings
+from distillery.cli.report import gain_line
 from tests.conftest import RecordingDispatcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,11 +184,13 @@ def test_demo_ends_with_the_gain_over_the_baseline(tmp_path: Path, sqlite_url: s
         DISTILLERY_WORK_DIR=str(tmp_path / "work"),
     )
     assert demo.returncode == 0, demo.stderr
+    # The job's progress as plain lines (stdout is not a terminal), a line per stage.
+    assert any("distill" in line and "epoch 2/2" in line for line in demo.stdout.splitlines())
     report = json.loads((output / "report.json").read_text())
     student = report["student"]["test_accuracy"]
     baseline = report["baseline"]["test_accuracy"]
     last = demo.stdout.strip().splitlines()[-1]
-    assert last == cli.gain_line(report)
+    assert last == gain_line(report)
     assert f"(student {student:.3f} vs baseline {baseline:.3f}, same student from scratch)" in last
 
 
@@ -201,9 +204,9 @@ def test_demo_ends_with_the_gain_over_the_baseline(tmp_path: Path, sqlite_url: s
 )
 def test_the_gain_line_says_which_way_it_went(student: float, baseline: float, line: str) -> None:
     result = {"student": {"test_accuracy": student}, "baseline": {"test_accuracy": baseline}}
-    assert cli.gain_line(result) == line + "same student from scratch)"
+    assert gain_line(result) == line + "same student from scratch)"
 
 
 def test_the_gain_line_without_a_baseline() -> None:
-    line = cli.gain_line({"student": {"test_accuracy": 0.9}})
+    line = gain_line({"student": {"test_accuracy": 0.9}})
     assert line == "no distillation gain measured: the job trained no from-scratch baseline"

@@ -1,0 +1,80 @@
+"""A finished job's result in words: the report table (teacher, student and baseline on the
+test split, with the compression they add up to) and one sentence on the distillation gain.
+Pure functions of the job's `result` object, shared by `watch`, `submit --wait` and `demo`."""
+
+from typing import Any
+
+# The test metric the report shows for each task: its result key, column title and format.
+QUALITY = {
+    "classification": ("test_accuracy", "test acc", "{:>9.4f}"),
+    "language_model": ("test_bits_per_byte", "test bpb", "{:>9.4f}"),
+}
+MODELS = ("teacher", "student", "baseline")
+
+
+def _quality(result: dict[str, Any]) -> tuple[str, str, str]:
+    return QUALITY.get(result.get("task") or "classification", QUALITY["classification"])
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str, width: int) -> str:
+    """A value of the report, or "-" where the model has none (an ONNX teacher has no arch)."""
+    value = row.get(key)
+    return f"{'-':>{width}}" if value is None else fmt.format(value)
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    """The report: a row per model (arch, params, bytes, the test metric, CPU latency) and a
+    line on the compression."""
+    key, title, fmt = _quality(result)
+    lines = [
+        "report",
+        f"  {'model':<9} {'arch':<14} {'params':>8} {'bytes':>9} {title:>9} {'cpu ms':>8}",
+    ]
+    for name in MODELS:
+        row = result.get(name)
+        if not isinstance(row, dict):
+            continue
+        lines.append(
+            f"  {name:<9} {row.get('arch') or '-':<14} {_cell(row, 'params', '{:>8}', 8)} "
+            f"{_cell(row, 'bytes', '{:>9}', 9)} {_cell(row, key, fmt, 9)} "
+            f"{_cell(row, 'latency_ms_cpu', '{:>8.3f}', 8)}"
+        )
+    c = result.get("compression") or {}
+    if c:
+        quality = (
+            f"accuracy retention {c.get('accuracy_retention')}"
+            if "accuracy_retention" in c
+            else f"{c.get('bits_per_byte_over_teacher')} bits per byte over the teacher"
+        )
+        lines.append(
+            f"  compression: {c.get('param_ratio')}x fewer parameters, {c.get('size_ratio')}x "
+            f"smaller, {c.get('latency_speedup_cpu')}x faster on CPU; {quality}"
+        )
+    return lines
+
+
+def gain_line(result: dict[str, Any]) -> str:
+    """One plain sentence on what distillation bought: the student against the same student
+    trained from scratch (the baseline), in accuracy points or bits per byte, whichever way
+    it went."""
+    key, _, _ = _quality(result)
+    student = (result.get("student") or {}).get(key)
+    baseline = (result.get("baseline") or {}).get(key)
+    if baseline is None:
+        return "no distillation gain measured: the job trained no from-scratch baseline"
+    if student is None:
+        return "no distillation gain measured: the student has no test result"
+    versus = f"(student {student:.3f} vs baseline {baseline:.3f}, same student from scratch)"
+    if key == "test_bits_per_byte":
+        saved = round(baseline - student, 3)
+        if saved > 0:
+            return f"distillation gain: {saved:.3f} bits per byte fewer {versus}"
+        if saved < 0:
+            return f"distillation lost: {-saved:.3f} bits per byte more {versus}"
+        return f"distillation made no difference {versus}"
+    points = round((student - baseline) * 100, 1)
+    if points > 0:
+        return f"distillation gain: +{points:.1f} points {versus}"
+    if points < 0:
+        return f"distillation lost {-points:.1f} points {versus}"
+    return f"distillation made no difference {versus}"
