@@ -4,8 +4,9 @@ in what order, and which it keeps (pure: no training here).
 A coordinate search: first the temperature (1, 2, 4, 8) at the spec's kd_weight (0.9 when
 that is "auto" too), then the weight (0.5, 0.9, 1.0; `ce_weight` = 1 - kd_weight) at the best
 temperature. Each candidate is a short distillation from the same initial student; it is
-scored by its best validation value of the task's selection metric, and stopped early once it
-trails the best candidate so far at the same epoch by more than the margin. Ties go to the
+scored by its best validation value of the task's selection metric, and stopped early once,
+from the second half of its epochs on (first epochs favour whatever learns fastest, not best),
+it trails the best candidate so far at the same epoch by more than the margin. Ties go to the
 earlier candidate.
 """
 
@@ -43,6 +44,11 @@ def resolved(distill: dict[str, Any], tuned: dict[str, float] | None) -> dict[st
 def search_epochs(epochs: int) -> int:
     """Epochs of each candidate: a quarter of the distillation's, 1 to MAX_EPOCHS."""
     return max(1, min(MAX_EPOCHS, math.ceil(epochs / 4)))
+
+
+def judged_from(epochs: int) -> int:
+    """The first epoch of a candidate's `epochs` after which it may be stopped early."""
+    return max(1, math.ceil(epochs / 2))
 
 
 @dataclass

@@ -109,7 +109,8 @@ class Tune(Stage):
                 "kd_weight": candidate.kd_weight,
             }
             hooks.on_epoch(index * epochs + epoch, labelled)
-            if epoch < epochs and search.trails(epoch, score):
+            judged = auto.judged_from(epochs) <= epoch < epochs
+            if judged and search.trails(epoch, score):
                 candidate.stopped_early = True
                 raise StopCandidate
 

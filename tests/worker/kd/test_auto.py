@@ -62,3 +62,4 @@ def test_resolved_settings_before_and_after_the_search() -> None:
     assert (
         auto.search_epochs(8) == 2 and auto.search_epochs(60) == 10 and auto.search_epochs(1) == 1
     )
+    assert auto.judged_from(10) == 5 and auto.judged_from(1) == 1 and auto.judged_from(3) == 2
