@@ -77,6 +77,6 @@ def test_signature_problems_are_refused(client: TestClient) -> None:
     model.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1]))
     refused(upload_checked(client, "t.onnx", model.SerializeToString(), "teacher"), "2 inputs")
     ints = linear_model()
-    ints.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
-    refused(upload_checked(client, "t.onnx", ints.SerializeToString(), "teacher"))
+    ints.graph.input[0].type.tensor_type.elem_type = TensorProto.INT32  # not float, not bytes
+    refused(upload_checked(client, "t.onnx", ints.SerializeToString(), "teacher"), "int32")
     refused(upload_checked(client, "t.onnx", b"\x08garbage", "teacher"))
