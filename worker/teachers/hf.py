@@ -20,7 +20,7 @@ from app.catalog import SpecError
 from app.files.text_examples import decode
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
 from worker.train import logits_accuracy_and_loss
-from worker.uploads import UploadedFile, uploaded_file
+from worker.uploads import UploadedFile
 
 # Before transformers (and huggingface_hub) are imported: the service never reaches the Hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -50,19 +50,12 @@ class HfTeacher(TeacherSource):
 
     def validate(self) -> None:
         data = self.data
-        self.upload = uploaded_file(
-            self.context.settings,
-            self.spec["file_id"],
+        self.upload = self.uploaded(
             "teacher",
-            PARAM,
-            tenant=self.context.tenant,
+            "hf",
+            "a Hugging Face model directory (.zip of config.json, *.safetensors and tokenizer "
+            "files)",
         )
-        if self.upload.format != "hf":
-            raise SpecError(
-                PARAM,
-                f"file {self.upload.id} is {self.upload.format!r}, not a Hugging Face model "
-                "directory (.zip of config.json, *.safetensors and tokenizer files)",
-            )
         if data.modality != "text":
             raise SpecError(
                 PARAM,

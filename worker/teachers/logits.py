@@ -16,7 +16,7 @@ from app.catalog import SpecError
 from worker.data.rows import NpyRows
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource
 from worker.train import logits_accuracy_and_loss
-from worker.uploads import UploadedFile, uploaded_file
+from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
 BATCH = 4096
@@ -30,9 +30,7 @@ class LogitsTeacher(TeacherSource):
 
     def validate(self) -> None:
         data = self.data
-        self.upload = uploaded_file(
-            self.context.settings, self.spec["file_id"], "logits", PARAM, tenant=self.context.tenant
-        )
+        self.upload = self.uploaded("logits")
         path = self.upload.array_path("logits")
         if path is None:
             raise SpecError(PARAM, f"file {self.upload.id} has no prepared logits")

@@ -14,7 +14,7 @@ import torch
 from app.catalog import SpecError
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
 from worker.train import logits_accuracy_and_loss
-from worker.uploads import UploadedFile, uploaded_file
+from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
 BATCH = 1024
@@ -33,19 +33,9 @@ class OnnxTeacher(TeacherSource):
         import onnxruntime
 
         data = self.data
-        self.upload = uploaded_file(
-            self.context.settings,
-            self.spec["file_id"],
-            "teacher",
-            PARAM,
-            tenant=self.context.tenant,
+        self.upload = self.uploaded(
+            "teacher", "onnx", "ONNX; safetensors weights are a teacher with source 'weights'"
         )
-        if self.upload.format != "onnx":
-            raise SpecError(
-                PARAM,
-                f"file {self.upload.id} is {self.upload.format!r}, not ONNX; safetensors "
-                "weights are a teacher with source 'weights'",
-            )
         providers = ["CPUExecutionProvider"]
         if (
             self.context.device.type == "cuda"

@@ -19,12 +19,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from app.catalog import SpecError
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from worker.data import PreparedData
 from worker.learning_tasks import Task
 from worker.learning_tasks.classification import Classification
 from worker.registry import Registry
+from worker.uploads import UploadedFile, uploaded_file
+
+FILE_PARAM = "teacher.file_id"
 
 
 class StageRunner(Protocol):
@@ -67,6 +71,20 @@ class TeacherSource:
 
     def validate(self) -> None:
         """Check the teacher fits the data; raise SpecError naming the field otherwise."""
+
+    def uploaded(self, purpose: str, fmt: str | None = None, wanted: str = "") -> UploadedFile:
+        """The spec's `file_id`: the job tenant's ready upload of `purpose`, and of format
+        `fmt` when given (else a SpecError saying the file is not `wanted`)."""
+        upload = uploaded_file(
+            self.context.settings,
+            self.spec["file_id"],
+            purpose,
+            FILE_PARAM,
+            tenant=self.context.tenant,
+        )
+        if fmt is not None and upload.format != fmt:
+            raise SpecError(FILE_PARAM, f"file {upload.id} is {upload.format!r}, not {wanted}")
+        return upload
 
     def pretrain(self, runner: StageRunner) -> None:
         runner.event("info", f"teacher from {self.name}: no pretraining")

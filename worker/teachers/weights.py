@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from app.catalog import SpecError
 from worker.teachers.registry import TEACHER_SOURCES
 from worker.teachers.torch_teacher import TorchTeacher
-from worker.uploads import UploadedFile, uploaded_file
+from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
 NORMALISATION = ("mean", "std")
@@ -25,16 +25,9 @@ class WeightsTeacher(TorchTeacher):
     upload: UploadedFile
 
     def validate(self) -> None:
-        settings = self.context.settings
-        self.upload = uploaded_file(
-            settings, self.spec["file_id"], "teacher", PARAM, tenant=self.context.tenant
+        self.upload = self.uploaded(
+            "teacher", "safetensors", "safetensors; an ONNX model is a teacher with source 'onnx'"
         )
-        if self.upload.format != "safetensors":
-            raise SpecError(
-                PARAM,
-                f"file {self.upload.id} is {self.upload.format!r}, not safetensors; "
-                f"an ONNX model is a teacher with source 'onnx'",
-            )
         path = self.upload.local_path()
         with safe_open(str(path), framework="pt") as f:
             shapes = {name: list(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118
