@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api import catalog, files, health, jobs
+from app.api import catalog, dashboard, files, health, jobs
 from app.api.event_streams import EventStreams
 from app.db import upgrade_database
 from app.db_async import open_database
@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.include_router(jobs.router)
     app.include_router(files.router)
     app.include_router(catalog.router)
+    app.include_router(dashboard.router)
     return app
 
 
