@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from app.settings import Settings
 from app.storage import file_key
 
@@ -67,6 +69,21 @@ class CheckContext:
 
     def key(self, name: str) -> str:
         return file_key(self.file_id, name)
+
+    def array(self, name: str, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
+        """The prepared array `<name>.npy`, to fill in place (counted against the quota)."""
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize + 128
+        path = self.output(f"{name}.npy", nbytes)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+    def saved(self, **arrays: np.memmap | None) -> dict[str, str]:
+        """Flush the filled arrays; their storage keys by name (for `info["arrays"]`)."""
+        keys = {}
+        for name, array in arrays.items():
+            if array is not None:
+                array.flush()
+                keys[name] = self.key(f"{name}.npy")
+        return keys
 
 
 def no_options(raw: dict[str, str]) -> dict[str, Any]:

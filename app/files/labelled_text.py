@@ -69,25 +69,13 @@ def prepare(
         if rows < 2:
             raise CheckError("the file has 1 row; at least 2 are needed to split off a test set")
 
-    x = np.lib.format.open_memmap(
-        ctx.output("x.npy", rows * max_length + 128), "w+", np.uint8, (rows, max_length)
-    )
-    y = (
-        np.lib.format.open_memmap(ctx.output("y.npy", rows * 8 + 128), "w+", np.int64, (rows,))
-        if labelled
-        else None
-    )
+    x = ctx.array("x", np.uint8, (rows, max_length))
+    y = ctx.array("y", np.int64, (rows,)) if labelled else None
     for row, (_, text, label) in enumerate(records()):
         x[row] = encode_one(text, max_length)[0]
         if y is not None and label is not None:
             y[row] = index[label]
-    x.flush()
-    del x
-    arrays = {"x": ctx.key("x.npy")}
-    if y is not None:
-        y.flush()
-        del y
-        arrays["y"] = ctx.key("y.npy")
+    arrays = ctx.saved(x=x, y=y)
     return {
         "format": fmt,
         "task": "classification",

@@ -181,28 +181,13 @@ def _check(ctx: CheckContext) -> dict[str, Any]:
             raise CheckError("the file has 1 row; at least 2 are needed to split off a test set")
 
     # Pass 2: fill the prepared arrays.
-    x = np.lib.format.open_memmap(
-        ctx.output("x.npy", rows * len(features) * 4),
-        mode="w+",
-        dtype=np.float32,
-        shape=(rows, len(features)),
-    )
-    y = (
-        np.lib.format.open_memmap(ctx.output("y.npy", rows * 8), "w+", np.int64, (rows,))
-        if labelled
-        else None
-    )
+    x = ctx.array("x", np.float32, (rows, len(features)))
+    y = ctx.array("y", np.int64, (rows,)) if labelled else None
     for number, fields in _rows(ctx):
         x[number - 1] = [float(fields[i]) for i in features]
         if y is not None:
             y[number - 1] = index[fields[label_index].strip()]
-    x.flush()
-    del x
-    arrays = {"x": ctx.key("x.npy")}
-    if y is not None:
-        y.flush()
-        del y
-        arrays["y"] = ctx.key("y.npy")
+    arrays = ctx.saved(x=x, y=y)
     return {
         "format": "csv",
         "rows": rows,
