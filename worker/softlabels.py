@@ -294,6 +294,11 @@ class StoredLogits:
         self.views_per_epoch = views_per_epoch
         self.positions = positions
 
+    @property
+    def nbytes(self) -> int:
+        array = self.array
+        return int(array.records.nbytes if isinstance(array, TopKLogits) else array.nbytes)
+
     def for_batch(self, batch: "Batch") -> TeacherLogits:
         """The logits of a training batch: of its examples, or of its augmented views; with
         several positions each, (batch x positions, classes), an example's rows together."""

@@ -1,9 +1,34 @@
-"""What a pipeline stage is: a name, whether it applies to a job, how much work it plans (in
-example passes, for progress), and what it does to the job's context."""
+"""What a pipeline stage is: a name, whether it applies to a job, the work it implies (its
+cost: for progress and for estimates), and what it does to the job's context."""
 
+import math
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from worker.job_context import JobContext
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """The work a stage implies: examples through each model, forward only (inferred) or
+    forward and backward (trained), optimiser steps, and bytes written to the soft-label
+    store. Known once validate has loaded the data."""
+
+    teacher_trained: float = 0.0
+    teacher_inferred: float = 0.0
+    student_trained: float = 0.0
+    student_inferred: float = 0.0
+    epochs: int = 0
+    steps: int = 0
+    soft_label_bytes: int = 0
+
+    def passes(self) -> float:
+        """In example passes, progress's unit: inference counts about a third of training."""
+        inferred = self.teacher_inferred + self.student_inferred
+        return self.teacher_trained + self.student_trained + inferred / 3
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class Stage:
@@ -12,14 +37,27 @@ class Stage:
     def applies(self, job: JobContext) -> bool:
         return True
 
+    def cost(self, job: JobContext) -> StageCost:
+        return StageCost()
+
     def work(self, job: JobContext) -> float:
-        """Planned work in example passes (known once validate has loaded the data)."""
-        return 0.0
+        """Planned work in example passes (for progress)."""
+        return self.cost(job).passes()
 
     def run(self, job: JobContext) -> None:
         raise NotImplementedError
 
 
-def inference_work(job: JobContext) -> float:
-    """A pass of inference over the distillation examples costs about a third of a training pass."""
-    return len(job.data.distill) / 3
+def student_training(job: JobContext, epochs: int, *, teacher_online: bool = False) -> StageCost:
+    """`epochs` of training a student over the distillation examples with the distillation
+    batch size, validated after each epoch; the teacher runs alongside when it is online."""
+    batch_size = job.distill_settings["batch_size"]
+    steps = epochs * math.ceil(len(job.data.distill) / batch_size)
+    examples = float(steps * batch_size)
+    return StageCost(
+        teacher_inferred=examples if teacher_online else 0.0,
+        student_trained=examples,
+        student_inferred=float(epochs * len(job.data.val)),
+        epochs=epochs,
+        steps=steps,
+    )

@@ -5,8 +5,7 @@ the report's kd_gain measures what the teacher added. Runs when the spec asks (`
 import math
 
 from worker.job_context import JobContext
-from worker.stages.base import Stage
-from worker.stages.distill import training_passes
+from worker.stages.base import Stage, StageCost, student_training
 
 
 class Baseline(Stage):
@@ -15,8 +14,8 @@ class Baseline(Stage):
     def applies(self, job: JobContext) -> bool:
         return bool(job.spec["baseline"])
 
-    def work(self, job: JobContext) -> float:
-        return training_passes(job)
+    def cost(self, job: JobContext) -> StageCost:
+        return student_training(job, job.spec["distill"]["epochs"])
 
     def run(self, job: JobContext) -> None:
         settings = job.distill_settings

@@ -2,7 +2,6 @@
 from the store or running the teacher online (and tapping its layers, for methods that read
 them)."""
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -15,7 +14,8 @@ from worker.job_context import JobContext
 from worker.kd import FeatureTaps, Method, Outputs, build_method
 from worker.kd.losses import UNLABELLED
 from worker.kd.schedules import TemperatureSchedule
-from worker.stages.base import Stage
+from worker.stages.base import Stage, StageCost, student_training
+from worker.stages.soft_labels import teacher_runs_online
 from worker.train import Batch
 
 # What the hints stage leaves for distillation: the student and the method's learnable parts.
@@ -23,13 +23,6 @@ HINTS_OUTPUT = "hints"
 
 # The teacher's outputs for a batch: (the batch, its inputs) -> Outputs.
 TeacherOutputs = Callable[[Batch, torch.Tensor], Outputs]
-
-
-def training_passes(job: JobContext) -> float:
-    """Example passes of a distillation run (the baseline takes as many steps)."""
-    distill = job.spec["distill"]
-    steps = math.ceil(len(job.data.distill) / distill["batch_size"])
-    return float(distill["epochs"] * steps * distill["batch_size"])
 
 
 class MethodRun:
@@ -102,8 +95,9 @@ def method_run(job: JobContext) -> Iterator[MethodRun]:
 class Distill(Stage):
     name = "distill"
 
-    def work(self, job: JobContext) -> float:
-        return training_passes(job)
+    def cost(self, job: JobContext) -> StageCost:
+        online = teacher_runs_online(job)
+        return student_training(job, job.spec["distill"]["epochs"], teacher_online=online)
 
     def run(self, job: JobContext) -> None:
         student = job.student

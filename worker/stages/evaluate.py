@@ -2,14 +2,18 @@
 
 from worker import packaging
 from worker.job_context import JobContext
-from worker.stages.base import Stage, inference_work
+from worker.stages.base import Stage, StageCost
 
 
 class Evaluate(Stage):
     name = "evaluate"
 
-    def work(self, job: JobContext) -> float:
-        return inference_work(job)
+    def cost(self, job: JobContext) -> StageCost:
+        # The test split through the teacher (a zoo model; other sources may answer from a
+        # file), the student and the baseline.
+        test = float(len(job.data.test))
+        students = 2 if job.spec["baseline"] else 1
+        return StageCost(teacher_inferred=test, student_inferred=students * test)
 
     def run(self, job: JobContext) -> None:
         job.report = packaging.build_report(job)

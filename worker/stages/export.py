@@ -2,14 +2,11 @@
 
 from worker import packaging
 from worker.job_context import JobContext
-from worker.stages.base import Stage, inference_work
+from worker.stages.base import Stage
 
 
 class Export(Stage):
     name = "export"
-
-    def work(self, job: JobContext) -> float:
-        return inference_work(job)
 
     def run(self, job: JobContext) -> None:
         packaging.package(job, job.report)

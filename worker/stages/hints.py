@@ -4,14 +4,12 @@ for `Method.hint_epochs()` epochs over the distillation examples, with the disti
 optimiser settings. Distillation then starts from the weights it leaves. Whether it runs is
 the method's to say, not an `if` here."""
 
-import math
-
 import torch
 from torch import nn
 
 from worker.job_context import JobContext
 from worker.kd import build_method
-from worker.stages.base import Stage
+from worker.stages.base import Stage, StageCost, student_training
 from worker.stages.distill import HINTS_OUTPUT, method_run
 from worker.train import Batch
 
@@ -26,10 +24,9 @@ class Hints(Stage):
     def applies(self, job: JobContext) -> bool:
         return hint_epochs(job) > 0
 
-    def work(self, job: JobContext) -> float:
-        batch_size = job.distill_settings["batch_size"]
-        steps = math.ceil(len(job.data.distill) / batch_size)
-        return float(hint_epochs(job) * steps * batch_size)
+    def cost(self, job: JobContext) -> StageCost:
+        # The method's feature terms read the teacher's layers: it runs online.
+        return student_training(job, hint_epochs(job), teacher_online=True)
 
     def run(self, job: JobContext) -> None:
         if (job.workdir / "student.safetensors").exists():

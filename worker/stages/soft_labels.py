@@ -17,7 +17,7 @@ import torch
 from worker.job_context import JobContext
 from worker.kd import build_method
 from worker.softlabels import SoftLabelStore, StoredLogits, TopKLogits, bytes_per_example
-from worker.stages.base import Stage
+from worker.stages.base import Stage, StageCost
 from worker.train import Batch, epoch_order
 
 # Views labelled per teacher forward when the store is filled (any size gives the same views).
@@ -29,6 +29,8 @@ class SoftLabelPlan:
     online: bool
     views: bool  # stored per augmented view (epochs x examples rows), not per example
     why: str
+    rows: int = 0  # teacher forwards that fill the store (0 when it runs online)
+    bytes: int = 0  # what they take in the store
 
 
 def plan(job: JobContext) -> SoftLabelPlan:
@@ -56,7 +58,7 @@ def plan(job: JobContext) -> SoftLabelPlan:
             f"the logits of {what} need {needed} bytes, over the store's {budget} "
             "(DISTILLERY_SOFT_LABEL_STORE_BYTES)",
         )
-    return SoftLabelPlan(False, views, "")
+    return SoftLabelPlan(False, views, "", rows, needed)
 
 
 def teacher_runs_online(job: JobContext) -> bool:
@@ -66,11 +68,11 @@ def teacher_runs_online(job: JobContext) -> bool:
 class SoftLabels(Stage):
     name = "soft_labels"
 
-    def work(self, job: JobContext) -> float:
-        if not build_method(job.distill_settings).reads_teacher_logits:
-            return 0.0
-        passes = job.spec["distill"]["epochs"] if plan(job).views else 1
-        return passes * len(job.data.distill) / 3
+    def cost(self, job: JobContext) -> StageCost:
+        where = plan(job)
+        if not build_method(job.distill_settings).reads_teacher_logits or where.online:
+            return StageCost()
+        return StageCost(teacher_inferred=float(where.rows), soft_label_bytes=where.bytes)
 
     def run(self, job: JobContext) -> None:
         method = job.distill_settings["method"]

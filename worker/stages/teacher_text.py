@@ -14,7 +14,7 @@ from worker.data.prepare import Examples
 from worker.data.rows import as_rows
 from worker.job_context import JobContext
 from worker.kd import build_method
-from worker.stages.base import Stage
+from worker.stages.base import Stage, StageCost
 
 OUTPUT = "teacher_text.npy"
 BATCH = 256  # windows written at once
@@ -30,9 +30,9 @@ class TeacherText(Stage):
     def applies(self, job: JobContext) -> bool:
         return settings_of(job) is not None
 
-    def work(self, job: JobContext) -> float:
+    def cost(self, job: JobContext) -> StageCost:
         # Each written byte is a teacher forward over the window so far: about half a window.
-        return len(job.data.distill) * job.data.input_shape[0] / 2 / 3
+        return StageCost(teacher_inferred=len(job.data.distill) * job.data.input_shape[0] / 2)
 
     def run(self, job: JobContext) -> None:
         params = settings_of(job)

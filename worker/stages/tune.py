@@ -12,7 +12,6 @@ after each (tuning.json), so a resumed job does not try them again. Runs only fo
 
 import copy
 import json
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -22,8 +21,9 @@ from torch import nn
 from worker.job_context import JobContext
 from worker.kd import auto
 from worker.kd.schedules import TemperatureSchedule
-from worker.stages.base import Stage
+from worker.stages.base import Stage, StageCost, student_training
 from worker.stages.distill import method_run
+from worker.stages.soft_labels import teacher_runs_online
 from worker.train import Batch, train
 
 TUNING_FILE = "tuning.json"
@@ -47,11 +47,10 @@ class Tune(Stage):
     def applies(self, job: JobContext) -> bool:
         return auto.is_auto(job.spec["distill"])
 
-    def work(self, job: JobContext) -> float:
-        distill = job.spec["distill"]
-        steps = math.ceil(len(job.data.distill) / distill["batch_size"])
-        epochs = auto.search_epochs(distill["epochs"])
-        return float(search_for(job).size() * epochs * steps * distill["batch_size"])
+    def cost(self, job: JobContext) -> StageCost:
+        """Every candidate run to the end (early stopping can only make it less)."""
+        epochs = search_for(job).size() * auto.search_epochs(job.spec["distill"]["epochs"])
+        return student_training(job, epochs, teacher_online=teacher_runs_online(job))
 
     def run(self, job: JobContext) -> None:
         search = search_for(job)
