@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 from app import jobs
 from app.db import session_scope
@@ -19,14 +19,39 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The worker registers its task under this name; the API only ever sends it by name.
+# The worker registers its tasks under these names; the API only ever sends them by name.
 RUN_JOB_TASK = "distillery.run_job"
+ESTIMATE_TASK = "distillery.estimate"
+
+
+class EstimateUnavailable(Exception):
+    """No worker answered an estimate in time (none consumes the estimate queue, or all are
+    busy): the request may be tried again."""
+
+
+class EstimateRefused(Exception):
+    """The worker found the spec cannot run (what validate says of a job's)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", ""))
+        self.error = error
+
+
+def estimate_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """A worker's answer: the estimate, or EstimateRefused for its error."""
+    if "error" in answer:
+        raise EstimateRefused(answer["error"])
+    return answer
 
 
 class Dispatcher(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def send(self, job_id: str) -> None: ...
+    def estimate(self, spec: dict[str, Any], tenant: str) -> dict[str, Any]:
+        """Estimate a resolved spec on a worker (worker/estimate.py), waiting for it."""
+        ...
+
     def ready(self) -> bool: ...
     def broker_restarted(self) -> bool:
         """True once after the broker lost what it held (its queue among it)."""
@@ -44,7 +69,9 @@ class CeleryDispatcher:
 
         assert settings.broker_url is not None
         self.settings = settings
-        self.celery = Celery("distillery-api", broker=settings.broker_url)
+        self.celery = Celery(
+            "distillery-api", broker=settings.broker_url, backend=settings.result_backend
+        )
         self.celery.conf.update(
             broker_connection_timeout=3,
             broker_connection_retry_on_startup=False,
@@ -71,6 +98,27 @@ class CeleryDispatcher:
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         )
+
+    def estimate(self, spec: dict[str, Any], tenant: str) -> dict[str, Any]:
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        timeout = self.settings.estimate_timeout_seconds
+        pending = self.celery.send_task(
+            ESTIMATE_TASK,
+            args=[spec, tenant],
+            queue=self.settings.celery_estimate_queue,
+            # Not worth running once nobody waits for it.
+            expires=timeout,
+        )
+        try:
+            answer = pending.get(timeout=timeout)
+        except CeleryTimeout:
+            pending.forget()
+            raise EstimateUnavailable(
+                f"no worker on queue {self.settings.celery_estimate_queue!r} answered within "
+                f"{timeout:.0f} s"
+            ) from None
+        return estimate_answer(answer)
 
     def ready(self) -> bool:
         try:

@@ -716,6 +716,20 @@ def set_progress(session: Session, job_id: str, owner: str, progress: dict) -> N
     session.commit()
 
 
+def set_cost(session: Session, job_id: str, owner: str, cost: dict[str, Any]) -> None:
+    """The job's estimate (after validate), then its actual figures beside it (at the end)."""
+    _hold(session, job_id, owner, cost=cost)
+    session.commit()
+
+
+def epochs_recorded(session: Session, job_id: str) -> dict[str, int]:
+    """Epochs with metrics, per stage (each epoch once, whichever attempt ran it)."""
+    rows = session.execute(
+        select(Metric.stage, func.count()).where(Metric.job_id == job_id).group_by(Metric.stage)
+    )
+    return {stage: count for stage, count in rows}
+
+
 def record_epoch(
     session: Session, job_id: str, owner: str, stage: str, epoch: int, values: dict, progress: dict
 ) -> None:

@@ -50,6 +50,8 @@ class Job(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # {"estimate": worker.estimate's answer, "actual": what the job did, once it succeeded}.
+    cost: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Unique per tenant: two tenants may use the same key.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

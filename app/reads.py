@@ -19,11 +19,11 @@ from app.jobs import JobNotFound
 
 # Bumped whenever a body's shape changes, so a client's cached ETag never matches a body of
 # another shape.
-REPRESENTATION = "2"
+REPRESENTATION = "3"
 
-# Fields a list item carries only when asked (?include=spec, ?include=result): large, and not
-# what a list is read for.
-OPTIONAL_FIELDS = ("spec", "result")
+# Fields a list item carries only when asked (?include=spec, ?include=result, ?include=cost):
+# large, and not what a list is read for.
+OPTIONAL_FIELDS = ("spec", "result", "cost")
 
 # Top-level fields of a job that the stored spec (the request body) repeats.
 NOT_IN_SPEC = ("name", "metadata")
@@ -139,13 +139,14 @@ class JobRow(NamedTuple):
     metadata: Any
     spec: Any
     result: Any
+    cost: Any
 
 
 _JOB_COLUMNS = (
     "id, tenant, name, status, stage, progress, attempt, created_at, started_at, finished_at, "
     "updated_at, error, metadata"
 )
-_GET_JOB = f"SELECT {_JOB_COLUMNS}, spec, result FROM job WHERE id = :id"
+_GET_JOB = f"SELECT {_JOB_COLUMNS}, spec, result, cost FROM job WHERE id = :id"
 
 
 async def get_job(database: AsyncDatabase, job_id: str, tenant: str) -> JobRow:
@@ -163,7 +164,7 @@ def job_etag(job: JobRow) -> str:
 
 
 def job_body(job: JobRow, include: Iterable[str] = OPTIONAL_FIELDS) -> dict[str, Any]:
-    """The job object (schemas.Job); spec and result only if named in `include`."""
+    """The job object (schemas.Job); spec, result and cost only if named in `include`."""
     body: dict[str, Any] = {
         "id": job.id,
         "object": "job",
@@ -182,6 +183,8 @@ def job_body(job: JobRow, include: Iterable[str] = OPTIONAL_FIELDS) -> dict[str,
     body["metadata"] = _embed(job.metadata) or {}
     if "result" in include:
         body["result"] = _embed(job.result)
+    if "cost" in include:
+        body["cost"] = _embed(job.cost)
     return body
 
 
@@ -195,7 +198,7 @@ async def list_jobs(
     include: Iterable[str] = (),
 ) -> tuple[list[JobRow], bool]:
     """The tenant's jobs, newest first, after the job `after` (JobNotFound if it is not one of
-    the tenant's); and whether more follow. Spec and result are read only if included."""
+    the tenant's); and whether more follow. Spec, result and cost are read only if included."""
     optional = ", ".join(f if f in include else f"NULL AS {f}" for f in OPTIONAL_FIELDS)
     where = ["tenant = :tenant"]
     params: dict[str, Any] = {"tenant": tenant, "limit": limit + 1}

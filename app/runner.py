@@ -5,14 +5,17 @@ One such process is always started ahead, as a spare (`--next`): it loads the pi
 the runner is idle and waits for a job id on its stdin, so a job starts within a moment of
 being submitted and the next one does not wait for the last one's process to start up."""
 
+import json
 import logging
 import os
 import subprocess
 import sys
 import threading
+from typing import Any
 
 from app import jobs
 from app.db import session_scope
+from app.dispatch import EstimateUnavailable, estimate_answer
 from app.models import JobStatus
 from app.settings import Settings
 
@@ -56,6 +59,24 @@ class EmbeddedRunner:
 
     def broker_restarted(self) -> bool:
         return False  # the runner reads its queue from the database: nothing to lose
+
+    def estimate(self, spec: dict[str, Any], tenant: str) -> dict[str, Any]:
+        """In a `python -m worker.estimate` process of its own (beside a running job, which
+        then shares this machine with it: the measured rates come out slower)."""
+        timeout = self.settings.estimate_timeout_seconds
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "worker.estimate"],
+                input=json.dumps({"spec": spec, "tenant": tenant}).encode(),
+                capture_output=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise EstimateUnavailable(f"the estimate took over {timeout:.0f} s") from None
+        if done.returncode != 0:
+            log.error("estimate process failed: %s", done.stderr.decode(errors="replace")[-4000:])
+            raise RuntimeError(f"the estimate process exited with code {done.returncode}")
+        return estimate_answer(json.loads(done.stdout))
 
     def _loop(self) -> None:
         try:

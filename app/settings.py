@@ -114,6 +114,24 @@ class Settings(BaseSettings):
     # Celery: the queue GPU workers consume, and how long Redis keeps an unacked message.
     celery_queue: str = "gpu"
     celery_visibility_timeout_seconds: int = Field(default=12 * 3600, gt=0)
+    # Estimates (POST /v1/jobs/estimate): the queue their workers consume (not the jobs' one,
+    # so an estimate never waits behind a running job), where Celery keeps their answers (by
+    # default the broker itself when it is Redis, else RabbitMQ's reply queues: "rpc://"),
+    # and how long the API waits for one.
+    celery_estimate_queue: str = "estimate"
+    result_backend_url: str | None = None
+    estimate_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Whether each job estimates itself after validate (a dry run of a few seconds, recorded
+    # in its `cost` with its actual figures beside it when it succeeds).
+    job_estimates: bool = True
+
+    @property
+    def result_backend(self) -> str:
+        if self.result_backend_url:
+            return self.result_backend_url
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "rpc://"
 
     @property
     def artifact_root(self) -> Path:

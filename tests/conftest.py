@@ -29,6 +29,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 _XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
 REDIS_URL = os.environ.get("DISTILLERY_TEST_REDIS", f"redis://127.0.0.1:6379/{9 + _XDIST_WORKER}")
 REQUIRE_SERVICES = os.environ.get("DISTILLERY_REQUIRE_SERVICES") == "1"
+# A job's own estimate is a dry run of a few seconds: jobs in tests skip it (this process's
+# settings and every service process a test starts read this), except where a test is about
+# it (tests/worker/test_estimate.py, the end-to-end estimate tests set it back to true).
+os.environ.setdefault("DISTILLERY_JOB_ESTIMATES", "false")
 
 # The least a job must say: dataset, teacher and student.
 MINIMAL_JOB = {

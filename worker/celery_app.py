@@ -1,6 +1,7 @@
 """Celery configured from app.settings: one worker process per GPU, one job per child process.
 
 celery -A worker.celery_app worker -Q gpu -c 1
+celery -A worker.celery_app worker -Q estimate -c 1     (estimates: POST /v1/jobs/estimate)
 """
 
 from typing import Any
@@ -16,7 +17,13 @@ settings = get_settings()
 # same format.
 configure_logging(settings)
 
-app = Celery("distillery", broker=settings.broker_url, include=["worker.tasks"])
+app = Celery(
+    "distillery",
+    broker=settings.broker_url,
+    # Only estimates keep a result (the API waits for it); jobs report through the database.
+    backend=settings.result_backend,
+    include=["worker.tasks"],
+)
 app.conf.update(
     # A job is acknowledged only after it ran: a worker lost mid-job gets it redelivered
     # (the claim makes a duplicate delivery a no-op).
@@ -28,6 +35,7 @@ app.conf.update(
     worker_max_tasks_per_child=1,
     task_default_queue=settings.celery_queue,
     task_ignore_result=True,
+    result_expires=3600,
     broker_connection_retry_on_startup=True,
     # Longer than any training slice, or Redis would hand a running job to a second worker.
     broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_seconds},

@@ -136,6 +136,9 @@ class JobControl:
     def progress(self, progress: dict[str, Any]) -> None:
         self.write(lambda session: jobs.set_progress(session, self.job_id, self.owner, progress))
 
+    def cost(self, cost: dict[str, Any]) -> None:
+        self.write(lambda session: jobs.set_cost(session, self.job_id, self.owner, cost))
+
     def epoch(self, stage: str, epoch: int, values: dict[str, float], progress: dict) -> None:
         self.write(
             lambda session: jobs.record_epoch(

@@ -1,11 +1,12 @@
 """Celery tasks take job ids only; the pipeline opens its own session and reloads the row."""
 
 import logging
+from typing import Any
 
 from celery import Task
 
 from app.db import is_database_unreachable
-from app.dispatch import RUN_JOB_TASK
+from app.dispatch import ESTIMATE_TASK, RUN_JOB_TASK
 from app.settings import get_settings
 from worker.celery_app import app
 from worker.claiming import claim_job, hold_and_run
@@ -32,3 +33,12 @@ def run_job(self: Task, job_id: str) -> None:
         raise self.retry(countdown=delay, exc=exc) from None
     if claimed is not None:
         hold_and_run(*claimed, settings)
+
+
+@app.task(name=ESTIMATE_TASK, ignore_result=False)
+def estimate(spec: dict[str, Any], tenant: str) -> dict[str, Any]:
+    """A resolved spec's estimate (worker/estimate.py), or {"error": ...} for a spec validate
+    refuses; the API waits for the answer."""
+    from worker.estimate import answer
+
+    return answer(spec, tenant, get_settings())

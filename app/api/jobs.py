@@ -1,4 +1,4 @@
-"""/v1/jobs: create, list, get, cancel, delete, events, metrics, artifacts."""
+"""/v1/jobs: create, estimate, list, get, cancel, delete, events, metrics, artifacts."""
 
 import re
 from collections.abc import Callable, Coroutine
@@ -11,7 +11,7 @@ from app import housekeeping, jobs, reads, schemas, webhooks
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.event_streams import EventStreamResponse, EventStreams, job_events
 from app.api.poll import POLL_OPENAPI, PollRoute, reader
-from app.dispatch import dispatch
+from app.dispatch import EstimateRefused, EstimateUnavailable, dispatch
 from app.errors import ApiError
 from app.models import Job, JobStatus
 
@@ -47,6 +47,7 @@ def job_out(job: Job) -> schemas.Job:
         spec=reads.public_spec(job.spec),
         metadata=job.metadata_ or {},
         result=job.result,
+        cost=schemas.JobCost.model_validate(job.cost) if job.cost else None,
     )
 
 
@@ -88,6 +89,38 @@ def create_job(
     else:
         response.status_code = 200
     return job_out(job)
+
+
+@router.post(
+    "/estimate",
+    response_model=schemas.Estimate,
+    responses={
+        422: _error("The spec is invalid (as POST /v1/jobs would say, or as a worker's validate)"),
+        503: _error("No worker answered within DISTILLERY_ESTIMATE_TIMEOUT_SECONDS"),
+    },
+)
+def estimate_job(
+    body: schemas.JobCreate,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
+    tenant: TenantDep,
+) -> dict[str, Any]:
+    """The work the spec implies (teacher passes, student steps, FLOPs per stage, soft-label
+    bytes) and its wall time per device kind, from a short dry run on a worker: its data
+    loaded, its models built and a few of their training and inference steps timed. Creates
+    no job; a job records its own estimate, and its actual figures, in `cost`."""
+    spec = jobs.resolve_spec(body)
+    jobs.check_job_files(session, tenant, spec)
+    session.close()  # the wait below holds no connection
+    try:
+        return dispatcher.estimate(spec, tenant)
+    except EstimateRefused as exc:
+        error = exc.error
+        raise ApiError(422, error["code"], error["message"], error.get("param")) from None
+    except EstimateUnavailable as exc:
+        raise ApiError(
+            503, "estimate_unavailable", str(exc), headers={"Retry-After": "10"}
+        ) from None
 
 
 # The read routes below are the poll path: `async def` on the async database (app.reads), one
@@ -153,7 +186,7 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(max_length=40)] = None,
     include: Annotated[
-        list[Literal["spec", "result"]] | None,
+        list[Literal["spec", "result", "cost"]] | None,
         Query(description="fields to add to each job: include=spec&include=result for both"),
     ] = None,
 ) -> Response:

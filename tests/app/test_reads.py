@@ -75,7 +75,7 @@ def test_spec_does_not_repeat_name_and_metadata(client: TestClient) -> None:
         assert body["spec"]["student"]["arch"] == "mlp"
 
 
-def test_list_items_carry_spec_and_result_only_when_included(
+def test_list_items_carry_spec_result_and_cost_only_when_included(
     client: TestClient, settings: Settings
 ) -> None:
     job_id = submit(client, metadata={"team": "vision"})
@@ -83,12 +83,14 @@ def test_list_items_carry_spec_and_result_only_when_included(
     plain = client.get("/v1/jobs").json()["data"][0]
     assert "spec" not in plain
     assert "result" not in plain
+    assert "cost" not in plain
     assert plain["metadata"] == {"team": "vision"}
     assert plain["status"] == "succeeded"
     full = client.get(f"/v1/jobs/{job_id}").json()
-    assert plain == {k: v for k, v in full.items() if k not in ("spec", "result")}
-    both = client.get("/v1/jobs", params={"include": ["spec", "result"]}).json()["data"][0]
-    assert both == full
+    assert full["cost"] is None  # the job ran without estimating itself
+    assert plain == {k: v for k, v in full.items() if k not in ("spec", "result", "cost")}
+    every = client.get("/v1/jobs", params={"include": ["spec", "result", "cost"]}).json()
+    assert every["data"][0] == full
     only_result = client.get("/v1/jobs", params={"include": "result"}).json()["data"][0]
     assert only_result["result"] == RESULT
     assert "spec" not in only_result

@@ -30,6 +30,7 @@ def distributed_env(
 
 
 def celery_argv(queue: str) -> list[str]:
+    """A worker on `queue` (the jobs' queue, or the estimates')."""
     return [
         sys.executable,
         "-m",
@@ -52,7 +53,11 @@ def test_digits_job_through_celery(
     services: list[Service], tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
     queue = f"gpu-test-{secrets.token_hex(4)}"
-    env = distributed_env(postgres_url, redis_url, tmp_path, queue)
+    # The job estimates itself on the worker, and records what it did beside the estimate.
+    env = {
+        **distributed_env(postgres_url, redis_url, tmp_path, queue),
+        "DISTILLERY_JOB_ESTIMATES": "true",
+    }
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     api = start(services, "api", uvicorn_argv(port), env, tmp_path)
@@ -65,6 +70,49 @@ def test_digits_job_through_celery(
     assert job["status"] == "succeeded", job["error"]
     assert job["attempt"] == 1
     check_downloaded_student(url, job, tmp_path)
+    estimate, actual = job["cost"]["estimate"], job["cost"]["actual"]
+    assert actual["student_steps"] == estimate["work"]["student_steps"] > 0
+    assert set(actual["stages"]) == set(estimate["wall_seconds"]["cpu"]["stages"])
+
+
+def test_estimates_go_to_their_own_queue_and_wait_for_no_job(
+    services: list[Service], tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """An estimate is answered by a worker on the estimate queue (through Redis, the result
+    backend too), even while the only job worker is busy; with no estimate worker the API
+    answers 503 once its wait is over."""
+    queue, estimates = f"gpu-test-{secrets.token_hex(4)}", f"estimate-{secrets.token_hex(4)}"
+    env = {
+        **distributed_env(postgres_url, redis_url, tmp_path, queue),
+        "DISTILLERY_CELERY_ESTIMATE_QUEUE": estimates,
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, start(services, "api", uvicorn_argv(port), env, tmp_path))
+    start(services, "estimator", celery_argv(estimates), env, tmp_path)
+    # A job that waits in the job queue (no job worker): the estimate does not wait for it.
+    assert httpx.post(f"{url}/v1/jobs", json=DIGITS_JOB).status_code == 201
+
+    answer = httpx.post(f"{url}/v1/jobs/estimate", json=DIGITS_JOB, timeout=150)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["object"] == "estimate"
+    assert body["work"]["student_steps"] > 0 and body["wall_seconds"]["cpu"]["total"] > 0
+
+    refused = {**DIGITS_JOB, "student": {"arch": "cnn2d", "params": {}}}
+    answer = httpx.post(f"{url}/v1/jobs/estimate", json=refused, timeout=150)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["param"] == "student.arch"
+
+    lonely = {**env, "DISTILLERY_CELERY_ESTIMATE_QUEUE": f"nobody-{secrets.token_hex(4)}"}
+    lonely["DISTILLERY_ESTIMATE_TIMEOUT_SECONDS"] = "2"
+    port = free_port()
+    wait_ready(
+        f"http://127.0.0.1:{port}", start(services, "api-2", uvicorn_argv(port), lonely, tmp_path)
+    )
+    answer = httpx.post(f"http://127.0.0.1:{port}/v1/jobs/estimate", json=DIGITS_JOB, timeout=30)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "estimate_unavailable"
 
 
 def test_a_job_survives_its_worker_being_killed(

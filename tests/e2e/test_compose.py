@@ -24,12 +24,22 @@ def compose() -> dict[str, Any]:
 
 def test_compose_declares_the_distributed_deployment() -> None:
     services = compose()["services"]
-    assert set(services) == {"api", "worker", "postgres", "redis", "minio", "minio-init", "migrate"}
+    assert set(services) == {
+        "api",
+        "worker",
+        "estimator",
+        "postgres",
+        "redis",
+        "minio",
+        "minio-init",
+        "migrate",
+    }
     assert services["postgres"]["healthcheck"]["test"]
     assert any("/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])
-    devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
-    images = {services[s].get("image") for s in ("api", "worker", "migrate")}
+    for name in ("worker", "estimator"):  # estimates are measured on the workers' GPU kind
+        devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    images = {services[s].get("image") for s in ("api", "worker", "estimator", "migrate")}
     assert images == {"distillery:latest"}
     assert services["api"]["environment"]["DISTILLERY_AUTH"] == "required"
     for name in ("api", "worker"):
@@ -39,7 +49,7 @@ def test_compose_declares_the_distributed_deployment() -> None:
     # Artifacts live in the MinIO bucket that minio-init creates before api and worker start.
     assert services["minio"]["healthcheck"]["test"]
     assert services["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
-    for name in ("api", "worker"):
+    for name in ("api", "worker", "estimator"):
         env = services[name]["environment"]
         assert env["DISTILLERY_ARTIFACT_URL"].startswith("s3://distillery/")
         assert env["DISTILLERY_S3_ENDPOINT_URL"] == "http://minio:9000"
@@ -49,6 +59,10 @@ def test_compose_declares_the_distributed_deployment() -> None:
     worker_cmd = services["worker"]["command"]
     assert worker_cmd[:5] == ["celery", "-A", "worker.celery_app", "worker", "-Q"]
     assert worker_cmd[worker_cmd.index("-c") + 1] == "1"
+    # Estimates have their own queue: a worker busy with a job never holds one up.
+    estimator_cmd = services["estimator"]["command"]
+    assert estimator_cmd[estimator_cmd.index("-Q") + 1] == "estimate"
+    assert worker_cmd[worker_cmd.index("-Q") + 1] == "gpu"
 
 
 def test_dockerfile_builds_one_slim_non_root_image() -> None:
@@ -118,3 +132,9 @@ def test_each_service_command_runs_against_local_services(
     assert created.status_code == 201, created.text
     job = wait_for_job(url, created.json()["id"], 240, services, auth)
     assert job["status"] == "succeeded", job["error"]
+
+    # The estimator answers POST /v1/jobs/estimate through Redis (its result backend too).
+    start(services, "estimator", spec["estimator"]["command"], env("estimator"), tmp_path)
+    estimate = httpx.post(f"{url}/v1/jobs/estimate", json=DIGITS_JOB, headers=auth, timeout=120)
+    assert estimate.status_code == 200, estimate.text
+    assert estimate.json()["wall_seconds"]["cpu"]["total"] > 0
