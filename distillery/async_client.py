@@ -91,6 +91,11 @@ class AsyncJobs:
         """Submit a job. The same idempotency_key and body answer the first job again."""
         return await self._client.send(calls.create_job(spec, idempotency_key))
 
+    async def estimate(self, spec: dict[str, Any] | schemas.JobCreate) -> schemas.Estimate:
+        """What the spec would cost (work, FLOPs, wall time per device kind), from a short dry
+        run on a worker; creates no job."""
+        return await self._client.send(calls.estimate_job(spec))
+
     async def retrieve(self, job_id: str) -> schemas.Job:
         return await self._client.send(calls.retrieve_job(job_id))
 
@@ -101,7 +106,7 @@ class AsyncJobs:
         limit: int = calls.DEFAULT_PAGE_SIZE,
         include: Iterable[str] = (),
     ) -> AsyncIterator[schemas.JobListItem]:
-        """Every job, newest first, fetched `limit` a page; include: "spec", "result"."""
+        """Every job, newest first, fetched `limit` a page; include: "spec", "result", "cost"."""
         return self._client.pages(calls.list_jobs(status, limit, include))
 
     async def cancel(self, job_id: str) -> schemas.Job:

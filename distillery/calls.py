@@ -112,18 +112,33 @@ def _paged(
 # --- jobs ---------------------------------------------------------------------------------------
 
 
+def _spec_body(spec: dict[str, Any] | schemas.JobCreate) -> Any:
+    """A JobCreate is sent as the fields that were set (the server fills in the defaults); a
+    dict is sent as it is, for the server to validate."""
+    if isinstance(spec, schemas.JobCreate):
+        return spec.model_dump(mode="json", exclude_unset=True)
+    return spec
+
+
 def create_job(
     spec: dict[str, Any] | schemas.JobCreate, idempotency_key: str | None = None
 ) -> Call[schemas.Job]:
-    """A JobCreate is sent as the fields that were set (the server fills in the defaults); a
-    dict is sent as it is, for the server to validate."""
-    body = (
-        spec.model_dump(mode="json", exclude_unset=True)
-        if isinstance(spec, schemas.JobCreate)
-        else spec
-    )
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    return Call("POST", "/v1/jobs", _model(schemas.Job), json=body, headers=headers)
+    return Call("POST", "/v1/jobs", _model(schemas.Job), json=_spec_body(spec), headers=headers)
+
+
+# A worker's dry run loads the data and times a few steps; the API waits up to two minutes.
+ESTIMATE_READ_TIMEOUT = 180.0
+
+
+def estimate_job(spec: dict[str, Any] | schemas.JobCreate) -> Call[schemas.Estimate]:
+    return Call(
+        "POST",
+        "/v1/jobs/estimate",
+        _model(schemas.Estimate),
+        json=_spec_body(spec),
+        read_timeout=ESTIMATE_READ_TIMEOUT,
+    )
 
 
 def retrieve_job(job_id: str) -> Call[schemas.Job]:

@@ -89,6 +89,11 @@ class Jobs:
         """Submit a job. The same idempotency_key and body answer the first job again."""
         return self._client.send(calls.create_job(spec, idempotency_key))
 
+    def estimate(self, spec: dict[str, Any] | schemas.JobCreate) -> schemas.Estimate:
+        """What the spec would cost (work, FLOPs, wall time per device kind), from a short dry
+        run on a worker; creates no job."""
+        return self._client.send(calls.estimate_job(spec))
+
     def retrieve(self, job_id: str) -> schemas.Job:
         return self._client.send(calls.retrieve_job(job_id))
 
@@ -99,7 +104,7 @@ class Jobs:
         limit: int = calls.DEFAULT_PAGE_SIZE,
         include: Iterable[str] = (),
     ) -> Iterator[schemas.JobListItem]:
-        """Every job, newest first, fetched `limit` a page; include: "spec", "result"."""
+        """Every job, newest first, fetched `limit` a page; include: "spec", "result", "cost"."""
         return self._client.pages(calls.list_jobs(status, limit, include))
 
     def cancel(self, job_id: str) -> schemas.Job:

@@ -79,6 +79,12 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     submit.add_argument("--idempotency-key", default=None, help="the same key submits once")
     watching(submit)
 
+    estimate = command(
+        "estimate",
+        "what a spec would cost before it runs: steps, FLOPs, seconds per device (a dry run)",
+    )
+    estimate.add_argument("spec")
+
     watch = command(
         "watch", "follow a job live (stages, epochs, loss, accuracy, ETA) to its result"
     )

@@ -1,5 +1,6 @@
 """The client commands, each a function of (client, args, out) returning the exit status, built
-only on the SDK: submit, watch, show (status), logs, cancel, list, download and files."""
+only on the SDK: submit, estimate, watch, show (status), logs, cancel, list, download and
+files."""
 
 import argparse
 import json
@@ -21,7 +22,7 @@ from rich.progress import (
 )
 
 from app import schemas
-from distillery.cli import report, watch
+from distillery.cli import costs, report, watch
 from distillery.cli.output import Output, duration, percent, size, when
 from distillery.client import Client
 from distillery.errors import DistilleryError, NotFound
@@ -91,6 +92,18 @@ def submit(client: Client, args: argparse.Namespace, out: Output) -> int:
     return _watch(client, job.id, args, out)
 
 
+def estimate(client: Client, args: argparse.Namespace, out: Output) -> int:
+    answer = client.jobs.estimate(read_spec(args.spec))
+    if out.json:
+        out.document(answer)
+        return OK
+    out.table(*costs.estimate_table(answer))
+    out.line()
+    for text in costs.estimate_lines(answer):
+        out.line(text)
+    return OK
+
+
 def watch_job(client: Client, args: argparse.Namespace, out: Output) -> int:
     return _watch(client, args.job_id, args, out)
 
@@ -152,6 +165,11 @@ def show(client: Client, args: argparse.Namespace, out: Output) -> int:
         for text in report.report_lines(job.result):
             out.line(text)
         out.line(report.gain_line(job.result))
+    table = costs.cost_table(job.cost) if job.cost else None
+    if table is not None:
+        out.line()
+        out.line("estimate vs actual")
+        out.table(*table)
     return OK
 
 
@@ -346,6 +364,7 @@ def delete_file(client: Client, args: argparse.Namespace, out: Output) -> int:
 
 COMMANDS: dict[str, Command] = {
     "submit": submit,
+    "estimate": estimate,
     "watch": watch_job,
     "show": show,
     "logs": logs,

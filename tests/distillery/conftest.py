@@ -61,6 +61,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "DISTILLERY_AUTH": "required",
         # Streams end every 2 s with `reconnect`: following a job's events crosses several.
         "DISTILLERY_EVENT_STREAM_MAX_SECONDS": "2",
+        # Jobs estimate themselves and record what they did beside it (`cost`).
+        "DISTILLERY_JOB_ESTIMATES": "true",
     }
     service = Service("api", uvicorn_argv(port), env, folder)
     try:

@@ -32,6 +32,9 @@ def test_async_job_flow(server: Server, tmp_path: Path) -> None:
 
             finished = await client.jobs.wait(job.id, poll_interval=0.2, timeout=120)
             assert finished.status == "succeeded", finished.error
+            estimate = await client.jobs.estimate({**TINY_JOB, "name": "sdk-async"})
+            assert finished.cost is not None and finished.cost.actual is not None
+            assert estimate.work.student_steps == finished.cost.actual.student_steps
             metrics = await client.jobs.metrics(job.id)
             assert [m.epoch for m in metrics if m.stage == "distill"] == [1, 2]
 

@@ -80,6 +80,21 @@ def test_submit_wait_then_list_show_logs_download(
     assert json.loads(ok(distillery(server, "show", job_id, "--json")))["status"] == "succeeded"
     shown = ok(distillery(server, "status", job_id))
     assert "status:   succeeded" in shown and "test acc" in shown
+    # The estimate the job made of itself, beside what it did: seconds and steps per stage.
+    costs = shown.split("estimate vs actual\n")[1].splitlines()
+    assert costs[0].split() == [
+        "stage",
+        "estimated",
+        "s",
+        "actual",
+        "s",
+        "estimated",
+        "steps",
+        "actual",
+        "steps",
+    ]
+    distilled = next(row.split() for row in costs if row.startswith("distill "))
+    assert distilled[3:] == ["22", "22"]
 
     logged = ok(distillery(server, "logs", job_id)).splitlines()
     assert [line.split()[3] for line in logged if line.split()[2] == "stage"] == STAGES
@@ -112,6 +127,29 @@ def test_submit_wait_then_list_show_logs_download(
     late_json = distillery(server, "cancel", job_id, "--json")
     assert late_json.returncode == 1
     assert json.loads(late_json.stderr)["error"]["code"] == "conflict"
+
+
+def test_estimate_prints_the_work_and_seconds(server: Server, spec: Path) -> None:
+    table = ok(distillery(server, "estimate", str(spec))).splitlines()
+    assert table[0].split() == [
+        "stage",
+        "steps",
+        "teacher",
+        "ex",
+        "student",
+        "ex",
+        "FLOPs",
+        "cpu",
+        "s",
+    ]
+    rows = {line.split()[0]: line.split() for line in table[1:] if line.strip()}
+    assert rows["distill"][1] == "22" and rows["pretrain_teacher"][1] == "11"
+    assert rows["total"][1] == str(11 + 2 * 22)
+    assert any(line.startswith("measured by a ") for line in table)
+    answer = json.loads(ok(distillery(server, "estimate", str(spec), "--json")))
+    assert answer["object"] == "estimate" and answer["work"]["student_steps"] == 44
+    refused = distillery(server, "estimate", "-", stdin=json.dumps({**TINY_JOB, "seed": "x"}))
+    assert refused.returncode == 1 and "422" in refused.stderr
 
 
 def test_submit_json_and_logs_follow(server: Server, spec: Path) -> None:

@@ -73,6 +73,10 @@ def test_job_from_submit_to_verified_download(
     assert finished.status == "succeeded", finished.error
     assert finished.progress.fraction == 1.0
     assert finished.result is not None and "student" in finished.result
+    # Its estimate, and what it did beside it, typed.
+    cost = finished.cost
+    assert cost is not None and cost.estimate is not None and cost.actual is not None
+    assert cost.actual.steps["distill"] == cost.estimate.work.stages["distill"].steps == 2 * 11
 
     metrics = client.jobs.metrics(job.id)
     assert all(isinstance(m, schemas.MetricRow) for m in metrics)
@@ -174,6 +178,18 @@ def test_file_upload_reports_progress_and_lists_across_pages(
     with pytest.raises(UnprocessableEntity) as refused:
         client.files.upload(path, "teacher")
     assert refused.value.param == "file"
+
+
+def test_an_estimate_before_running(client: Client) -> None:
+    estimate = client.jobs.estimate(TINY_JOB)
+    assert isinstance(estimate, schemas.Estimate)
+    # One teacher epoch and two distillation epochs (and a baseline as long) of the 1293
+    # digits training examples in batches of 128.
+    assert (estimate.work.teacher_steps, estimate.work.student_steps) == (11, 2 * 2 * 11)
+    assert estimate.wall_seconds["cpu"].total > 0
+    with pytest.raises(UnprocessableEntity) as refused:
+        client.jobs.estimate({**TINY_JOB, "student": {"arch": "cnn2d"}})
+    assert (refused.value.code, refused.value.param) == ("invalid_spec", "student.arch")
 
 
 def test_errors_are_typed_and_carry_the_error_shape(client: Client) -> None:
