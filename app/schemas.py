@@ -350,7 +350,8 @@ class StageWork(BaseModel):
 
     teacher_trained: float
     teacher_inferred: float
-    student_trained: float
+    student_trained: float = Field(description="on hard labels (the baseline)")
+    student_distilled: float = Field(description="with the job's method (tune, hints, distill)")
     student_inferred: float
     epochs: int
     steps: int
@@ -378,7 +379,8 @@ class DeviceEstimate(BaseModel):
     total: float = Field(description="predicted seconds of all stages")
     stages: dict[str, float]
     seconds_per_example: dict[str, float] = Field(
-        description="measured: teacher_trained, teacher_inferred, student_trained, student_inferred"
+        description="measured: teacher_trained, teacher_inferred, student_trained, "
+        "student_distilled, student_inferred"
     )
 
 

@@ -36,20 +36,33 @@ from app.storage import make_store
 from worker import export
 from worker.control import JobControl
 from worker.job_context import JobContext
+from worker.kd import build_method
 from worker.learning_tasks import task_for
 from worker.precision import Precision, plan_precision
+from worker.softlabels import StoredLogits, entry_of
 from worker.stages import STAGES, Stage
 from worker.stages.base import StageCost
-from worker.train import make_optimizer
+from worker.stages.distill import method_run
+from worker.train import Batch, make_optimizer
 
-# A measurement stops after this many timed steps, or once it has taken this long.
-TIMED_STEPS = 3
-TIMED_SECONDS = 1.5
+# A measurement times steps (after two for warm-up) until it has at least MIN_TIMED_STEPS
+# of them over at least MIN_TIMED_SECONDS, or MAX_TIMED_STEPS, or once it has taken
+# MAX_TIMED_SECONDS (a step of a large model on a CPU: one may be all there is time for).
+MIN_TIMED_STEPS = 3
+MIN_TIMED_SECONDS = 0.3
+MAX_TIMED_STEPS = 50
+MAX_TIMED_SECONDS = 1.5
 INFERENCE_BATCH = 512
 # evaluate measures each model's batch-1 CPU latency over this many calls (warm-up included).
 LATENCY_CALLS = 55
 
-WORK_KINDS = ("teacher_trained", "teacher_inferred", "student_trained", "student_inferred")
+WORK_KINDS = (
+    "teacher_trained",
+    "teacher_inferred",
+    "student_trained",
+    "student_distilled",
+    "student_inferred",
+)
 
 
 class DryRunControl(JobControl):
@@ -99,15 +112,18 @@ def _sync(device: torch.device) -> None:
 
 
 def _per_example(run: Callable[[], int], device: torch.device) -> float:
-    """Seconds per example of `run` (which returns how many examples it did), after one
-    warm-up call, over up to TIMED_STEPS calls or TIMED_SECONDS."""
-    run()
+    """Seconds per example of `run` (which returns how many examples it did), after two
+    warm-up calls (the first allocates, the optimiser's state among it)."""
+    for _ in range(2):
+        run()
     _sync(device)
     examples, started = 0, time.perf_counter()
-    for _ in range(TIMED_STEPS):
+    for step in range(1, MAX_TIMED_STEPS + 1):
         examples += run()
         _sync(device)
-        if time.perf_counter() - started > TIMED_SECONDS:
+        elapsed = time.perf_counter() - started
+        enough = step >= MIN_TIMED_STEPS and elapsed >= MIN_TIMED_SECONDS
+        if enough or elapsed >= MAX_TIMED_SECONDS:
             break
     return (time.perf_counter() - started) / max(examples, 1)
 
@@ -116,18 +132,23 @@ def _training_rate(
     job: JobContext, model: nn.Module, precision: Precision, settings: dict[str, Any]
 ) -> float:
     """Seconds per example of a training step of `model` on the first train batch, with the
-    optimiser `settings` (the teacher's pretraining or the distillation)."""
+    optimiser `settings` (the teacher's pretraining or the distillation) and the spec's
+    augmentation (drawn anew at each step, as training does)."""
     data, device = job.data, precision.device
     index = torch.arange(min(settings["batch_size"], len(data.train)))
-    x = precision.inputs(data.train.batch(index, device))
-    y = data.y_train[index].to(device)
+    batch = Batch(index, 0, torch.arange(len(index)), None, torch.arange(len(data.train)))
+    y = data.y_train.to(device)
     optimizer = make_optimizer(model, settings)
     scaler = precision.scaler()
     model.train()
 
     def step() -> int:
+        views = job.views(data.train, batch)
+        mix = None
+        if views.lam is not None and views.partners is not None:
+            mix = (y[views.partners], views.lam)
         with precision.forward():
-            loss = job.task.hard_label_loss(model(x), y, None)
+            loss = job.task.hard_label_loss(model(views.inputs), y[index], mix)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -135,6 +156,45 @@ def _training_rate(
         return len(index)
 
     return _per_example(step, device)
+
+
+def _distillation_rate(job: JobContext, model: nn.Module, precision: Precision) -> float | None:
+    """Seconds per example of a distillation step with the job's method, as the distill stage
+    takes it: the teacher's labels read from an entry in the store's format (the student's own
+    logits stand in for them). None for a method that reads the models' layers (the teacher
+    then runs online, counted as its own work) or learns from the teacher's text: a hard-label
+    step stands for those."""
+    settings = job.distill_settings
+    method = build_method(settings)
+    if method.student_layers() or method.teacher_layers() or not method.reads_teacher_logits:
+        return None
+    task, device = job.task, precision.device
+    x, y = job.distill_set()
+    index = torch.arange(min(settings["batch_size"], len(x)))
+    temperature = float(settings["temperature"])
+    batch = Batch(index, 0, torch.arange(len(index)), temperature, torch.arange(len(x)))
+    model.eval()
+    with torch.no_grad():
+        logits, _ = task.rows(model(job.views(x, batch).inputs), y[index].to(device))
+    entry = entry_of(logits.float(), settings.get("soft_label_top_k"))
+    stored = StoredLogits(entry, device, None, task.positions(job.data))
+    job = replace(job, stored_logits=stored)
+    optimizer = make_optimizer(model, settings)
+    scaler = precision.scaler()
+    model.train()
+    with method_run(job) as run:
+
+        def step() -> int:
+            with precision.forward():
+                student, teacher, labels = run.outputs(model, batch)
+                loss = run.method.loss(student, teacher, labels, temperature=temperature)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            return len(index)
+
+        return _per_example(step, device)
 
 
 def _inference_rate(job: JobContext, model: nn.Module, precision: Precision) -> float:
@@ -168,11 +228,15 @@ def measure_rates(job: JobContext, device: torch.device) -> dict[str, float]:
     """Seconds per example of each kind of work on `device`, from a few real steps of copies
     of the job's models (its own stay as they are)."""
     precision = replace(plan_precision(job.settings, device, job.data.input_shape), compile=False)
+    # The job's context on `device`: its views (augmented, in the device's memory format).
+    job = replace(job, device=device, built={**job.built, "precision": precision})
     student = copy.deepcopy(job.student).to(device)
     rates = {
         "student_trained": _training_rate(job, student, precision, job.distill_settings),
         "student_inferred": _inference_rate(job, student, precision),
     }
+    distilled = _distillation_rate(job, copy.deepcopy(job.student).to(device), precision)
+    rates["student_distilled"] = rates["student_trained"] if distilled is None else distilled
     module = job.teacher.module
     if module is None:
         rates["teacher_inferred"] = _teacher_file_rate(job)
@@ -244,7 +308,7 @@ def _flops(cost: StageCost, teacher: int | None, student: int | None) -> int | N
     if (cost.teacher_trained or cost.teacher_inferred) and teacher is None:
         return None
     t, s = teacher or 0, student or 0
-    work = 3 * (cost.teacher_trained * t + cost.student_trained * s)
+    work = 3 * (cost.teacher_trained * t + (cost.student_trained + cost.student_distilled) * s)
     return round(work + cost.teacher_inferred * t + cost.student_inferred * s)
 
 

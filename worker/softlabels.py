@@ -178,9 +178,7 @@ class SoftLabelStore:
             chunks = lambda: [only]  # noqa: E731
         rows, classes = shape
         top_k = self.top_k_of(key)
-        dtype = (
-            np.dtype(np.float16) if top_k is None or top_k >= classes else _records(classes, top_k)
-        )
+        dtype = _entry_dtype(classes, top_k)
         header = _header(dtype, (rows, classes) if dtype.names is None else (rows,))
 
         def write(f: BinaryIO) -> None:
@@ -195,6 +193,21 @@ class SoftLabelStore:
 
         size = len(header) + rows * bytes_per_example(classes, top_k)
         return _entry(self.folder.add(_name(key), size, write)), False
+
+
+def entry_of(logits: torch.Tensor, top_k: int | None = None) -> Entry:
+    """The entry the store would hold for these (rows, classes) logits, kept in memory (a
+    dry run times distillation steps on it)."""
+    classes = logits.shape[1]
+    array = _converted(logits, classes, _entry_dtype(classes, top_k))
+    return array if array.dtype.names is None else TopKLogits(array)
+
+
+def _entry_dtype(classes: int, top_k: int | None) -> np.dtype:
+    """float16 logits, or top-k records when k is below the class count."""
+    if top_k is None or top_k >= classes:
+        return np.dtype(np.float16)
+    return _records(classes, top_k)
 
 
 def bytes_per_example(classes: int, top_k: int | None = None) -> int:

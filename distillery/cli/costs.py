@@ -32,7 +32,9 @@ def estimate_table(estimate: schemas.Estimate) -> tuple[list[str], list[list[Any
                 name,
                 stage.steps if stage and stage.steps else "-",
                 _examples(stage.teacher_trained + stage.teacher_inferred) if stage else "-",
-                _examples(stage.student_trained + stage.student_inferred) if stage else "-",
+                _examples(stage.student_trained + stage.student_distilled + stage.student_inferred)
+                if stage
+                else "-",
                 flops(stage.flops) if stage else "-",
                 *(f"{s:.1f}" if s is not None else "-" for s in seconds),
             ]

@@ -48,7 +48,8 @@ def test_an_estimate_counts_the_work_a_spec_implies(sqlite_settings: Settings) -
     # The teacher trains on 3 epochs of 216 examples, then labels the 316 once.
     assert stages["pretrain_teacher"].teacher_trained == 3 * 216
     assert stages["soft_labels"].teacher_inferred == 316
-    assert stages["distill"].student_trained == DISTILL_STEPS * 32
+    assert stages["distill"].student_distilled == DISTILL_STEPS * 32
+    assert stages["baseline"].student_trained == DISTILL_STEPS * 32
     assert stages["soft_labels"].flops == 316 * TEACHER_FLOPS
     assert work.flops == sum(s.flops or 0 for s in stages.values())
     # Wall time on this worker's device kinds (the CPU here), each stage measured or derived.

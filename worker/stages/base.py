@@ -16,7 +16,8 @@ class StageCost:
 
     teacher_trained: float = 0.0
     teacher_inferred: float = 0.0
-    student_trained: float = 0.0
+    student_trained: float = 0.0  # on hard labels (the baseline)
+    student_distilled: float = 0.0  # with the job's method (tune, hints, distill)
     student_inferred: float = 0.0
     epochs: int = 0
     steps: int = 0
@@ -25,7 +26,8 @@ class StageCost:
     def passes(self) -> float:
         """In example passes, progress's unit: inference counts about a third of training."""
         inferred = self.teacher_inferred + self.student_inferred
-        return self.teacher_trained + self.student_trained + inferred / 3
+        trained = self.teacher_trained + self.student_trained + self.student_distilled
+        return trained + inferred / 3
 
     def as_dict(self) -> dict[str, float | int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -48,15 +50,19 @@ class Stage:
         raise NotImplementedError
 
 
-def student_training(job: JobContext, epochs: int, *, teacher_online: bool = False) -> StageCost:
+def student_training(
+    job: JobContext, epochs: int, *, distilled: bool = True, teacher_online: bool = False
+) -> StageCost:
     """`epochs` of training a student over the distillation examples with the distillation
-    batch size, validated after each epoch; the teacher runs alongside when it is online."""
+    batch size (with the job's method, or on hard labels), validated after each epoch; the
+    teacher runs alongside when it is online."""
     batch_size = job.distill_settings["batch_size"]
     steps = epochs * math.ceil(len(job.data.distill) / batch_size)
     examples = float(steps * batch_size)
     return StageCost(
         teacher_inferred=examples if teacher_online else 0.0,
-        student_trained=examples,
+        student_trained=0.0 if distilled else examples,
+        student_distilled=examples if distilled else 0.0,
         student_inferred=float(epochs * len(job.data.val)),
         epochs=epochs,
         steps=steps,

@@ -15,7 +15,7 @@ class Baseline(Stage):
         return bool(job.spec["baseline"])
 
     def cost(self, job: JobContext) -> StageCost:
-        return student_training(job, job.spec["distill"]["epochs"])
+        return student_training(job, job.spec["distill"]["epochs"], distilled=False)
 
     def run(self, job: JobContext) -> None:
         settings = job.distill_settings
