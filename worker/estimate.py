@@ -138,24 +138,40 @@ def _training_rate(
     index = torch.arange(min(settings["batch_size"], len(data.train)))
     batch = Batch(index, 0, torch.arange(len(index)), None, torch.arange(len(data.train)))
     y = data.y_train.to(device)
+
+    def loss() -> torch.Tensor:
+        views = job.views(data.train, batch)
+        mix = None
+        if views.lam is not None and views.partners is not None:
+            mix = (y[views.partners], views.lam)
+        return job.task.hard_label_loss(model(views.inputs), y[index], mix)
+
+    return _step_rate(model, settings, precision, loss, len(index))
+
+
+def _step_rate(
+    model: nn.Module,
+    settings: dict[str, Any],
+    precision: Precision,
+    loss: Callable[[], torch.Tensor],
+    examples: int,
+) -> float:
+    """Seconds per example of optimiser steps of `model` on `loss` (a batch of `examples`),
+    taken as the training loop takes them."""
     optimizer = make_optimizer(model, settings)
     scaler = precision.scaler()
     model.train()
 
     def step() -> int:
-        views = job.views(data.train, batch)
-        mix = None
-        if views.lam is not None and views.partners is not None:
-            mix = (y[views.partners], views.lam)
         with precision.forward():
-            loss = job.task.hard_label_loss(model(views.inputs), y[index], mix)
+            value = loss()
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(value).backward()
         scaler.step(optimizer)
         scaler.update()
-        return len(index)
+        return examples
 
-    return _per_example(step, device)
+    return _per_example(step, precision.device)
 
 
 def _distillation_rate(job: JobContext, model: nn.Module, precision: Precision) -> float | None:
@@ -178,23 +194,13 @@ def _distillation_rate(job: JobContext, model: nn.Module, precision: Precision) 
         logits, _ = task.rows(model(job.views(x, batch).inputs), y[index].to(device))
     entry = entry_of(logits.float(), settings.get("soft_label_top_k"))
     stored = StoredLogits(entry, device, None, task.positions(job.data))
-    job = replace(job, stored_logits=stored)
-    optimizer = make_optimizer(model, settings)
-    scaler = precision.scaler()
-    model.train()
-    with method_run(job) as run:
+    with method_run(replace(job, stored_logits=stored)) as run:
 
-        def step() -> int:
-            with precision.forward():
-                student, teacher, labels = run.outputs(model, batch)
-                loss = run.method.loss(student, teacher, labels, temperature=temperature)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            return len(index)
+        def loss() -> torch.Tensor:
+            student, teacher, labels = run.outputs(model, batch)
+            return run.method.loss(student, teacher, labels, temperature=temperature)
 
-        return _per_example(step, device)
+        return _step_rate(model, settings, precision, loss, len(index))
 
 
 def _inference_rate(job: JobContext, model: nn.Module, precision: Precision) -> float:
