@@ -357,6 +357,7 @@
     const legend = el("div", { class: "legend" });
     const charts = el("div", { class: "charts" });
     const results = el("section", { id: "results", hidden: true });
+    const cost = el("section", { id: "cost", hidden: true });
     const artifacts = el("tbody");
     const events = el("tbody");
     const eventsBox = el(
@@ -376,6 +377,7 @@
       head,
       el("section", {}, el("h2", {}, "Curves"), legend, charts),
       results,
+      cost,
       el(
         "section",
         {},
@@ -437,6 +439,7 @@
           renderArtifacts(artifacts, base, listing);
         }
         if (job.result) renderResults(results, job.result);
+        if (job.cost && job.cost.estimate) renderCost(cost, job.cost);
       }
       // One more pass after the job has finished (its last events and artifacts), then stop.
       if (finished) {
@@ -595,6 +598,76 @@
       el("table", { class: "compression" }, el("tbody", {}, compressionRows)),
     );
     section.hidden = false;
+  }
+
+  // The job's estimate (made after validate, on its device) and, once it succeeded, what it
+  // did: seconds and optimiser steps per stage, FLOPs.
+  function renderCost(section, cost) {
+    const estimate = cost.estimate;
+    const actual = cost.actual;
+    const kind = actual ? actual.device : Object.keys(estimate.wall_seconds)[0];
+    const device = estimate.wall_seconds[kind];
+    if (!device) return;
+    const work = estimate.work;
+    const seconds = (value) => (value === null || value === undefined ? "—" : value.toFixed(1));
+    const row = (name, est, act, estSteps, actSteps, flops) =>
+      el(
+        "tr",
+        { "data-stage": name },
+        el("th", {}, name),
+        el("td", {}, seconds(est)),
+        el("td", {}, seconds(act)),
+        el("td", {}, estSteps ? fmtNumber(estSteps) : "—"),
+        el("td", {}, estSteps && actSteps !== undefined ? fmtNumber(actSteps) : "—"),
+        el("td", {}, fmtFlops(flops)),
+      );
+    const rows = Object.entries(device.stages).map(([name, est]) => {
+      const stage = work.stages[name];
+      return row(
+        name,
+        est,
+        actual ? actual.stages[name] : null,
+        stage ? stage.steps : 0,
+        actual ? actual.steps[name] : undefined,
+        stage ? stage.flops : null,
+      );
+    });
+    rows.push(
+      row(
+        "total",
+        device.total,
+        actual ? actual.total : null,
+        work.teacher_steps + work.student_steps,
+        actual ? actual.teacher_steps + actual.student_steps : undefined,
+        work.flops,
+      ),
+    );
+    const header = ["Stage", "Estimated s", "Actual s", "Estimated steps", "Actual steps", "FLOPs"];
+    replace(
+      section,
+      el("h2", {}, "Estimate vs actual"),
+      el(
+        "p",
+        { class: "hint" },
+        `${device.device}; soft labels ${fmtBytes(work.soft_label_bytes)} estimated` +
+          (actual ? `, ${fmtBytes(actual.soft_label_bytes)} stored` : ""),
+      ),
+      el(
+        "table",
+        { class: "cost" },
+        el("thead", {}, el("tr", {}, header.map((h) => el("th", {}, h)))),
+        el("tbody", {}, rows),
+      ),
+    );
+    section.hidden = false;
+  }
+
+  function fmtFlops(n) {
+    if (n === null || n === undefined) return "—";
+    for (const [unit, scale] of [["P", 1e15], ["T", 1e12], ["G", 1e9], ["M", 1e6]]) {
+      if (n >= scale) return `${(n / scale).toFixed(2)} ${unit}`;
+    }
+    return String(n);
   }
 
   function compressionValue(key, value, compression) {

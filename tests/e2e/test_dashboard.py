@@ -197,6 +197,7 @@ def test_dashboard_shows_a_running_jobs_curves(
         "DISTILLERY_WORK_DIR": str(tmp_path / "work"),
         "DISTILLERY_BROKER_URL": "",
         "DISTILLERY_AUTH": "required",
+        "DISTILLERY_JOB_ESTIMATES": "true",  # the job's estimate vs actual table
     }
     api = start(services, "api", uvicorn_argv(port), env, tmp_path)
     wait_ready(url, api)
@@ -261,6 +262,17 @@ def test_dashboard_shows_a_running_jobs_curves(
     retention = f"{job['result']['compression']['accuracy_retention'] * 100:.2f}%"
     assert retention in page.text("#results table.compression"), page.text("#results")
     page.wait("the artifacts", lambda: "report.json" in page.text("table.artifacts"))
+    # The estimate the job made of itself, with what it did beside it.
+    page.wait("the cost table", lambda: page.visible("#cost"))
+    actual = job["cost"]["actual"]
+    distilled = page.js(
+        "return [...document.querySelectorAll('#cost tr[data-stage=distill] td')]"
+        ".map((td) => td.textContent)"
+    )
+    steps = f"{actual['steps']['distill']:,}"
+    assert distilled[2:4] == [steps, steps], distilled
+    assert distilled[1] == f"{actual['stages']['distill']:.1f}", distilled
+    assert "total" in page.text("#cost table.cost")
 
     # A download carries the key too (fetched as a blob, saved through an object URL).
     browser.find_element("link text", "report.json").click()
