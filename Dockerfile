@@ -11,12 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system distillery && useradd --system --gid distillery --create-home distillery
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall torch.
-COPY pyproject.toml constraints.txt README.md ./
-RUN mkdir -p app worker distillery \
-    && touch app/__init__.py worker/__init__.py distillery/__init__.py \
-    && pip install -c constraints.txt . \
-    && pip uninstall -y distillery
+# Dependencies first, so code changes do not reinstall torch: the hashed lock (every package at
+# the version the project's numbers were measured with), then torch by version (the default
+# Linux wheel: the CUDA build), then the project without resolving anything.
+COPY requirements.lock constraints.txt ./
+RUN pip install -c constraints.txt --upgrade pip \
+    && pip install --require-hashes -r requirements.lock \
+    && pip install -c constraints.txt torch
 
 COPY app ./app
 COPY worker ./worker
@@ -24,7 +25,8 @@ COPY distillery ./distillery
 COPY migrations ./migrations
 COPY alembic.ini ./
 COPY examples ./examples
-RUN pip install --no-deps -c constraints.txt . \
+COPY pyproject.toml README.md ./
+RUN pip install --no-deps . \
     && mkdir -p /data/artifacts /data/work \
     && chown -R distillery:distillery /data
 

@@ -3,16 +3,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo serve test lint bench clean
+.PHONY: install lock demo serve test lint bench clean
 
-# Creates the venv and installs the project with its dev tools. Re-runs when pyproject changes.
-$(STAMP): pyproject.toml constraints.txt
+# Creates the venv and installs the locked stack (requirements.lock: every package pinned with
+# its hashes), then torch by version (constraints.txt: the CPU wheel here, the CUDA build on a GPU
+# machine), then the project itself without resolving anything. Re-runs when any of them changes.
+$(STAMP): pyproject.toml requirements.lock constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolves requirements.lock from pyproject.toml (all extras) and constraints.txt: run it after
+# changing a dependency, then `make install`; tests/test_lock.py fails while the two disagree.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links \
+		--unsafe-package torch --unsafe-package distillery --strip-extras \
+		--extra server --extra worker --extra dev -c constraints.txt \
+		-o requirements.lock pyproject.toml
 
 # Starts the service on the embedded default, runs examples/demo.json (MNIST-1D with a transfer
 # set) through the HTTP API, downloads the student, prints the report and the distillation gain.
