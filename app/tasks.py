@@ -1,65 +1,53 @@
 """What a job of each task (`spec.task`) may name, checked before it is queued (torch-free).
 
-Every catalog entry a spec names (dataset, transfer set, models, method) lists the tasks it
-serves (`Entry.tasks`); a task's `Rules` say which teacher sources and spec features it takes
-beyond that. A new task is a `Rules` here and a `worker/learning_tasks` file.
+Every catalog entry a spec names (datasets, models, method, teacher source, augmentation,
+temperature schedule) lists the tasks it serves; the task's own entry says which spec features
+it takes beyond that (a transfer set, augmentation). All of it comes from the catalog
+(distillery.types.catalog): a new task is its catalog entry and a `worker/learning_tasks` file.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
-from app import catalog
-from app.catalog import SpecError
+from distillery.types.catalog import (
+    AUGMENTATIONS,
+    DATASETS,
+    METHODS,
+    MODELS,
+    TASKS,
+    TEACHER_SOURCES,
+    TEMPERATURE_SCHEDULES,
+)
+from distillery.types.catalog.base import Entry, SpecError
+from distillery.types.catalog.datasets import dataset_kind
+from distillery.types.catalog.tasks import DEFAULT_TASK
 
 
-@dataclass(frozen=True)
-class Rules:
-    teacher_sources: tuple[str, ...] = catalog.TEACHER_SOURCES
-    augment: bool = True
-    transfer: bool = True
-    # Why a feature is not offered yet, for the error message.
-    not_yet: str = ""
-
-
-RULES: dict[str, Rules] = {
-    "classification": Rules(),
-    "language_model": Rules(
-        teacher_sources=("train", "weights"),
-        augment=False,
-        transfer=False,
-        not_yet="not offered for language_model yet",
-    ),
-}
+def _named(spec: dict[str, Any]) -> list[tuple[str, dict[str, Entry], str]]:
+    """(field, entries of its kind, the entry's name) for every catalog entry `spec` names."""
+    dataset, teacher, distill = spec["dataset"], spec["teacher"], spec["distill"]
+    named: list[tuple[str, dict[str, Entry], str]] = [
+        ("dataset.name", dict(DATASETS), dataset_kind(dataset["name"]))
+    ]
+    if dataset.get("transfer"):
+        transfer = dataset["transfer"]["name"]
+        named.append(("dataset.transfer.name", dict(DATASETS), dataset_kind(transfer)))
+    if dataset.get("augment"):
+        named.append(("dataset.augment.kind", dict(AUGMENTATIONS), dataset["augment"]["kind"]))
+    named.append(("teacher.source", dict(TEACHER_SOURCES), teacher["source"]))
+    for role in ("teacher", "student"):
+        if "arch" in spec[role]:
+            named.append((f"{role}.arch", dict(MODELS), spec[role]["arch"]))
+    named.append(("distill.method", dict(METHODS), distill["method"]))
+    schedule = distill["temperature_schedule"]["kind"]
+    named.append(("distill.temperature_schedule.kind", dict(TEMPERATURE_SCHEDULES), schedule))
+    return named
 
 
 def check_task(spec: dict[str, Any]) -> None:
     """Raise SpecError naming the field when the resolved `spec` names something its task
     does not take."""
-    task = spec.get("task", "classification")
-    rules = RULES[task]
-    named = [("dataset.name", catalog.DATASETS, catalog.dataset_kind(spec["dataset"]["name"]))]
-    if spec["dataset"].get("transfer"):
-        transfer = spec["dataset"]["transfer"]["name"]
-        named.append(("dataset.transfer.name", catalog.DATASETS, catalog.dataset_kind(transfer)))
-    for role in ("teacher", "student"):
-        if "arch" in spec[role]:
-            named.append((f"{role}.arch", catalog.MODELS, spec[role]["arch"]))
-    named.append(("distill.method", catalog.METHODS, spec["distill"]["method"]))
-    for field, entries, name in named:
-        served = entries[name].tasks
-        if task not in served:
-            raise SpecError(
-                field,
-                f"{name!r} serves the task {' and '.join(served)}, not {task!r}; "
-                f"see /v1/catalog for what each task takes",
-            )
-    source = spec["teacher"]["source"]
-    if source not in rules.teacher_sources:
-        raise SpecError(
-            "teacher.source",
-            f"a teacher from {source!r} is {rules.not_yet}; use "
-            + " or ".join(repr(s) for s in rules.teacher_sources),
-        )
+    task = spec.get("task", DEFAULT_TASK)
+    rules = TASKS[task]
     refused = [
         ("dataset.augment", not rules.augment and spec["dataset"].get("augment") is not None),
         ("dataset.transfer", not rules.transfer and spec["dataset"].get("transfer") is not None),
@@ -67,3 +55,12 @@ def check_task(spec: dict[str, Any]) -> None:
     for field, bad in refused:
         if bad:
             raise SpecError(field, f"{field} is {rules.not_yet}")
+    for field, entries, name in _named(spec):
+        served = entries[name].tasks
+        if task not in served:
+            fitting = ", ".join(repr(n) for n, e in entries.items() if task in e.tasks)
+            raise SpecError(
+                field,
+                f"{name!r} serves the task {' and '.join(served)}, not {task!r}; for {task}: "
+                f"{fitting} (see /v1/catalog for what each task takes)",
+            )

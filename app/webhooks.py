@@ -33,7 +33,7 @@ from app.catalog import SpecError
 from app.db import rows_changed, session_scope
 from app.models import Job, JobEvent, JobStatus, JobWebhook, utcnow
 from app.settings import Settings
-from distillery.signatures import HEADER, signature
+from distillery.types.webhooks import HEADER, signature
 
 log = logging.getLogger(__name__)
 

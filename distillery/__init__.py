@@ -12,7 +12,6 @@ API's own pydantic models (app.schemas) and raising its errors as typed exceptio
 A webhook receiver checks each delivery with `verify_signature(body, header, secret)`.
 """
 
-from app.schemas import Artifact, File, Job, JobCreate, JobEvent, JobListItem, MetricRow
 from distillery.async_client import AsyncClient
 from distillery.client import Client
 from distillery.config import VERSION as __version__
@@ -30,8 +29,9 @@ from distillery.errors import (
     ServerError,
     UnprocessableEntity,
 )
-from distillery.signatures import InvalidSignature
-from distillery.signatures import verify as verify_signature
+from distillery.types import Artifact, File, Job, JobCreate, JobEvent, JobListItem, MetricRow
+from distillery.types.webhooks import InvalidSignature
+from distillery.types.webhooks import verify as verify_signature
 
 __all__ = [
     "APIConnectionError",

@@ -12,8 +12,7 @@ from typing import Any, Self, TypeVar
 import anyio
 import httpx
 
-from app import schemas
-from distillery import calls, config, downloads
+from distillery import calls, config, downloads, types
 from distillery.errors import DistilleryError, error_from_response, transport_errors
 from distillery.event_stream import EventFollower
 from distillery.multipart import MultipartUpload, Progress
@@ -86,17 +85,17 @@ class AsyncJobs:
         self._client = client
 
     async def create(
-        self, spec: dict[str, Any] | schemas.JobCreate, *, idempotency_key: str | None = None
-    ) -> schemas.Job:
+        self, spec: dict[str, Any] | types.JobCreate, *, idempotency_key: str | None = None
+    ) -> types.Job:
         """Submit a job. The same idempotency_key and body answer the first job again."""
         return await self._client.send(calls.create_job(spec, idempotency_key))
 
-    async def estimate(self, spec: dict[str, Any] | schemas.JobCreate) -> schemas.Estimate:
+    async def estimate(self, spec: dict[str, Any] | types.JobCreate) -> types.Estimate:
         """What the spec would cost (work, FLOPs, wall time per device kind), from a short dry
         run on a worker; creates no job."""
         return await self._client.send(calls.estimate_job(spec))
 
-    async def retrieve(self, job_id: str) -> schemas.Job:
+    async def retrieve(self, job_id: str) -> types.Job:
         return await self._client.send(calls.retrieve_job(job_id))
 
     def list(
@@ -105,17 +104,17 @@ class AsyncJobs:
         status: str | None = None,
         limit: int = calls.DEFAULT_PAGE_SIZE,
         include: Iterable[str] = (),
-    ) -> AsyncIterator[schemas.JobListItem]:
+    ) -> AsyncIterator[types.JobListItem]:
         """Every job, newest first, fetched `limit` a page; include: "spec", "result", "cost"."""
         return self._client.pages(calls.list_jobs(status, limit, include))
 
-    async def cancel(self, job_id: str) -> schemas.Job:
+    async def cancel(self, job_id: str) -> types.Job:
         return await self._client.send(calls.job_action(job_id, "cancel"))
 
-    async def pause(self, job_id: str) -> schemas.Job:
+    async def pause(self, job_id: str) -> types.Job:
         return await self._client.send(calls.job_action(job_id, "pause"))
 
-    async def resume(self, job_id: str) -> schemas.Job:
+    async def resume(self, job_id: str) -> types.Job:
         return await self._client.send(calls.job_action(job_id, "resume"))
 
     async def delete(self, job_id: str) -> None:
@@ -124,7 +123,7 @@ class AsyncJobs:
 
     async def events(
         self, job_id: str, *, after: int | None = None, follow: bool = True
-    ) -> AsyncIterator[schemas.JobEvent]:
+    ) -> AsyncIterator[types.JobEvent]:
         """The job's events after the event id `after`. follow: new ones as they come, until
         the job has finished (over server-sent events, reconnecting where a stream broke off);
         else only those there are now."""
@@ -146,10 +145,10 @@ class AsyncJobs:
                 pause = follower.stream_closed()
             await anyio.sleep(pause)
 
-    async def metrics(self, job_id: str) -> builtins.list[schemas.MetricRow]:
+    async def metrics(self, job_id: str) -> builtins.list[types.MetricRow]:
         return await self._client.send(calls.job_metrics(job_id))
 
-    async def artifacts(self, job_id: str) -> builtins.list[schemas.Artifact]:
+    async def artifacts(self, job_id: str) -> builtins.list[types.Artifact]:
         return await self._client.send(calls.job_artifacts(job_id))
 
     async def download(
@@ -172,7 +171,7 @@ class AsyncJobs:
 
     async def wait(
         self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None
-    ) -> schemas.Job:
+    ) -> types.Job:
         """Poll until the job has finished (succeeded, failed or cancelled); TimeoutError
         after `timeout` seconds."""
         deadline = Deadline(f"job {job_id}", timeout)
@@ -193,28 +192,28 @@ class AsyncFiles:
         progress: Progress | None = None,
         filename: str | None = None,
         **options: str | int | float,
-    ) -> schemas.File:
+    ) -> types.File:
         """Upload a dataset, teacher or logits file (purpose), streamed from disk;
         options: the format's form fields (label_column, max_length, ...); progress(sent,
         total) as the file's bytes go out. The answer's status is `processing`: see wait()."""
         upload = MultipartUpload(path, {"purpose": purpose, **options}, filename)
         return await self._client.send(calls.upload_file(upload), upload.aiter_body(progress))
 
-    async def retrieve(self, file_id: str) -> schemas.File:
+    async def retrieve(self, file_id: str) -> types.File:
         return await self._client.send(calls.retrieve_file(file_id))
 
     def list(
         self, *, purpose: str | None = None, limit: int = calls.DEFAULT_PAGE_SIZE
-    ) -> AsyncIterator[schemas.File]:
+    ) -> AsyncIterator[types.File]:
         """Every file, newest first, fetched `limit` a page."""
         return self._client.pages(calls.list_files(purpose, limit))
 
-    async def delete(self, file_id: str) -> schemas.FileDeleted:
+    async def delete(self, file_id: str) -> types.FileDeleted:
         return await self._client.send(calls.delete_file(file_id))
 
     async def wait(
         self, file_id: str, *, poll_interval: float = 0.5, timeout: float | None = None
-    ) -> schemas.File:
+    ) -> types.File:
         """Poll until the file's check is done (status `ready` or `error`)."""
         deadline = Deadline(f"file {file_id}", timeout)
         while (file := await self.retrieve(file_id)).status == calls.FILE_PROCESSING:
@@ -228,11 +227,11 @@ class AsyncCatalog:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
-    async def models(self) -> list[schemas.CatalogEntry]:
+    async def models(self) -> list[types.CatalogEntry]:
         return await self._client.send(calls.catalog("models"))
 
-    async def datasets(self) -> list[schemas.CatalogEntry]:
+    async def datasets(self) -> list[types.CatalogEntry]:
         return await self._client.send(calls.catalog("datasets"))
 
-    async def methods(self) -> list[schemas.CatalogEntry]:
+    async def methods(self) -> list[types.CatalogEntry]:
         return await self._client.send(calls.catalog("methods"))

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from app import schemas
+from distillery import types
 from distillery.errors import raise_for_status
 from distillery.multipart import MultipartUpload
 
@@ -112,37 +112,37 @@ def _paged(
 # --- jobs ---------------------------------------------------------------------------------------
 
 
-def _spec_body(spec: dict[str, Any] | schemas.JobCreate) -> Any:
+def _spec_body(spec: dict[str, Any] | types.JobCreate) -> Any:
     """A JobCreate is sent as the fields that were set (the server fills in the defaults); a
     dict is sent as it is, for the server to validate."""
-    if isinstance(spec, schemas.JobCreate):
+    if isinstance(spec, types.JobCreate):
         return spec.model_dump(mode="json", exclude_unset=True)
     return spec
 
 
 def create_job(
-    spec: dict[str, Any] | schemas.JobCreate, idempotency_key: str | None = None
-) -> Call[schemas.Job]:
+    spec: dict[str, Any] | types.JobCreate, idempotency_key: str | None = None
+) -> Call[types.Job]:
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    return Call("POST", "/v1/jobs", _model(schemas.Job), json=_spec_body(spec), headers=headers)
+    return Call("POST", "/v1/jobs", _model(types.Job), json=_spec_body(spec), headers=headers)
 
 
 # A worker's dry run loads the data and times a few steps; the API waits up to two minutes.
 ESTIMATE_READ_TIMEOUT = 180.0
 
 
-def estimate_job(spec: dict[str, Any] | schemas.JobCreate) -> Call[schemas.Estimate]:
+def estimate_job(spec: dict[str, Any] | types.JobCreate) -> Call[types.Estimate]:
     return Call(
         "POST",
         "/v1/jobs/estimate",
-        _model(schemas.Estimate),
+        _model(types.Estimate),
         json=_spec_body(spec),
         read_timeout=ESTIMATE_READ_TIMEOUT,
     )
 
 
-def retrieve_job(job_id: str) -> Call[schemas.Job]:
-    return Call("GET", f"/v1/jobs/{_segment(job_id)}", _model(schemas.Job))
+def retrieve_job(job_id: str) -> Call[types.Job]:
+    return Call("GET", f"/v1/jobs/{_segment(job_id)}", _model(types.Job))
 
 
 def list_jobs(
@@ -150,16 +150,16 @@ def list_jobs(
     limit: int = DEFAULT_PAGE_SIZE,
     include: Iterable[str] = (),
     after: str | None = None,
-) -> Call[Page[schemas.JobListItem]]:
+) -> Call[Page[types.JobListItem]]:
     include = (include,) if isinstance(include, str) else tuple(include)
     params = {"status": status, "limit": limit, "after": after, "include": list(include) or None}
-    parse = _paged(schemas.JobListItem, lambda last: list_jobs(status, limit, include, last.id))
+    parse = _paged(types.JobListItem, lambda last: list_jobs(status, limit, include, last.id))
     return Call("GET", "/v1/jobs", parse, params=params)
 
 
-def job_action(job_id: str, action: str) -> Call[schemas.Job]:
+def job_action(job_id: str, action: str) -> Call[types.Job]:
     """POST /v1/jobs/{id}/{cancel|pause|resume}."""
-    return Call("POST", f"/v1/jobs/{_segment(job_id)}/{action}", _model(schemas.Job))
+    return Call("POST", f"/v1/jobs/{_segment(job_id)}/{action}", _model(types.Job))
 
 
 def delete_job(job_id: str) -> Call[None]:
@@ -168,8 +168,8 @@ def delete_job(job_id: str) -> Call[None]:
 
 def list_events(
     job_id: str, after: int | None = None, limit: int = EVENTS_PAGE_SIZE
-) -> Call[Page[schemas.JobEvent]]:
-    parse = _paged(schemas.JobEvent, lambda last: list_events(job_id, last.id, limit))
+) -> Call[Page[types.JobEvent]]:
+    parse = _paged(types.JobEvent, lambda last: list_events(job_id, last.id, limit))
     path = f"/v1/jobs/{_segment(job_id)}/events"
     return Call("GET", path, parse, params={"after": after, "limit": limit})
 
@@ -186,14 +186,14 @@ def stream_events(job_id: str, after: int | None = None) -> Call[None]:
     )
 
 
-def job_metrics(job_id: str) -> Call[list[schemas.MetricRow]]:
+def job_metrics(job_id: str) -> Call[list[types.MetricRow]]:
     path = f"/v1/jobs/{_segment(job_id)}/metrics"
-    return Call("GET", path, _data(schemas.MetricRow))
+    return Call("GET", path, _data(types.MetricRow))
 
 
-def job_artifacts(job_id: str) -> Call[list[schemas.Artifact]]:
+def job_artifacts(job_id: str) -> Call[list[types.Artifact]]:
     path = f"/v1/jobs/{_segment(job_id)}/artifacts"
-    return Call("GET", path, _data(schemas.Artifact))
+    return Call("GET", path, _data(types.Artifact))
 
 
 def download_artifact(job_id: str, name: str) -> Call[None]:
@@ -205,31 +205,31 @@ def download_artifact(job_id: str, name: str) -> Call[None]:
 # --- files --------------------------------------------------------------------------------------
 
 
-def retrieve_file(file_id: str) -> Call[schemas.File]:
-    return Call("GET", f"/v1/files/{_segment(file_id)}", _model(schemas.File))
+def retrieve_file(file_id: str) -> Call[types.File]:
+    return Call("GET", f"/v1/files/{_segment(file_id)}", _model(types.File))
 
 
 def list_files(
     purpose: str | None = None, limit: int = DEFAULT_PAGE_SIZE, after: str | None = None
-) -> Call[Page[schemas.File]]:
-    parse = _paged(schemas.File, lambda last: list_files(purpose, limit, last.id))
+) -> Call[Page[types.File]]:
+    parse = _paged(types.File, lambda last: list_files(purpose, limit, last.id))
     return Call(
         "GET", "/v1/files", parse, params={"purpose": purpose, "limit": limit, "after": after}
     )
 
 
-def delete_file(file_id: str) -> Call[schemas.FileDeleted]:
-    return Call("DELETE", f"/v1/files/{_segment(file_id)}", _model(schemas.FileDeleted))
+def delete_file(file_id: str) -> Call[types.FileDeleted]:
+    return Call("DELETE", f"/v1/files/{_segment(file_id)}", _model(types.FileDeleted))
 
 
-def upload_file(upload: MultipartUpload) -> Call[schemas.File]:
+def upload_file(upload: MultipartUpload) -> Call[types.File]:
     """POST /v1/files; the client streams the upload's body (iter_body or aiter_body)."""
-    return Call("POST", "/v1/files", _model(schemas.File), headers=upload.headers())
+    return Call("POST", "/v1/files", _model(types.File), headers=upload.headers())
 
 
 # --- catalog ------------------------------------------------------------------------------------
 
 
-def catalog(kind: str) -> Call[list[schemas.CatalogEntry]]:
+def catalog(kind: str) -> Call[list[types.CatalogEntry]]:
     """GET /v1/catalog/{models|datasets|methods}."""
-    return Call("GET", f"/v1/catalog/{_segment(kind)}", _data(schemas.CatalogEntry))
+    return Call("GET", f"/v1/catalog/{_segment(kind)}", _data(types.CatalogEntry))

@@ -12,8 +12,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from app import schemas
-from distillery import calls, config, downloads
+from distillery import calls, config, downloads, types
 from distillery.errors import DistilleryError, error_from_response, transport_errors
 from distillery.event_stream import EventFollower
 from distillery.multipart import MultipartUpload, Progress
@@ -84,17 +83,17 @@ class Jobs:
         self._client = client
 
     def create(
-        self, spec: dict[str, Any] | schemas.JobCreate, *, idempotency_key: str | None = None
-    ) -> schemas.Job:
+        self, spec: dict[str, Any] | types.JobCreate, *, idempotency_key: str | None = None
+    ) -> types.Job:
         """Submit a job. The same idempotency_key and body answer the first job again."""
         return self._client.send(calls.create_job(spec, idempotency_key))
 
-    def estimate(self, spec: dict[str, Any] | schemas.JobCreate) -> schemas.Estimate:
+    def estimate(self, spec: dict[str, Any] | types.JobCreate) -> types.Estimate:
         """What the spec would cost (work, FLOPs, wall time per device kind), from a short dry
         run on a worker; creates no job."""
         return self._client.send(calls.estimate_job(spec))
 
-    def retrieve(self, job_id: str) -> schemas.Job:
+    def retrieve(self, job_id: str) -> types.Job:
         return self._client.send(calls.retrieve_job(job_id))
 
     def list(
@@ -103,17 +102,17 @@ class Jobs:
         status: str | None = None,
         limit: int = calls.DEFAULT_PAGE_SIZE,
         include: Iterable[str] = (),
-    ) -> Iterator[schemas.JobListItem]:
+    ) -> Iterator[types.JobListItem]:
         """Every job, newest first, fetched `limit` a page; include: "spec", "result", "cost"."""
         return self._client.pages(calls.list_jobs(status, limit, include))
 
-    def cancel(self, job_id: str) -> schemas.Job:
+    def cancel(self, job_id: str) -> types.Job:
         return self._client.send(calls.job_action(job_id, "cancel"))
 
-    def pause(self, job_id: str) -> schemas.Job:
+    def pause(self, job_id: str) -> types.Job:
         return self._client.send(calls.job_action(job_id, "pause"))
 
-    def resume(self, job_id: str) -> schemas.Job:
+    def resume(self, job_id: str) -> types.Job:
         return self._client.send(calls.job_action(job_id, "resume"))
 
     def delete(self, job_id: str) -> None:
@@ -122,7 +121,7 @@ class Jobs:
 
     def events(
         self, job_id: str, *, after: int | None = None, follow: bool = True
-    ) -> Iterator[schemas.JobEvent]:
+    ) -> Iterator[types.JobEvent]:
         """The job's events after the event id `after`. follow: new ones as they come, until
         the job has finished (over server-sent events, reconnecting where a stream broke off);
         else only those there are now."""
@@ -143,10 +142,10 @@ class Jobs:
                 pause = follower.stream_closed()
             time.sleep(pause)
 
-    def metrics(self, job_id: str) -> builtins.list[schemas.MetricRow]:
+    def metrics(self, job_id: str) -> builtins.list[types.MetricRow]:
         return self._client.send(calls.job_metrics(job_id))
 
-    def artifacts(self, job_id: str) -> builtins.list[schemas.Artifact]:
+    def artifacts(self, job_id: str) -> builtins.list[types.Artifact]:
         return self._client.send(calls.job_artifacts(job_id))
 
     def download(
@@ -172,7 +171,7 @@ class Jobs:
 
     def wait(
         self, job_id: str, *, poll_interval: float = 1.0, timeout: float | None = None
-    ) -> schemas.Job:
+    ) -> types.Job:
         """Poll until the job has finished (succeeded, failed or cancelled); TimeoutError
         after `timeout` seconds."""
         deadline = Deadline(f"job {job_id}", timeout)
@@ -193,28 +192,28 @@ class Files:
         progress: Progress | None = None,
         filename: str | None = None,
         **options: str | int | float,
-    ) -> schemas.File:
+    ) -> types.File:
         """Upload a dataset, teacher or logits file (purpose), streamed from disk;
         options: the format's form fields (label_column, max_length, ...); progress(sent,
         total) as the file's bytes go out. The answer's status is `processing`: see wait()."""
         upload = MultipartUpload(path, {"purpose": purpose, **options}, filename)
         return self._client.send(calls.upload_file(upload), upload.iter_body(progress))
 
-    def retrieve(self, file_id: str) -> schemas.File:
+    def retrieve(self, file_id: str) -> types.File:
         return self._client.send(calls.retrieve_file(file_id))
 
     def list(
         self, *, purpose: str | None = None, limit: int = calls.DEFAULT_PAGE_SIZE
-    ) -> Iterator[schemas.File]:
+    ) -> Iterator[types.File]:
         """Every file, newest first, fetched `limit` a page."""
         return self._client.pages(calls.list_files(purpose, limit))
 
-    def delete(self, file_id: str) -> schemas.FileDeleted:
+    def delete(self, file_id: str) -> types.FileDeleted:
         return self._client.send(calls.delete_file(file_id))
 
     def wait(
         self, file_id: str, *, poll_interval: float = 0.5, timeout: float | None = None
-    ) -> schemas.File:
+    ) -> types.File:
         """Poll until the file's check is done (status `ready` or `error`)."""
         deadline = Deadline(f"file {file_id}", timeout)
         while (file := self.retrieve(file_id)).status == calls.FILE_PROCESSING:
@@ -228,11 +227,11 @@ class Catalog:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def models(self) -> list[schemas.CatalogEntry]:
+    def models(self) -> list[types.CatalogEntry]:
         return self._client.send(calls.catalog("models"))
 
-    def datasets(self) -> list[schemas.CatalogEntry]:
+    def datasets(self) -> list[types.CatalogEntry]:
         return self._client.send(calls.catalog("datasets"))
 
-    def methods(self) -> list[schemas.CatalogEntry]:
+    def methods(self) -> list[types.CatalogEntry]:
         return self._client.send(calls.catalog("methods"))

@@ -9,8 +9,7 @@ event is lost or repeated. Both clients feed it the lines they read and sleep wh
 import json
 from dataclasses import dataclass, field
 
-from app import schemas
-from distillery import calls
+from distillery import calls, types
 from distillery.errors import APIConnectionError, DistilleryError, ServerError
 
 # Consecutive failed streams (no event between them) before the error is raised.
@@ -79,7 +78,7 @@ class EventFollower:
         self._pause, self._reconnect_asked = 0.0, False
         return calls.stream_events(self.job_id, self.after)
 
-    def feed(self, line: str) -> schemas.JobEvent | None:
+    def feed(self, line: str) -> types.JobEvent | None:
         """The event this line completes, if any (`end` and `reconnect` are not events)."""
         message = self._parser.feed(line)
         if message is None:
@@ -95,7 +94,7 @@ class EventFollower:
             if info.get("reason") != "max_duration":
                 self._pause = UNAVAILABLE_PAUSE_SECONDS
             return None
-        event = schemas.JobEvent.model_validate_json(message.data)
+        event = types.JobEvent.model_validate_json(message.data)
         self.after = event.id
         self._failures = 0
         return event

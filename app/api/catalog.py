@@ -1,15 +1,19 @@
-"""/v1/catalog: what a job can name, with each entry's parameter schema."""
+"""/v1/catalog/<kind>: what a job can name, with each entry's parameter schema, tasks and
+capabilities; one route per kind of the catalog (distillery.types.catalog.KINDS)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from app import catalog, schemas
 from app.api.deps import get_tenant
+from distillery.types.catalog import KINDS
+from distillery.types.catalog.base import CatalogEntry, CatalogList, Entry
+from distillery.types.errors import ErrorResponse
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {
-        "model": schemas.ErrorResponse,
+        "model": ErrorResponse,
         "description": "Missing, invalid or revoked API key (DISTILLERY_AUTH=required)",
     }
 }
@@ -23,20 +27,21 @@ router = APIRouter(
 )
 
 
-def _listing(entries: dict[str, catalog.Entry]) -> schemas.CatalogList:
-    return schemas.CatalogList(data=[schemas.CatalogEntry(**e.as_json()) for e in entries.values()])
+def _listing(entries: dict[str, Entry]) -> Callable[[], CatalogList]:
+    listing = CatalogList(data=[CatalogEntry(**e.as_json()) for e in entries.values()])
+
+    def route() -> CatalogList:
+        return listing
+
+    return route
 
 
-@router.get("/models", response_model=schemas.CatalogList)
-def models() -> schemas.CatalogList:
-    return _listing(catalog.MODELS)
-
-
-@router.get("/datasets", response_model=schemas.CatalogList)
-def datasets() -> schemas.CatalogList:
-    return _listing(catalog.DATASETS)
-
-
-@router.get("/methods", response_model=schemas.CatalogList)
-def methods() -> schemas.CatalogList:
-    return _listing(catalog.METHODS)
+for _kind, _entries in KINDS.items():
+    router.add_api_route(
+        f"/{_kind}",
+        _listing(_entries),
+        methods=["GET"],
+        response_model=CatalogList,
+        name=f"catalog_{_kind}",
+        summary=f"List {_kind.replace('_', ' ')}",
+    )

@@ -21,7 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from app import schemas
+from distillery import types
 from distillery.cli import costs, report, watch
 from distillery.cli.output import Output, duration, percent, size, when
 from distillery.client import Client
@@ -116,7 +116,7 @@ def _watch(client: Client, job_id: str, args: argparse.Namespace, out: Output) -
     return OK if job.status == "succeeded" else FAILED
 
 
-def print_outcome(job: schemas.Job, out: Output) -> None:
+def print_outcome(job: types.Job, out: Output) -> None:
     """How a finished job ended: its report and distillation gain, or its error (stderr)."""
     if job.status == "succeeded" and job.result:
         out.line()
@@ -220,7 +220,7 @@ def list_jobs(client: Client, args: argparse.Namespace, out: Output) -> int:
     return OK
 
 
-def _stage(progress: schemas.Progress) -> str:
+def _stage(progress: types.Progress) -> str:
     if progress.stage is None:
         return "-"
     if progress.epochs:
@@ -306,7 +306,7 @@ def upload_file(client: Client, args: argparse.Namespace, out: Output) -> int:
     return FAILED if file.status == "error" else OK
 
 
-def _show_file(file: schemas.File, out: Output) -> None:
+def _show_file(file: types.File, out: Output) -> None:
     pairs: list[tuple[str, Any]] = [
         ("id", file.id),
         ("status", file.status),

@@ -3,7 +3,7 @@ API's Estimate and JobCost, shared by `estimate` and `show`."""
 
 from typing import Any
 
-from app import schemas
+from distillery import types
 from distillery.cli.output import duration, size
 
 
@@ -17,7 +17,7 @@ def flops(count: int | None) -> str:
     return str(count)
 
 
-def estimate_table(estimate: schemas.Estimate) -> tuple[list[str], list[list[Any]]]:
+def estimate_table(estimate: types.Estimate) -> tuple[list[str], list[list[Any]]]:
     """A row per stage: its steps, examples through each model, FLOPs, and seconds on each
     device kind the worker measured."""
     kinds = list(estimate.wall_seconds)
@@ -53,7 +53,7 @@ def estimate_table(estimate: schemas.Estimate) -> tuple[list[str], list[list[Any
     return headers, rows
 
 
-def estimate_lines(estimate: schemas.Estimate) -> list[str]:
+def estimate_lines(estimate: types.Estimate) -> list[str]:
     """What the table does not say: the soft labels, the devices measured, the dry run."""
     work = estimate.work
     lines: list[str] = [
@@ -66,7 +66,7 @@ def estimate_lines(estimate: schemas.Estimate) -> list[str]:
     return lines
 
 
-def cost_table(cost: schemas.JobCost) -> tuple[list[str], list[list[Any]]] | None:
+def cost_table(cost: types.JobCost) -> tuple[list[str], list[list[Any]]] | None:
     """The job's estimate for its device beside what it did: seconds and steps per stage."""
     actual, estimate = cost.actual, cost.estimate
     if estimate is None:

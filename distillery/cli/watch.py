@@ -16,8 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, Task, TaskID, TextColumn
 from rich.text import Text
 
-from app import schemas
-from distillery import calls
+from distillery import calls, types
 from distillery.cli.output import Output, duration, metric_text, percent
 from distillery.client import Client
 from distillery.errors import APIConnectionError, ServerError
@@ -85,7 +84,7 @@ class StageView:
         """What a line about the stage says: a change is worth a new line."""
         return (self.state, self.epoch, self.epochs, metric_text(self.values))
 
-    def document(self, job: schemas.Job | None) -> dict[str, Any]:
+    def document(self, job: types.Job | None) -> dict[str, Any]:
         """The stage as a JSON line (`object`: `job.stage`)."""
         return {
             "object": "job.stage",
@@ -110,7 +109,7 @@ class JobWatch:
     def __init__(self, job_id: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.job_id = job_id
         self.clock = clock
-        self.job: schemas.Job | None = None
+        self.job: types.Job | None = None
         self.stages: dict[str, StageView] = {}
         self.after: int | None = None  # the last event seen
         self._metrics_seen: tuple[Any, ...] | None = None
@@ -124,7 +123,7 @@ class JobWatch:
         running = [s for s in self.stages.values() if s.state == RUNNING]
         return running[-1] if running else None
 
-    def add_events(self, events: Iterable[schemas.JobEvent]) -> list[schemas.JobEvent]:
+    def add_events(self, events: Iterable[types.JobEvent]) -> list[types.JobEvent]:
         """Take the job's events (those seen already are skipped); the new ones, in order."""
         new = []
         for event in events:
@@ -146,7 +145,7 @@ class JobWatch:
         stage = self.stages.setdefault(name, StageView(name))
         stage.state, stage.started_at, stage.ended_at = RUNNING, at, None
 
-    def update_job(self, job: schemas.Job) -> None:
+    def update_job(self, job: types.Job) -> None:
         """The job as polled: its progress names the current stage's epoch and epochs."""
         self.job = job
         progress = job.progress
@@ -173,11 +172,11 @@ class JobWatch:
         where = (progress.stage, progress.epoch) if progress else (None, None)
         return (*where, len(self.stages), self.job.status if self.job else None)
 
-    def add_metrics(self, rows: Iterable[schemas.MetricRow]) -> None:
+    def add_metrics(self, rows: Iterable[types.MetricRow]) -> None:
         """Every epoch's metrics so far (GET /v1/jobs/{id}/metrics): each known stage takes
         its latest epoch's values and its epoch times."""
         self._metrics_seen = self._metrics_key()
-        by_stage: dict[str, list[schemas.MetricRow]] = {}
+        by_stage: dict[str, list[types.MetricRow]] = {}
         for row in rows:
             by_stage.setdefault(row.stage, []).append(row)
         for name, stage_rows in by_stage.items():
@@ -212,12 +211,12 @@ class View:
     ) -> None:
         return None
 
-    def update(self, watch: JobWatch, events: list[schemas.JobEvent]) -> None:
+    def update(self, watch: JobWatch, events: list[types.JobEvent]) -> None:
         """Draw what changed; `events`: the events new since the last update."""
         raise NotImplementedError
 
 
-def stage_line(stage: StageView, job: schemas.Job | None) -> str:
+def stage_line(stage: StageView, job: types.Job | None) -> str:
     """A plain line on a stage: `[ 45%] distill  epoch 2/30  loss 0.2814 ...  eta 12s`."""
     fraction = job.progress.fraction if job else 0.0
     mark = {RUNNING: "", DONE: "done", FAILED: "FAILED", CANCELLED: "cancelled"}[stage.state]
@@ -226,7 +225,7 @@ def stage_line(stage: StageView, job: schemas.Job | None) -> str:
     return "  ".join(p for p in parts if p).rstrip()
 
 
-def event_line(event: schemas.JobEvent) -> str:
+def event_line(event: types.JobEvent) -> str:
     return f"       {event.kind}: {event.message}"
 
 
@@ -238,7 +237,7 @@ class LineView(View):
         self.out = out
         self.shown: dict[str, tuple[Any, ...]] = {}
 
-    def update(self, watch: JobWatch, events: list[schemas.JobEvent]) -> None:
+    def update(self, watch: JobWatch, events: list[types.JobEvent]) -> None:
         names = list(watch.stages)
         for event in events:
             if event.kind == "stage":
@@ -266,7 +265,7 @@ class JsonView(View):
         self.out = out
         self.shown: dict[str, tuple[Any, ...]] = {}
 
-    def update(self, watch: JobWatch, events: list[schemas.JobEvent]) -> None:
+    def update(self, watch: JobWatch, events: list[types.JobEvent]) -> None:
         for event in events:
             self.out.json_line(event)
         for name, stage in watch.stages.items():
@@ -317,7 +316,7 @@ class RichView(View):
     ) -> None:
         self.progress.stop()
 
-    def update(self, watch: JobWatch, events: list[schemas.JobEvent]) -> None:
+    def update(self, watch: JobWatch, events: list[types.JobEvent]) -> None:
         for event in events:
             if event.kind != "stage":
                 style = "red" if event.kind in ("error", "warning") else "dim"
@@ -367,7 +366,7 @@ def view_for(out: Output) -> View:
     return LineView(out)
 
 
-def follow(client: Client, job_id: str, view: View, interval: float = 1.0) -> schemas.Job:
+def follow(client: Client, job_id: str, view: View, interval: float = 1.0) -> types.Job:
     """Poll the job, its new events and (when they may have changed) its metrics every
     `interval` seconds, drawing each change, until the job has finished; the finished job.
     A few failed polls in a row (the API restarting) are waited out."""

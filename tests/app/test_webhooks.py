@@ -197,7 +197,7 @@ def test_private_addresses_are_refused_unless_allowed(client: TestClient) -> Non
 
 
 def test_a_stale_signature_is_refused() -> None:
-    from distillery.signatures import signature
+    from distillery.types.webhooks import signature
 
     header = signature(SECRET, 1_000_000, b"{}")
     assert verify_signature(b"{}", header, SECRET, now=1_000_100) == 1_000_000

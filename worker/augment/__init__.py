@@ -1,6 +1,5 @@
 """Data augmentation (`dataset.augment`): one file per kind, registered by name."""
 
-from worker.augment import image, signal, tabular  # noqa: F401  (registers the kinds)
 from worker.augment.registry import (
     AUGMENTATIONS,
     Augmentation,
@@ -8,5 +7,8 @@ from worker.augment.registry import (
     Views,
     build_augmentation,
 )
+from worker.plugins import import_all
+
+import_all(__name__)
 
 __all__ = ["AUGMENTATIONS", "Augmentation", "ViewKey", "Views", "build_augmentation"]

@@ -1,9 +1,11 @@
 """The dataset registry: builtin sets and uploaded files registered under the catalog's names,
 and preparation."""
 
-from worker.data import builtin, text, uploaded  # noqa: F401  (registers the datasets)
 from worker.data.prepare import Examples, PreparedData, prepare
 from worker.data.registry import DATASETS, DatasetMismatch, RawDataset, load_dataset
+from worker.plugins import import_all
+
+import_all(__name__)
 
 __all__ = [
     "DATASETS",

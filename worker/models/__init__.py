@@ -1,6 +1,5 @@
 """The model zoo: implementations registered under the catalog's names."""
 
-from worker.models import cnn, gpt, mlp, resnet_cifar, text  # noqa: F401  (registers the archs)
 from worker.models.registry import (
     MODELS,
     InputMismatch,
@@ -9,5 +8,8 @@ from worker.models.registry import (
     count_params,
     feature_modules,
 )
+from worker.plugins import import_all
+
+import_all(__name__)
 
 __all__ = ["MODELS", "InputMismatch", "Tokens", "build_model", "count_params", "feature_modules"]

@@ -1,7 +1,8 @@
 """validate: load the data, build the teacher and the student, and check the job can run
 (names the spec field that is wrong, before any training)."""
 
-from app.catalog import SpecError
+from distillery.types.catalog import AUGMENTATIONS, TEACHER_SOURCES
+from distillery.types.catalog.base import SpecError
 from worker.augment import build_augmentation
 from worker.data import DatasetMismatch, prepare
 from worker.job_context import JobContext
@@ -38,16 +39,24 @@ class Validate(Stage):
             )
         )
         teacher.validate()
+        source = TEACHER_SOURCES[teacher.name]
+        if source.module != (teacher.module is not None):  # the catalog decides; they must agree
+            raise RuntimeError(
+                f"teacher source {teacher.name!r} built {'a' if teacher.module else 'no'} PyTorch "
+                f"module; its catalog entry says module={source.module}"
+            )
         job.built["teacher"] = teacher
         try:
             student = job.build_student()
         except InputMismatch as exc:
             raise SpecError("student.arch", f"{exc} (dataset {spec['dataset']['name']})") from None
         job.built["student"] = student
-        if spec["dataset"].get("augment") is not None and data.modality == "text":
+        augment = spec["dataset"].get("augment")
+        if augment is not None and data.modality not in AUGMENTATIONS[augment["kind"]].modalities:
             raise SpecError(
                 "dataset.augment",
-                "text datasets take no augmentation yet (its kinds transform numbers and images)",
+                f"{data.modality} datasets take no {augment['kind']!r} augmentation (it "
+                f"transforms {', '.join(AUGMENTATIONS[augment['kind']].modalities)})",
             )
         try:
             job.built["augmentation"] = build_augmentation(
@@ -55,14 +64,14 @@ class Validate(Stage):
             )
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
-        if teacher.module is None and job.augmentation is not None:
+        if not source.module and job.augmentation is not None:
             raise SpecError(
                 "dataset.augment",
                 f"a teacher from {teacher.name!r} cannot label new views of the examples; "
                 "augmentation needs a zoo model teacher ('train' or 'weights')",
             )
         method = build_method(job.distill_settings)
-        if teacher.module is None and teacher_runs_online(job):
+        if not source.module and teacher_runs_online(job):
             raise SpecError(
                 "distill.method" if method.teacher_layers() else "distill.soft_labels",
                 f"a teacher from {teacher.name!r} has no PyTorch model to run online",

@@ -1,8 +1,10 @@
 """Where a job's teacher comes from (`teacher.source`): one file per source, registered under the
-catalog's names (app.catalog.TEACHER_SOURCES)."""
+catalog's names (distillery.types.catalog.teacher_sources); found by discovery."""
 
-from worker.teachers import hf, logits, onnx, train, weights  # noqa: F401  (registers the sources)
+from worker.plugins import import_all
 from worker.teachers.registry import TEACHER_SOURCES, StageRunner, TeacherContext, TeacherSource
+
+import_all(__name__)
 
 __all__ = ["TEACHER_SOURCES", "StageRunner", "TeacherContext", "TeacherSource", "build_teacher"]
 

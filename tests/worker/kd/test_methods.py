@@ -170,7 +170,6 @@ def test_only_fitnets_has_learnable_parts() -> None:
     feats = {"x": conv_features(g, 2, 2).float()}
     pair = [{"student": "x", "teacher": "x"}]
     params = {
-        "kd": {},
         "dkd": {"alpha": 1.0, "beta": 8.0},
         "reverse_kl": {},
         "jsd": {"beta": 0.5},
@@ -178,8 +177,8 @@ def test_only_fitnets_has_learnable_parts() -> None:
         "fitnets": {"hints": pair, "hint_weight": 1.0},
         "at": {"pairs": pair, "at_weight": 1000.0},
     }
-    for name in METHODS.names():
-        method = build_method({"method": name, "method_params": params[name], **DISTILL})
+    for name in METHODS.names():  # the others take no parameters
+        method = build_method({"method": name, "method_params": params.get(name, {}), **DISTILL})
         method.build(feats, feats)
         learnable = sum(p.numel() for p in method.parameters())
         assert (learnable > 0) == (name == "fitnets"), name
@@ -230,3 +229,31 @@ def test_jsd_matches_gkd(beta: float) -> None:
     assert ours == pytest.approx(expected, rel=1e-9)
     if beta == 0:  # forward KL: Hinton's KD
         assert ours == pytest.approx(_method_loss("kd", s, t, y), rel=1e-9)
+
+
+def _standardised(v: np.ndarray) -> np.ndarray:
+    """Sun et al. 2024's z-score: mean and unbiased std over the classes, std + 1e-7."""
+    return (v - v.mean()) / (v.std(ddof=1) + 1e-7)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
+def test_lskd_matches_logit_standardisation(temperature: float) -> None:
+    s, t, y = _divergence_case()
+    t = t * 5 + 3  # a teacher on another scale and offset: standardisation removes both
+    method = build_method({"method": "lskd", "method_params": {}, **DISTILL}).double()
+    ours = method.loss(Outputs(s), Outputs(t), y, temperature=temperature).item()
+    rows = [
+        _kl(_softmax(_standardised(ti) / temperature), _softmax(_standardised(si) / temperature))
+        for si, ti in zip(s.numpy(), t.numpy(), strict=True)
+    ]
+    kd = 0.9 * temperature**2 * sum(rows) / len(rows)
+    expected = kd + 0.1 * _ce(s.numpy(), y.numpy())  # CE on the raw student logits
+    assert ours == pytest.approx(expected, rel=1e-9)
+
+
+def test_lskd_ignores_the_teachers_scale_and_offset_where_kd_does_not() -> None:
+    s, t, y = _divergence_case()
+    lskd = [_method_loss("lskd", s, t * k + c, y) for k, c in [(1, 0), (3, -2), (0.2, 7)]]
+    kd = [_method_loss("kd", s, t * k + c, y) for k, c in [(1, 0), (3, -2), (0.2, 7)]]
+    assert lskd == pytest.approx([lskd[0]] * 3, rel=1e-6)
+    assert kd[1] != pytest.approx(kd[0], rel=1e-3)

@@ -1,6 +1,9 @@
-"""Distillation methods, one file each, registered under the catalog's names."""
+"""Distillation methods, one file each (found by discovery, registered under the catalog's names,
+distillery.types.catalog.methods)."""
 
-from worker.kd.methods import at, dkd, fitnets, jsd, kd, reverse_kl, seqkd  # noqa: F401
 from worker.kd.methods.base import METHODS, Method, Outputs, build_method
+from worker.plugins import import_all
+
+import_all(__name__)
 
 __all__ = ["METHODS", "Method", "Outputs", "build_method"]

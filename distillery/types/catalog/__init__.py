@@ -1,0 +1,36 @@
+"""The catalog: what a job may name, one module per kind of entry (models, datasets, methods,
+teacher sources, temperature schedules, augmentations, tasks). Each entry carries its name,
+parameter schema, tasks and capabilities; the job spec's unions and the API's checks are
+derived from them, and `GET /v1/catalog/<kind>` lists them."""
+
+from distillery.types.catalog.augmentations import AUGMENTATIONS
+from distillery.types.catalog.base import Entry, SpecError
+from distillery.types.catalog.datasets import DATASETS
+from distillery.types.catalog.methods import METHODS
+from distillery.types.catalog.models import MODELS
+from distillery.types.catalog.schedules import TEMPERATURE_SCHEDULES
+from distillery.types.catalog.tasks import TASKS
+from distillery.types.catalog.teacher_sources import TEACHER_SOURCES
+
+# Each kind as the catalog endpoint names it (`GET /v1/catalog/<kind>`).
+KINDS: dict[str, dict[str, Entry]] = {
+    "models": dict(MODELS),
+    "datasets": dict(DATASETS),
+    "methods": dict(METHODS),
+    "teacher_sources": dict(TEACHER_SOURCES),
+    "schedules": dict(TEMPERATURE_SCHEDULES),
+    "augmentations": dict(AUGMENTATIONS),
+    "tasks": dict(TASKS),
+}
+
+__all__ = [
+    "AUGMENTATIONS",
+    "DATASETS",
+    "KINDS",
+    "METHODS",
+    "MODELS",
+    "TASKS",
+    "TEACHER_SOURCES",
+    "TEMPERATURE_SCHEDULES",
+    "SpecError",
+]

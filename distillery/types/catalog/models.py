@@ -1,0 +1,174 @@
+"""Models (`teacher.arch`, `student.arch`): the zoo's architectures, their parameters, what
+they read and the layers distillation methods may tap. `worker/models/` implements each under
+the same name."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from distillery.types.catalog.base import Entry, Params, by_name, numbered
+
+
+@dataclass(frozen=True)
+class ModelEntry(Entry):
+    name_field: ClassVar[str] = "arch"
+    # The names of the layers distillation methods may tap, given resolved params.
+    layers: Callable[[dict[str, Any]], list[str]] | None = field(default=None, compare=False)
+    layers_note: str | None = None
+    # What the model reads: "values" (numbers, normalised inside) or "bytes" (text as UTF-8
+    # byte ids).
+    inputs: str = "values"
+
+    def layer_names(self, params: dict[str, Any]) -> list[str]:
+        """The layer names for resolved `params` (forward order)."""
+        return self.layers(params) if self.layers is not None else []
+
+    def capabilities(self) -> dict[str, Any]:
+        defaults = self.params().model_dump(mode="json")
+        return {"inputs": self.inputs, "layers": self.layer_names(defaults)}
+
+    def as_json(self) -> dict[str, Any]:
+        out = super().as_json()
+        out["inputs"] = self.inputs
+        if self.layers is not None:
+            out["layers"] = out["capabilities"]["layers"]
+            out["layers_note"] = self.layers_note
+        return out
+
+
+Width = Annotated[int, Field(ge=1, le=4096)]
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+class MlpParams(Params):
+    hidden: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
+        default=[128], max_length=32, description="width of each hidden layer"
+    )
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+
+class Cnn1dParams(Params):
+    channels: Width = Field(default=32, description="channels of each of the 3 conv layers")
+
+
+class Cnn2dParams(Params):
+    channels: list[Width] = Field(
+        default=[32, 64], min_length=1, max_length=8, description="channels per conv block"
+    )
+
+
+class ResnetCifarParams(Params):
+    depth: Literal[8, 14, 20, 32, 44, 56, 110] = Field(default=20, description="6n+2 layers")
+    width: Literal[16, 64] = Field(default=16, description="first-stage channels (64: x4)")
+
+
+class GptParams(Params):
+    layers: Annotated[int, Field(ge=1, le=96)] = Field(default=4, description="transformer blocks")
+    heads: Annotated[int, Field(ge=1, le=128)] = Field(default=4, description="attention heads")
+    dim: Annotated[int, Field(ge=8, le=8192)] = Field(
+        default=128, description="embedding width (a multiple of heads)"
+    )
+    context: Annotated[int, Field(ge=2, le=8192)] = Field(
+        default=256, description="longest sequence (positions) the model reads"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "GptParams":
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
+        return self
+
+
+class TextTransformerParams(Params):
+    layers: Annotated[int, Field(ge=1, le=48)] = Field(default=2, description="encoder blocks")
+    heads: Annotated[int, Field(ge=1, le=64)] = Field(default=4, description="attention heads")
+    dim: Annotated[int, Field(ge=8, le=4096)] = Field(
+        default=128, description="embedding width (a multiple of heads)"
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "TextTransformerParams":
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
+        return self
+
+
+class TextCnnParams(Params):
+    dim: Annotated[int, Field(ge=1, le=1024)] = Field(default=32, description="byte embedding")
+    channels: Width = Field(default=128, description="filters per kernel width")
+    kernels: list[Annotated[int, Field(ge=1, le=64)]] = Field(
+        default=[3, 5, 7], min_length=1, max_length=8, description="kernel widths, in bytes"
+    )
+
+
+MODELS: dict[str, ModelEntry] = by_name(
+    [
+        ModelEntry(
+            "mlp",
+            "Multi-layer perceptron over the flattened input.",
+            MlpParams,
+            layers=lambda p: numbered("hidden", len(p["hidden"])),
+            layers_note="hidden1..hiddenN: each hidden layer after its ReLU (one per entry of "
+            "`hidden`)",
+            inputs="values",
+        ),
+        ModelEntry(
+            "cnn1d",
+            "Three strided 1-D convolutions and a linear head (MNIST-1D).",
+            Cnn1dParams,
+            layers=lambda p: numbered("conv", 3),
+            layers_note="conv1..conv3: each convolution after its ReLU",
+            inputs="values",
+        ),
+        ModelEntry(
+            "cnn2d",
+            "Conv-BN-ReLU-pool blocks and a linear head, for images.",
+            Cnn2dParams,
+            layers=lambda p: numbered("block", len(p["channels"])),
+            layers_note="block1..blockN: each block after its pooling (one per entry of "
+            "`channels`)",
+            inputs="values",
+        ),
+        ModelEntry(
+            "resnet_cifar",
+            "CIFAR ResNet (He et al. 2016), 6n+2 layers.",
+            ResnetCifarParams,
+            layers=lambda p: ["stem", *numbered("stage", 3)],
+            layers_note="stem, then stage1..stage3: the output of each stage's last residual block",
+            inputs="values",
+        ),
+        ModelEntry(
+            "gpt",
+            "Byte-level GPT (nanoGPT-style, causal attention) for the language_model task.",
+            GptParams,
+            layers=lambda p: numbered("block", p["layers"]),
+            layers_note="block1..blockN: each transformer block's output, per position",
+            tasks=("language_model",),
+            inputs="bytes",
+        ),
+        ModelEntry(
+            "text_transformer",
+            "Byte-level transformer encoder for text classification: byte and position "
+            "embeddings, bidirectional self-attention blocks, the mean over the text's bytes "
+            "(padding masked) and a linear head.",
+            TextTransformerParams,
+            inputs="bytes",
+        ),
+        ModelEntry(
+            "text_cnn",
+            "Byte-level CNN for text classification (Kim 2014 on bytes): a byte embedding, "
+            "1-D convolutions of several widths, max over the text's positions, a linear head.",
+            TextCnnParams,
+            inputs="bytes",
+        ),
+    ]
+)
+
+
+def model_layers(arch: str, params: dict[str, Any]) -> list[str]:
+    """The layer names of a zoo model with resolved `params` (forward order)."""
+    return MODELS[arch].layer_names(params)

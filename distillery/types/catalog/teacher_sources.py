@@ -1,0 +1,260 @@
+"""Teacher sources (`teacher.source`): where a job's teacher comes from, the spec each one
+takes, and what it can do: whether it lends a PyTorch module (then it labels online, labels
+augmented views and lends its layers), which uploaded file it reads, and how that file must
+fit the dataset (checked when the job is created; the worker's validate checks again).
+`worker/teachers/` implements each under the same name, one file each."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import Field
+
+from distillery.types.catalog.base import BOTH_TASKS, Entry, SpecError, by_name
+from distillery.types.fields import FileId, JsonObject, Strict, Text, TrainSettings
+
+FILE_PARAM = "teacher.file_id"
+
+
+class TeacherSpecBase(Strict):
+    """What every teacher spec has: its source."""
+
+    source: str
+
+
+class TrainTeacher(TeacherSpecBase):
+    """A zoo arch trained by the pipeline on the labelled train split."""
+
+    source: Literal["train"] = "train"
+    arch: Text
+    params: JsonObject = Field(default_factory=dict)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+
+
+class WeightsTeacher(TeacherSpecBase):
+    """A zoo arch with uploaded safetensors weights (names and shapes checked; no training)."""
+
+    source: Literal["weights"]
+    arch: Text
+    params: JsonObject = Field(default_factory=dict)
+    file_id: FileId
+
+
+class OnnxTeacher(TeacherSpecBase):
+    """Any framework's model exported to ONNX, run by onnxruntime to label the data."""
+
+    source: Literal["onnx"]
+    file_id: FileId
+
+
+class HfTeacher(TeacherSpecBase):
+    """An uploaded Hugging Face model directory (.zip of config.json, *.safetensors and the
+    tokenizer's files): a sequence classifier that labels a text dataset, loaded offline and
+    never with remote code."""
+
+    source: Literal["hf"]
+    file_id: FileId
+
+
+class LogitsTeacher(TeacherSpecBase):
+    """Precomputed teacher logits: one row per row of the dataset file's x, then the transfer
+    file's rows. No teacher runs (offline distillation)."""
+
+    source: Literal["logits"]
+    file_id: FileId
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What a source's file check sees: the file's id and `info` (what its upload check found),
+    the dataset file's info (None for a builtin dataset), whether the spec names a transfer set,
+    and the transfer file's info (None unless it is an uploaded file)."""
+
+    file_id: str
+    info: dict[str, Any]
+    data: dict[str, Any] | None
+    transfer_named: bool
+    transfer: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class FileUse:
+    """The upload a source reads: its purpose and formats, how to name it in an error, the
+    role the job records it under, and how it must fit the dataset."""
+
+    purpose: str
+    formats: tuple[str, ...]
+    wanted: str
+    role: str = "teacher"
+    check: Callable[[FileCheck], None] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class TeacherSourceEntry(Entry):
+    # A PyTorch module the worker can run at any step: online soft labels, labels of
+    # augmented views, intermediate layers for methods that read them.
+    module: bool = True
+    file: FileUse | None = None
+    # The source names a zoo arch (`arch`, `params`).
+    arch: bool = False
+
+    def capabilities(self) -> dict[str, Any]:
+        file = self.file
+        return {
+            "module": self.module,
+            "arch": self.arch,
+            "online_labels": self.module,
+            "augmentation": self.module,
+            "file": None if file is None else {"purpose": file.purpose, "formats": file.formats},
+        }
+
+
+def _shape_matches(model_shape: list[Any] | None, data_shape: list[int]) -> bool:
+    """An ONNX input shape (batch dim first; dims may be dynamic) against a per-example shape."""
+    if model_shape is None:
+        return True
+    dims = model_shape[1:]
+    if len(dims) != len(data_shape):
+        return False
+    return all(not isinstance(d, int) or d == s for d, s in zip(dims, data_shape, strict=True))
+
+
+def _check_onnx(check: FileCheck) -> None:
+    data, info, file_id = check.data, check.info, check.file_id
+    if data is None:
+        return
+    reads_bytes = (info.get("input") or {}).get("dtype") in ("uint8", "int64")
+    text = data.get("modality") == "text"
+    if reads_bytes != text:
+        raise SpecError(
+            FILE_PARAM,
+            f"the ONNX model {file_id!r} takes {(info.get('input') or {}).get('dtype')} "
+            + ("but the dataset is text (uint8 bytes)" if text else "but the dataset is numbers"),
+        )
+    model_in = (info.get("input") or {}).get("shape")
+    data_shape = data.get("input_shape") or []
+    if not _shape_matches(model_in, data_shape):
+        raise SpecError(
+            FILE_PARAM,
+            f"the ONNX model {file_id!r} takes input of shape {model_in} but the dataset's "
+            f"examples have shape {data_shape} (plus the batch dimension)",
+        )
+    out = (info.get("output") or {}).get("shape")
+    classes = data.get("num_classes")
+    if out and isinstance(out[-1], int) and classes is not None and out[-1] != classes:
+        raise SpecError(
+            FILE_PARAM,
+            f"the ONNX model {file_id!r} outputs {out[-1]} values per example but the dataset "
+            f"has {classes} classes",
+        )
+
+
+def _check_hf(check: FileCheck) -> None:
+    data, info, file_id = check.data, check.info, check.file_id
+    if data is None:
+        return
+    if data.get("modality") != "text":
+        raise SpecError(
+            FILE_PARAM,
+            f"the Hugging Face model {file_id!r} labels texts; the dataset is not a text "
+            "dataset (upload a .jsonl of text and label)",
+        )
+    classes = data.get("num_classes")
+    if classes is not None and info.get("num_labels") != classes:
+        raise SpecError(
+            FILE_PARAM,
+            f"the Hugging Face model {file_id!r} has {info.get('num_labels')} labels but the "
+            f"dataset has {classes} classes",
+        )
+
+
+def _check_logits(check: FileCheck) -> None:
+    data, info, file_id, transfer = check.data, check.info, check.file_id, check.transfer
+    if data is None:
+        raise SpecError(
+            "dataset.name",
+            "precomputed logits need an uploaded dataset (file:<id>) whose rows they follow; "
+            "a builtin dataset has no fixed rows",
+        )
+    if check.transfer_named and transfer is None:
+        raise SpecError(
+            "dataset.transfer.name",
+            "precomputed logits cover the dataset file and a transfer *file*; upload the "
+            "transfer set and name it file:<id>",
+        )
+    rows = int(data.get("rows", 0))
+    expected = rows
+    detail = f"the dataset's {rows} rows"
+    if transfer is not None:
+        transfer_rows = int(transfer.get("rows", 0)) + int(transfer.get("test_rows", 0))
+        expected += transfer_rows
+        detail += f" + the transfer set's {transfer_rows}"
+    if info.get("rows") != expected:
+        raise SpecError(
+            FILE_PARAM,
+            f"logits file {file_id!r} has {info.get('rows')} rows; it needs {expected} ({detail})",
+        )
+    if info.get("num_classes") != data.get("num_classes"):
+        raise SpecError(
+            FILE_PARAM,
+            f"logits file {file_id!r} has {info.get('num_classes')} columns but the dataset "
+            f"has {data.get('num_classes')} classes",
+        )
+    test_rows = int(info.get("test_rows") or 0)
+    if test_rows and test_rows != int(data.get("test_rows") or 0):
+        raise SpecError(
+            FILE_PARAM,
+            f"logits file {file_id!r} has {test_rows} logits_test rows but the dataset has "
+            f"{data.get('test_rows') or 0} test rows (x_test)",
+        )
+
+
+# The source a teacher spec without `source` has.
+DEFAULT_SOURCE = "train"
+
+TEACHER_SOURCES: dict[str, TeacherSourceEntry] = by_name(
+    [
+        TeacherSourceEntry(
+            "train",
+            "A zoo arch the pipeline trains on the labelled train split first.",
+            TrainTeacher,
+            tasks=BOTH_TASKS,
+            arch=True,
+        ),
+        TeacherSourceEntry(
+            "weights",
+            "A zoo arch with uploaded safetensors weights (checked against the arch; no "
+            "pretraining).",
+            WeightsTeacher,
+            tasks=BOTH_TASKS,
+            arch=True,
+            file=FileUse("teacher", ("safetensors",), "a safetensors teacher file"),
+        ),
+        TeacherSourceEntry(
+            "onnx",
+            "Any framework's model exported to ONNX, run by onnxruntime to label the data.",
+            OnnxTeacher,
+            module=False,
+            file=FileUse("teacher", ("onnx",), "an ONNX teacher file", check=_check_onnx),
+        ),
+        TeacherSourceEntry(
+            "logits",
+            "Precomputed logits: a row per row of the dataset file, then the transfer file's.",
+            LogitsTeacher,
+            module=False,
+            file=FileUse(
+                "logits", ("npy", "npz"), "a logits file", role="logits", check=_check_logits
+            ),
+        ),
+        TeacherSourceEntry(
+            "hf",
+            "A Hugging Face sequence classifier (a zipped save_pretrained folder), labelling "
+            "a text dataset with its own tokenizer, offline, no remote code.",
+            HfTeacher,
+            module=False,
+            file=FileUse(
+                "teacher", ("hf",), "a Hugging Face model .zip teacher file", check=_check_hf
+            ),
+        ),
+    ]
+)

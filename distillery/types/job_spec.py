@@ -1,0 +1,154 @@
+"""The job spec, `POST /v1/jobs`'s body (and `POST /v1/jobs/estimate`'s): JobCreate and its
+parts. The unions that pick a teacher source, a temperature schedule or an augmentation by
+name, and the task's name, are built from the catalog's entries (distillery.types.catalog):
+an entry added there is accepted here."""
+
+from functools import reduce
+from operator import or_
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Discriminator, Field, Tag, model_validator
+
+from distillery.types.catalog.augmentations import AUGMENTATIONS, AugmentSpecBase
+from distillery.types.catalog.schedules import (
+    DEFAULT_SCHEDULE,
+    TEMPERATURE_SCHEDULES,
+    ScheduleSpecBase,
+)
+from distillery.types.catalog.tasks import DEFAULT_TASK, TASKS
+from distillery.types.catalog.teacher_sources import (
+    DEFAULT_SOURCE,
+    TEACHER_SOURCES,
+    TeacherSpecBase,
+)
+from distillery.types.fields import (
+    BatchSize,
+    JsonObject,
+    NonNegativeFinite,
+    Strict,
+    Temperature,
+    Text,
+    TrainSettings,
+)
+
+ExportFormat = Literal["safetensors", "onnx", "torchscript"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("safetensors", "onnx", "torchscript")
+
+
+def _teacher_source(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("source", DEFAULT_SOURCE))
+    return str(getattr(value, "source", DEFAULT_SOURCE))
+
+
+if TYPE_CHECKING:  # what the checker sees: every member has its tag field
+    TeacherSpec = TeacherSpecBase
+    Augment = AugmentSpecBase
+    TemperatureSchedule = ScheduleSpecBase
+    TaskName = str
+else:
+    TeacherSpec = Annotated[
+        reduce(or_, (Annotated[e.params, Tag(e.name)] for e in TEACHER_SOURCES.values())),
+        Discriminator(
+            _teacher_source,
+            custom_error_type="invalid_teacher_source",
+            custom_error_message="teacher.source must be one of: " + ", ".join(TEACHER_SOURCES),
+        ),
+    ]
+    Augment = Annotated[
+        reduce(or_, (e.params for e in AUGMENTATIONS.values())), Field(discriminator="kind")
+    ]
+    TemperatureSchedule = Annotated[
+        reduce(or_, (e.params for e in TEMPERATURE_SCHEDULES.values())),
+        Field(discriminator="kind"),
+    ]
+    TaskName = Literal[tuple(TASKS)]
+
+# The spec fields whose value is a union tagged by a name the user wrote: a validation error's
+# location carries the tag ("teacher.onnx.file_id"), which is no field of theirs.
+UNION_TAGS: dict[str, set[str]] = {"teacher": set(TEACHER_SOURCES)}
+
+
+class TransferSet(Strict):
+    name: Text
+    options: JsonObject = Field(default_factory=dict)
+
+
+class DatasetSpec(Strict):
+    name: Text = Field(description="a builtin dataset, or file:<id> of an uploaded one")
+    options: JsonObject = Field(default_factory=dict)
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    transfer: TransferSet | None = None
+    augment: Augment | None = Field(
+        default=None,
+        description="per-example random transforms for every training stage, seeded by "
+        "(job seed, epoch, example); the teacher labels the very view the student sees",
+    )
+
+
+class StudentSpec(Strict):
+    arch: Text
+    params: JsonObject = Field(default_factory=dict)
+
+
+class DistillSpec(TrainSettings):
+    method: Text = "kd"
+    method_params: JsonObject = Field(default_factory=dict)
+    temperature: Temperature | Literal["auto"] = Field(
+        default=4.0, description='"auto": searched on the validation split (the tune stage)'
+    )
+    temperature_schedule: TemperatureSchedule = Field(default_factory=DEFAULT_SCHEDULE)
+    kd_weight: NonNegativeFinite | Literal["auto"] = Field(
+        default=0.9,
+        description='"auto": searched on the validation split, with ce_weight = 1 - kd_weight',
+    )
+    ce_weight: NonNegativeFinite = 0.1
+    soft_labels: Literal["auto", "stored", "online"] = "auto"
+    # Store only each example's k largest teacher logits (and its log-sum-exp); None: all.
+    soft_label_top_k: BatchSize | None = None
+
+    @model_validator(mode="after")
+    def _some_loss(self) -> "DistillSpec":
+        if self.kd_weight == 0 and self.ce_weight == 0:
+            raise ValueError("kd_weight and ce_weight cannot both be 0")
+        return self
+
+
+class WebhookSpec(Strict):
+    """Where the job's status changes are POSTed, signed with `secret` (HMAC-SHA256; the
+    secret is never shown again)."""
+
+    url: Annotated[Text, Field(min_length=8, max_length=2000)] = Field(
+        description="an http:// or https:// URL"
+    )
+    secret: Annotated[Text, Field(min_length=16, max_length=200)] = Field(
+        description="signs every delivery (Distillery-Signature header); 16-200 characters"
+    )
+
+    @model_validator(mode="after")
+    def _http_url(self) -> "WebhookSpec":
+        parsed = urlsplit(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("url must be an http:// or https:// URL with a host")
+        return self
+
+
+class JobCreate(Strict):
+    name: Annotated[Text, Field(max_length=200)] | None = None
+    dataset: DatasetSpec
+    task: TaskName = Field(
+        default=DEFAULT_TASK,
+        description="what the models learn: "
+        + "; ".join(f"`{e.name}`: {e.description}" for e in TASKS.values()),
+    )
+    teacher: TeacherSpec
+    student: StudentSpec
+    distill: DistillSpec = Field(default_factory=DistillSpec)
+    baseline: bool = True
+    export: list[ExportFormat] = Field(default_factory=lambda: list(EXPORT_FORMATS), max_length=3)
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    metadata: JsonObject = Field(default_factory=dict, max_length=64)
+    webhook: WebhookSpec | None = Field(
+        default=None, description="POST each status change of the job to this URL, signed"
+    )
