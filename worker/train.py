@@ -8,7 +8,7 @@ temperature schedules, per-epoch checkpoints (resume after a crash), cancel chec
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,24 +253,3 @@ def predict(model: nn.Module, x: torch.Tensor | Examples, batch_size: int = 1024
     """Logits for all of `x`, on the CPU."""
     out = list(predict_chunks(model, x, batch_size))
     return torch.cat(out) if out else torch.empty((0,))
-
-
-def logits_accuracy_and_loss(
-    chunks: Iterable[torch.Tensor], y: torch.Tensor
-) -> tuple[float, float]:
-    """Accuracy and mean cross-entropy of logits given batch by batch, in the order of `y`."""
-    correct, loss, seen = 0, 0.0, 0
-    for logits in chunks:
-        labels = y[seen : seen + len(logits)]
-        loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        correct += int((logits.argmax(dim=1) == labels).sum())
-        seen += len(logits)
-    if seen != len(y):
-        raise ValueError(f"{seen} logits for {len(y)} labels")
-    return correct / max(seen, 1), loss / max(seen, 1)
-
-
-def accuracy_and_loss(
-    model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
-) -> tuple[float, float]:
-    return logits_accuracy_and_loss(predict_chunks(model, x), y)

@@ -4,16 +4,20 @@ Pure functions of the job's `result` object, shared by `watch`, `submit --wait` 
 
 from typing import Any
 
-# The test metric the report shows for each task: its result key, column title and format.
-QUALITY = {
-    "classification": ("test_accuracy", "test acc", "{:>9.4f}"),
-    "language_model": ("test_bits_per_byte", "test bpb", "{:>9.4f}"),
-}
+from distillery.types.catalog.tasks import DEFAULT_TASK, TASKS, Metric, TaskEntry
+
 MODELS = ("teacher", "student", "baseline")
 
 
-def _quality(result: dict[str, Any]) -> tuple[str, str, str]:
-    return QUALITY.get(result.get("task") or "classification", QUALITY["classification"])
+def _task(result: dict[str, Any]) -> TaskEntry:
+    """The task's catalog entry: it says which test metric the report shows and how."""
+    return TASKS.get(result.get("task") or DEFAULT_TASK, TASKS[DEFAULT_TASK])
+
+
+def _metric(result: dict[str, Any]) -> Metric:
+    metric = _task(result).test_metric
+    assert metric is not None, "every task names the test metric its report shows"
+    return metric
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str, width: int) -> str:
@@ -25,7 +29,8 @@ def _cell(row: dict[str, Any], key: str, fmt: str, width: int) -> str:
 def report_lines(result: dict[str, Any]) -> list[str]:
     """The report: a row per model (arch, params, bytes, the test metric, CPU latency) and a
     line on the compression."""
-    key, title, fmt = _quality(result)
+    metric = _metric(result)
+    key, title, fmt = metric.key, metric.title, metric.format
     lines = [
         "report",
         f"  {'model':<9} {'arch':<14} {'params':>8} {'bytes':>9} {title:>9} {'cpu ms':>8}",
@@ -41,11 +46,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         )
     c = result.get("compression") or {}
     if c:
-        quality = (
-            f"accuracy retention {c.get('accuracy_retention')}"
-            if "accuracy_retention" in c
-            else f"{c.get('bits_per_byte_over_teacher')} bits per byte over the teacher"
-        )
+        named = _task(result).quality
+        quality = named.sentence.format(c.get(named.key)) if named else ""
         lines.append(
             f"  compression: {c.get('param_ratio')}x fewer parameters, {c.get('size_ratio')}x "
             f"smaller, {c.get('latency_speedup_cpu')}x faster on CPU; {quality}"
@@ -57,7 +59,8 @@ def gain_line(result: dict[str, Any]) -> str:
     """One plain sentence on what distillation bought: the student against the same student
     trained from scratch (the baseline), in accuracy points or bits per byte, whichever way
     it went."""
-    key, _, _ = _quality(result)
+    metric = _metric(result)
+    key = metric.key
     student = (result.get("student") or {}).get(key)
     baseline = (result.get("baseline") or {}).get(key)
     if baseline is None:
@@ -65,12 +68,12 @@ def gain_line(result: dict[str, Any]) -> str:
     if student is None:
         return "no distillation gain measured: the student has no test result"
     versus = f"(student {student:.3f} vs baseline {baseline:.3f}, same student from scratch)"
-    if key == "test_bits_per_byte":
+    if metric.unit != "points":  # told in the metric's own unit, lower is better
         saved = round(baseline - student, 3)
         if saved > 0:
-            return f"distillation gain: {saved:.3f} bits per byte fewer {versus}"
+            return f"distillation gain: {saved:.3f} {metric.unit} fewer {versus}"
         if saved < 0:
-            return f"distillation lost: {-saved:.3f} bits per byte more {versus}"
+            return f"distillation lost: {-saved:.3f} {metric.unit} more {versus}"
         return f"distillation made no difference {versus}"
     points = round((student - baseline) * 100, 1)
     if points > 0:

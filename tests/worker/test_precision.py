@@ -10,9 +10,10 @@ from torch import nn
 from app.settings import Settings
 from tests.worker.test_train import SETTINGS, blobs
 from worker import precision
+from worker.learning_tasks.classification import accuracy_and_loss
 from worker.models import build_model
 from worker.precision import Precision, plan_precision, set_worker_threads
-from worker.train import LoopHooks, accuracy_and_loss, train
+from worker.train import LoopHooks, train
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")

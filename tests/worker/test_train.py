@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from app.schemas import TrainSettings
+from worker.learning_tasks.classification import accuracy_and_loss
 from worker.models import build_model
 from worker.train import (
     Interrupted,
     LoopHooks,
     TrainingDiverged,
-    accuracy_and_loss,
     epoch_order,
     train,
 )

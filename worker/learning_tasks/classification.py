@@ -5,6 +5,7 @@ dataset, UTF-8 bytes padded with byte 0 that a byte-level model (catalog `inputs
 reads as token ids: the exported graph then takes uint8 `[batch, max_length]`.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -17,9 +18,30 @@ from worker.data import PreparedData
 from worker.data.prepare import Examples
 from worker.learning_tasks.registry import TASKS, Normalisation, Task
 from worker.models import MODELS, InputMismatch, Tokens, build_model
-from worker.train import accuracy_and_loss
+from worker.train import predict_chunks
 
 TEXT = "text"
+
+
+def logits_accuracy_and_loss(
+    chunks: Iterable[torch.Tensor], y: torch.Tensor
+) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy of logits given batch by batch, in the order of `y`."""
+    correct, loss, seen = 0, 0.0, 0
+    for logits in chunks:
+        labels = y[seen : seen + len(logits)]
+        loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        seen += len(logits)
+    if seen != len(y):
+        raise ValueError(f"{seen} logits for {len(y)} labels")
+    return correct / max(seen, 1), loss / max(seen, 1)
+
+
+def accuracy_and_loss(
+    model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
+) -> tuple[float, float]:
+    return logits_accuracy_and_loss(predict_chunks(model, x), y)
 
 
 def _byte_models() -> list[str]:
@@ -34,6 +56,7 @@ def _byte_models() -> list[str]:
 class Classification(Task):
     name = "classification"
     selection = ("accuracy", True)
+    metrics = ("accuracy", "loss")
 
     def build_model(
         self,
@@ -68,10 +91,8 @@ class Classification(Task):
         other = nn.functional.cross_entropy(logits, partner_labels, reduction="none")
         return (lam * own + (1 - lam) * other).mean()
 
-    def measure(
-        self, model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
-    ) -> dict[str, float]:
-        accuracy, loss = accuracy_and_loss(model, x, y)
+    def measure_logits(self, chunks: Iterable[torch.Tensor], y: torch.Tensor) -> dict[str, float]:
+        accuracy, loss = logits_accuracy_and_loss(chunks, y)
         return {"accuracy": accuracy, "loss": loss}
 
     def compare(

@@ -5,6 +5,7 @@ position, so `kd` is Hinton's KD per token (forward KL with T)."""
 
 import math
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -12,11 +13,9 @@ from torch import nn
 
 from app.catalog import MODELS as CATALOG_MODELS
 from worker.data import PreparedData
-from worker.data.prepare import Examples
 from worker.kd.losses import UNLABELLED
 from worker.learning_tasks.registry import TASKS, Normalisation, Task
 from worker.models import MODELS, Tokens
-from worker.train import predict_chunks
 
 TOKENS = "tokens"
 LOGITS = "logits"
@@ -30,6 +29,8 @@ SAMPLE_TEMPERATURE = 0.8
 class LanguageModel(Task):
     name = "language_model"
     dynamic_time = True
+    metrics = ("loss", "perplexity", "bits_per_byte")
+    eval_batch = EVAL_BATCH
 
     def build_model(
         self,
@@ -58,12 +59,10 @@ class LanguageModel(Task):
         logits, labels = self.rows(logits, labels)
         return nn.functional.cross_entropy(logits, labels, ignore_index=UNLABELLED)
 
-    def measure(
-        self, model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
-    ) -> dict[str, float]:
+    def measure_logits(self, chunks: Iterable[torch.Tensor], y: torch.Tensor) -> dict[str, float]:
         """Mean cross-entropy per predicted byte (nats), its perplexity and bits per byte."""
         total, count, seen = 0.0, 0, 0
-        for logits in predict_chunks(model, x, EVAL_BATCH):
+        for logits in chunks:
             labels = y[seen : seen + len(logits)]
             flat_logits, flat_labels = self.rows(logits, labels)
             total += nn.functional.cross_entropy(

@@ -6,6 +6,7 @@ record), and states the exported model's signature. Stages call the task instead
 which task they are in.
 """
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 from worker.data import PreparedData
 from worker.data.prepare import Examples
 from worker.registry import Registry
+from worker.train import predict_chunks
 
 Normalisation = tuple[torch.Tensor | None, torch.Tensor | None]
 
@@ -25,6 +27,11 @@ class Task:
     # The validation metric that picks between training runs (the tune stage's candidates),
     # and whether higher is better.
     selection: ClassVar[tuple[str, bool]] = ("loss", False)
+    # The metrics `measure` gives, by name: every epoch records them on the validation split
+    # (`val_<name>`), the report on the test split (`test_<name>`).
+    metrics: ClassVar[tuple[str, ...]] = ("loss",)
+    # Examples per forward pass when measuring.
+    eval_batch: ClassVar[int] = 1024
 
     def build_model(
         self,
@@ -51,7 +58,19 @@ class Task:
         self, model: nn.Module, x: torch.Tensor | Examples, y: torch.Tensor
     ) -> dict[str, float]:
         """The task's metrics of `model` on (x, y), e.g. {"accuracy", "loss"}."""
+        return self.measure_logits(predict_chunks(model, x, self.eval_batch), y)
+
+    def measure_logits(self, chunks: Iterable[torch.Tensor], y: torch.Tensor) -> dict[str, float]:
+        """The task's metrics (`metrics`, by name) of logits given a batch at a time, in the
+        order of `y`: how any teacher is measured, a PyTorch model or not."""
         raise NotImplementedError
+
+    def test_metrics(self, chunks: Iterable[torch.Tensor] | None, y: torch.Tensor) -> dict:
+        """The report's `test_<metric>` of each of the task's metrics (None: no test logits)."""
+        if chunks is None:
+            return {f"test_{name}": None for name in self.metrics}
+        values = self.measure_logits(chunks, y)
+        return {f"test_{name}": round(values[name], 4) for name in self.metrics}
 
     def positions(self, data: PreparedData) -> int:
         """Rows of logits per example (the soft-label store keeps one row per position)."""

@@ -1,29 +1,21 @@
-"""The pipeline's stages, one file each, in the order they run."""
+"""The pipeline's stages, one file each, found by discovery and run in the order of the place
+each names (`Stage.place`)."""
 
+from worker.plugins import import_all
 from worker.stages.base import Stage
-from worker.stages.baseline import Baseline
-from worker.stages.distill import Distill
-from worker.stages.evaluate import Evaluate
-from worker.stages.export import Export
-from worker.stages.hints import Hints
-from worker.stages.pretrain_teacher import PretrainTeacher
-from worker.stages.soft_labels import SoftLabels
-from worker.stages.teacher_text import TeacherText
-from worker.stages.tune import Tune
-from worker.stages.validate import Validate
 
-STAGES: tuple[Stage, ...] = (
-    Validate(),
-    PretrainTeacher(),
-    SoftLabels(),
-    TeacherText(),
-    Tune(),
-    Hints(),
-    Distill(),
-    Baseline(),
-    Evaluate(),
-    Export(),
-)
+import_all(__name__)
+
+
+def _stages() -> tuple[Stage, ...]:
+    found = sorted(Stage.__subclasses__(), key=lambda stage: stage.place)
+    places = [stage.place for stage in found]
+    if len(set(places)) != len(places):
+        raise RuntimeError(f"two stages name one place: {[(s.name, s.place) for s in found]}")
+    return tuple(stage() for stage in found)
+
+
+STAGES: tuple[Stage, ...] = _stages()
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 __all__ = ["STAGES", "STAGE_NAMES", "Stage"]

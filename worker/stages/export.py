@@ -7,6 +7,7 @@ from worker.stages.base import Stage
 
 class Export(Stage):
     name = "export"
+    place = 90
 
     def run(self, job: JobContext) -> None:
         packaging.package(job, job.report)

@@ -8,6 +8,7 @@ from worker.stages.base import Stage, StageCost
 
 class PretrainTeacher(Stage):
     name = "pretrain_teacher"
+    place = 10
 
     def cost(self, job: JobContext) -> StageCost:
         teacher = job.spec["teacher"]

@@ -19,7 +19,6 @@ import torch
 from app.catalog import SpecError
 from app.files.text_examples import decode
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
-from worker.train import logits_accuracy_and_loss
 from worker.uploads import UploadedFile
 
 # Before transformers (and huggingface_hub) are imported: the service never reaches the Hub.
@@ -150,7 +149,7 @@ class HfTeacher(TeacherSource):
     def evaluate(self) -> dict[str, Any]:
         data = self.data
         chunks = (torch.from_numpy(self._run(c)) for c in data.test.chunks(BATCH))
-        accuracy, loss = logits_accuracy_and_loss(chunks, data.y_test)
+        metrics = self.context.task.test_metrics(chunks, data.y_test)
         example = data.test.head(1)
         cpu = self.model.cpu()
         threads = torch.get_num_threads()
@@ -165,7 +164,6 @@ class HfTeacher(TeacherSource):
             # The weights, as for the other sources (the zip also holds the tokenizer, and its
             # size depends on how it was compressed).
             "bytes": sum((self.folder / n).stat().st_size for n in self.upload.info["weights"]),
-            "test_accuracy": round(accuracy, 4),
-            "test_loss": round(loss, 4),
+            **metrics,
             "latency_ms_cpu": round(latency, 4),
         }

@@ -15,7 +15,6 @@ import torch
 from app.catalog import SpecError
 from worker.data.rows import NpyRows
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource
-from worker.train import logits_accuracy_and_loss
 from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
@@ -82,15 +81,9 @@ class LogitsTeacher(TeacherSource):
         )
 
     def evaluate(self) -> dict[str, Any]:
-        accuracy = loss = None
-        chunks = self._test_logits()
-        if chunks is not None:
-            acc, lo = logits_accuracy_and_loss(chunks, self.data.y_test)
-            accuracy, loss = round(acc, 4), round(lo, 4)
         return {
             "params": None,
             "bytes": None,
-            "test_accuracy": accuracy,
-            "test_loss": loss,
+            **self.context.task.test_metrics(self._test_logits(), self.data.y_test),
             "latency_ms_cpu": None,
         }

@@ -13,7 +13,6 @@ import torch
 
 from app.catalog import SpecError
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
-from worker.train import logits_accuracy_and_loss
 from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
@@ -124,7 +123,7 @@ class OnnxTeacher(TeacherSource):
 
         data = self.data
         chunks = (torch.from_numpy(self._run(c.numpy())) for c in data.test.chunks(BATCH))
-        accuracy, loss = logits_accuracy_and_loss(chunks, data.y_test)
+        metrics = self.context.task.test_metrics(chunks, data.y_test)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -139,8 +138,7 @@ class OnnxTeacher(TeacherSource):
         return {
             "params": int(params),
             "bytes": self.upload.bytes,
-            "test_accuracy": round(accuracy, 4),
-            "test_loss": round(loss, 4),
+            **metrics,
             "latency_ms_cpu": round(latency, 4),
         }
 

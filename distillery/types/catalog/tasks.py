@@ -35,6 +35,16 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """What `result.compression` says of the student's quality against the teacher: its key,
+    a title (the dashboard's) and a sentence with {} for the value (the CLI's)."""
+
+    key: str
+    title: str
+    sentence: str
+
+
+@dataclass(frozen=True)
 class TaskEntry(Entry):
     params: type[Params] = NoParams
     transfer: bool = True
@@ -44,8 +54,7 @@ class TaskEntry(Entry):
     # The report's test metric (result key of each model) and the curves' validation metric.
     test_metric: Metric | None = None
     validation_metric: Metric | None = None
-    # What `result.compression` says of quality, and its title.
-    quality: tuple[str, str] = ("", "")
+    quality: Quality | None = None
 
     def capabilities(self) -> dict[str, Any]:
         return {
@@ -55,7 +64,7 @@ class TaskEntry(Entry):
             "validation_metric": (
                 self.validation_metric.as_json() if self.validation_metric else None
             ),
-            "quality": {"key": self.quality[0], "title": self.quality[1]},
+            "quality": None if self.quality is None else vars(self.quality),
         }
 
 
@@ -71,7 +80,9 @@ TASKS: dict[str, TaskEntry] = by_name(
             validation_metric=Metric(
                 "val_accuracy", "Validation accuracy", "{:.4f}", True, "points"
             ),
-            quality=("accuracy_retention", "test accuracy, student / teacher"),
+            quality=Quality(
+                "accuracy_retention", "test accuracy, student / teacher", "accuracy retention {}"
+            ),
         ),
         TaskEntry(
             LANGUAGE_MODEL,
@@ -86,7 +97,11 @@ TASKS: dict[str, TaskEntry] = by_name(
             validation_metric=Metric(
                 "val_bits_per_byte", "Validation bits per byte", "{:.4f}", False, "bits per byte"
             ),
-            quality=("bits_per_byte_over_teacher", "bits per byte, student - teacher"),
+            quality=Quality(
+                "bits_per_byte_over_teacher",
+                "bits per byte, student - teacher",
+                "{} bits per byte over the teacher",
+            ),
         ),
     ]
 )

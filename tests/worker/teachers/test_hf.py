@@ -26,9 +26,9 @@ from tests.worker.teachers.tiny_hf import (
 )
 from tests.worker.uploads import add_teacher
 from worker.data.prepare import Examples
+from worker.learning_tasks.classification import logits_accuracy_and_loss
 from worker.teachers import TeacherContext, build_teacher
 from worker.teachers.hf import HfTeacher
-from worker.train import logits_accuracy_and_loss
 
 MAX_LENGTH = 24
 TEXTS = [
