@@ -70,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "client", None):
         return client_cli.run(args)
+    if not _server_installed():
+        print(
+            f"distillery {args.command}: the server's commands need its dependencies: "
+            "pip install 'distillery[server]' (and 'distillery[worker]' for a worker); "
+            "this install is the SDK and the client commands",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "serve":
         return _serve(args.host, args.port, args.workers, args.insecure)
     if args.command == "keys":
@@ -85,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return _demo(args.spec, args.output, args.port)
     return 2
+
+
+def _server_installed() -> bool:
+    """Whether the server's dependencies are here (`pip install distillery` alone is the SDK
+    and the client commands)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("fastapi", "sqlalchemy", "uvicorn"))
 
 
 def is_loopback(host: str) -> bool:

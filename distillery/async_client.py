@@ -235,3 +235,8 @@ class AsyncCatalog:
 
     async def methods(self) -> list[types.CatalogEntry]:
         return await self._client.send(calls.catalog("methods"))
+
+    async def kind(self, kind: str) -> list[types.CatalogEntry]:
+        """Any kind of the catalog: models, datasets, methods, teacher_sources, schedules,
+        augmentations, tasks."""
+        return await self._client.send(calls.catalog(kind))

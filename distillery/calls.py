@@ -231,5 +231,5 @@ def upload_file(upload: MultipartUpload) -> Call[types.File]:
 
 
 def catalog(kind: str) -> Call[list[types.CatalogEntry]]:
-    """GET /v1/catalog/{models|datasets|methods}."""
+    """GET /v1/catalog/{kind} (distillery.types.catalog.KINDS)."""
     return Call("GET", f"/v1/catalog/{_segment(kind)}", _data(types.CatalogEntry))

@@ -235,3 +235,8 @@ class Catalog:
 
     def methods(self) -> list[types.CatalogEntry]:
         return self._client.send(calls.catalog("methods"))
+
+    def kind(self, kind: str) -> list[types.CatalogEntry]:
+        """Any kind of the catalog: models, datasets, methods, teacher_sources, schedules,
+        augmentations, tasks."""
+        return self._client.send(calls.catalog(kind))
