@@ -43,7 +43,7 @@ from worker.softlabels import StoredLogits, entry_of
 from worker.stages import STAGES, Stage
 from worker.stages.base import StageCost
 from worker.stages.distill import method_run
-from worker.train import Batch, make_optimizer
+from worker.train import Batch, make_optimizer, optimiser_step
 
 # A measurement times steps (after two for warm-up) until it has at least MIN_TIMED_STEPS
 # of them over at least MIN_TIMED_SECONDS, or MAX_TIMED_STEPS, or once it has taken
@@ -134,19 +134,11 @@ def _training_rate(
     """Seconds per example of a training step of `model` on the first train batch, with the
     optimiser `settings` (the teacher's pretraining or the distillation) and the spec's
     augmentation (drawn anew at each step, as training does)."""
-    data, device = job.data, precision.device
+    data = job.data
     index = torch.arange(min(settings["batch_size"], len(data.train)))
     batch = Batch(index, 0, torch.arange(len(index)), None, torch.arange(len(data.train)))
-    y = data.y_train.to(device)
-
-    def loss() -> torch.Tensor:
-        views = job.views(data.train, batch)
-        mix = None
-        if views.lam is not None and views.partners is not None:
-            mix = (y[views.partners], views.lam)
-        return job.task.hard_label_loss(model(views.inputs), y[index], mix)
-
-    return _step_rate(model, settings, precision, loss, len(index))
+    batch_loss = job.hard_label_loss(data.train, data.y_train)
+    return _step_rate(model, settings, precision, lambda: batch_loss(model, batch), len(index))
 
 
 def _step_rate(
@@ -163,12 +155,7 @@ def _step_rate(
     model.train()
 
     def step() -> int:
-        with precision.forward():
-            value = loss()
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(value).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        optimiser_step(loss, optimizer, scaler, precision)
         return examples
 
     return _per_example(step, precision.device)

@@ -192,8 +192,14 @@ class JobContext:
     ) -> None:
         """Train `model` on the labelled train split (the teacher's pretraining, the baseline);
         `steps` per epoch when given (the baseline matches distillation's)."""
-        x, y = self.data.train, self.data.y_train.to(self.device)
-        task = self.task
+        x = self.data.train
+        batch_loss = self.hard_label_loss(x, self.data.y_train)
+        self.train_stage(model, settings, x, batch_loss, name, steps_per_epoch=steps)
+
+    def hard_label_loss(self, x: Examples, labels: torch.Tensor) -> BatchLoss:
+        """A batch's loss on hard labels, on the views training feeds (augmented, mixed: then
+        each view's share of its two examples' labels), as the task defines it."""
+        y, task = labels.to(self.device), self.task
 
         def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
             views = self.views(x, batch)
@@ -202,7 +208,7 @@ class JobContext:
                 mix = (y[views.partners], views.lam)
             return task.hard_label_loss(m(views.inputs), y[batch.index], mix)
 
-        self.train_stage(model, settings, x, batch_loss, name, steps_per_epoch=steps)
+        return batch_loss
 
     def train_stage(
         self,

@@ -5,6 +5,7 @@ from example indices and how to validate; the loop owns sampling, the optimiser,
 temperature schedules, per-epoch checkpoints (resume after a crash), cancel checks and metrics.
 """
 
+import functools
 import math
 import os
 import time
@@ -78,6 +79,23 @@ def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Op
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9, nesterov=True)
     raise KeyError(f"unknown optimizer {name!r}")
+
+
+def optimiser_step(
+    loss_of_batch: Callable[[], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scaler: "torch.amp.GradScaler",
+    precision: Precision,
+) -> torch.Tensor:
+    """One optimiser step on a batch's loss, as every training stage and the estimates take it:
+    the forward under the precision's autocast, the scaled backward, the step; the loss."""
+    with precision.forward():
+        loss = loss_of_batch()
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
 
 
 def epoch_order(num_examples: int, length: int, seed: int, epoch: int) -> torch.Tensor:
@@ -180,12 +198,9 @@ def train(
             start = step * batch_size
             index = order[start : start + batch_size]
             positions = torch.arange(start, start + len(index))
-            with precision.forward():
-                loss = batch_loss(step_model, Batch(index, epoch, positions, t, order))
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            batch = Batch(index, epoch, positions, t, order)
+            step_loss = functools.partial(batch_loss, step_model, batch)
+            loss = optimiser_step(step_loss, optimizer, scaler, precision)
             scheduler.step()
             loss_sum += loss.detach() * len(index)
             seen += len(index)
