@@ -31,7 +31,8 @@ from app.db import session_scope
 from app.files.upload import STALE_STAGING_SECONDS, sweep_staging
 from app.models import Job, JobStatus, utcnow
 from app.settings import Settings
-from app.storage import Store, job_prefix, job_work_prefix, make_store
+from app.store import make_store
+from app.store.base import Store, job_prefix, job_work_prefix
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from app.files.upload import sweep_staging
 from app.logs import configure_logging
 from app.metrics import HttpMetrics
 from app.settings import Settings, get_settings
-from app.storage import make_store
+from app.store import make_store
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from app.catalog import SpecError
 from app.settings import Settings, get_settings
-from app.storage import make_store
+from app.store import make_store
 from worker import export
 from worker.control import JobControl
 from worker.job_context import JobContext

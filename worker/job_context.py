@@ -15,7 +15,7 @@ from torch import nn
 
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
-from app.storage import Store
+from app.store.base import Store
 from worker import export, worksync
 from worker.augment import Augmentation, ViewKey, Views
 from worker.control import JobControl

@@ -22,7 +22,7 @@ from app import jobs
 from app.db import session_scope
 from app.housekeeping import remove_job_work
 from app.settings import Settings
-from app.storage import make_store
+from app.store import make_store
 from worker import worksync
 from worker.control import Interrupted, JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.estimate import Timed, estimate, stage_costs

@@ -14,7 +14,7 @@ from app.dispatch import Dispatcher
 from app.errors import ApiError
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
-from app.storage import Store
+from app.store.base import Store
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one in a worker thread,

@@ -17,7 +17,8 @@ from app.housekeeping import collect_garbage, work_folder
 from app.models import Job, JobStatus, utcnow
 from app.schemas import JobCreate
 from app.settings import Settings
-from app.storage import artifact_key, job_work_prefix, make_store
+from app.store import make_store
+from app.store.base import artifact_key, job_work_prefix
 from tests.app.test_cli import distillery
 from tests.conftest import MINIMAL_JOB, make_settings
 
