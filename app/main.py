@@ -12,7 +12,9 @@ from app.api import catalog, dashboard, files, health, jobs
 from app.api.event_streams import EventStreams
 from app.db import upgrade_database
 from app.db_async import open_database
-from app.dispatch import Dispatcher, MaintenanceLoop, make_dispatcher
+from app.dispatch import make_dispatcher
+from app.dispatch.base import Dispatcher
+from app.dispatch.maintenance import MaintenanceLoop
 from app.errors import error_response, install_error_handlers
 from app.files.checker import FileChecker
 from app.files.upload import sweep_staging

@@ -11,8 +11,8 @@ import signal
 import sys
 
 from app.db import is_database_unreachable
+from app.dispatch.base import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 from app.logs import bind_job, configure_logging
-from app.runner import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 from app.settings import get_settings
 from worker.claiming import claim_job, hold_and_run
 

@@ -6,7 +6,7 @@ from typing import Any
 from celery import Task
 
 from app.db import is_database_unreachable
-from app.dispatch import ESTIMATE_TASK, RUN_JOB_TASK
+from app.dispatch.base import ESTIMATE_TASK, RUN_JOB_TASK
 from app.settings import get_settings
 from worker.celery_app import app
 from worker.claiming import claim_job, hold_and_run

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app import auth
 from app.db import get_session_factory
 from app.db_async import AsyncDatabase
-from app.dispatch import Dispatcher
+from app.dispatch.base import Dispatcher
 from app.errors import ApiError
 from app.models import DEFAULT_TENANT
 from app.settings import Settings

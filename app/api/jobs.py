@@ -11,7 +11,7 @@ from app import housekeeping, jobs, reads, schemas, webhooks
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.event_streams import EventStreamResponse, EventStreams, job_events
 from app.api.poll import POLL_OPENAPI, PollRoute, reader
-from app.dispatch import EstimateRefused, EstimateUnavailable, dispatch
+from app.dispatch.base import EstimateRefused, EstimateUnavailable, dispatch
 from app.errors import ApiError
 from app.models import Job, JobStatus
 

@@ -9,13 +9,9 @@ from sqlalchemy import update
 
 from app import jobs
 from app.db import session_scope
-from app.dispatch import (
-    BROKER_MARKER_KEY,
-    CeleryDispatcher,
-    MaintenanceLoop,
-    dispatch,
-    maintain_once,
-)
+from app.dispatch.base import dispatch
+from app.dispatch.celery import BROKER_MARKER_KEY, CeleryDispatcher
+from app.dispatch.maintenance import MaintenanceLoop, maintain_once
 from app.housekeeping import work_folder
 from app.models import Job, utcnow
 from app.schemas import JobCreate

@@ -13,8 +13,9 @@ import pytest
 
 from app import jobs
 from app.db import session_scope
+from app.dispatch.base import PARENT_PID_ENV
+from app.dispatch.embedded import EmbeddedRunner
 from app.models import JobStatus
-from app.runner import PARENT_PID_ENV, EmbeddedRunner
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from app import jobs
 from app.db import get_engine, session_scope, upgrade_database
-from app.dispatch import dispatch, maintain_once
+from app.dispatch.base import dispatch
+from app.dispatch.maintenance import maintain_once
 from app.models import Job, JobStatus, utcnow
 from app.schemas import JobCreate
 from app.settings import Settings

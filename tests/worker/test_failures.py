@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 from app import jobs
 from app.db import session_scope
+from app.dispatch.base import EXIT_DATABASE_UNREACHABLE
 from app.models import JobStatus
-from app.runner import EXIT_DATABASE_UNREACHABLE
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB, make_settings
