@@ -77,7 +77,7 @@ class Pipeline:
         job.enter("validate")
         started = time.monotonic()
         with session_scope(job.settings.database_url) as session:
-            row = jobs.get_job(session, self.job_id)
+            row = jobs.unscoped_job(session, self.job_id)
             # The tenant: the only one whose uploaded files the job may read.
             job.tenant, cost, attempt = row.tenant, row.cost, row.attempt
         job.workdir.mkdir(parents=True, exist_ok=True)

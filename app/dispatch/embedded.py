@@ -162,7 +162,7 @@ class EmbeddedRunner:
         if code == EXIT_DATABASE_UNREACHABLE:
             return False  # still queued: wait, then try again
         with session_scope(self.settings.database_url) as session:
-            job = jobs.get_job(session, job_id)
+            job = jobs.unscoped_job(session, job_id)
             if code == 0:
                 return job.status != JobStatus.QUEUED
             if job.status == JobStatus.QUEUED:
