@@ -382,7 +382,7 @@ def estimate(job: JobContext, devices: list[torch.device], timed: Timed) -> dict
 
 
 def estimate_spec(spec: dict[str, Any], tenant: str, settings: Settings) -> dict[str, Any]:
-    """The estimate of a resolved spec (app.jobs.resolve_spec) for `tenant`, on every device
+    """The estimate of a resolved spec (app.jobs.spec.resolve_spec) for `tenant`, on every device
     kind this worker has. Raises SpecError as validate would for a job."""
     from worker.stages.validate import Validate
 

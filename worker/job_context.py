@@ -34,7 +34,7 @@ from worker.train import Batch, BatchLoss, LoopHooks, Validate, train
 @dataclass
 class JobContext:
     job_id: str
-    spec: dict[str, Any]  # the resolved spec (app.jobs.resolve_spec)
+    spec: dict[str, Any]  # the resolved spec (app.jobs.spec.resolve_spec)
     settings: Settings
     control: JobControl
     store: Store
