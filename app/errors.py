@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.catalog import SpecError
 from app.db_async import DatabaseUnavailable
-from app.jobs import IdempotencyConflict, JobConflict, JobNotFound, QuotaExceeded
+from app.jobs.errors import IdempotencyConflict, JobConflict, JobNotFound, QuotaExceeded
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
@@ -31,7 +32,8 @@ from app.db import session_scope
 from app.files.upload import STALE_STAGING_SECONDS, sweep_staging
 from app.models import Job, JobStatus, utcnow
 from app.settings import Settings
-from app.storage import Store, job_prefix, job_work_prefix, make_store
+from app.store import make_store
+from app.store.base import Store, job_prefix, job_work_prefix
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +122,22 @@ def remove_job_work(settings: Settings, store: Store, job_id: str) -> int:
     return remove_tree(work_folder(settings, job_id))
 
 
-def delete_job(
-    settings: Settings, store: Store, session: Session, job_id: str, tenant: str | None = None
-) -> int:
-    """Delete a finished job everywhere (DELETE /v1/jobs/{id}, retention): its stored artifacts
+def delete_job(settings: Settings, store: Store, session: Session, job_id: str, tenant: str) -> int:
+    """Delete the tenant's finished job everywhere (DELETE /v1/jobs/{id}): its stored artifacts
     and work files first, then its rows. JobNotFound, or JobConflict while it is not finished.
     Returns the bytes freed (artifacts, and the work folder when it is on this host)."""
+    return _delete(settings, store, session, partial(jobs.delete_job, session, job_id, tenant))
+
+
+def delete_unscoped_job(settings: Settings, store: Store, session: Session, job_id: str) -> int:
+    """delete_job for any tenant's finished job (retention)."""
+    return _delete(settings, store, session, partial(jobs.delete_unscoped_job, session, job_id))
+
+
+def _delete(
+    settings: Settings, store: Store, session: Session, delete_rows: Callable[..., Job]
+) -> int:
+    """Run `delete_rows(remove_files=...)`, removing the job's files; the bytes freed."""
     freed = 0
 
     def remove_files(job: Job) -> None:
@@ -134,7 +146,7 @@ def delete_job(
         store.delete_prefix(job_prefix(job.id))
         freed = artifacts + remove_tree(work_folder(settings, job.id))
 
-    jobs.delete_job(session, job_id, tenant, remove_files=remove_files)
+    delete_rows(remove_files=remove_files)
     return freed
 
 
@@ -215,7 +227,7 @@ def _delete_finished_before(settings: Settings, store: Store, cutoff: datetime) 
             for job_id in expired:
                 # Deleted meanwhile (DELETE, or another pass): JobNotFound.
                 with suppress(jobs.JobNotFound):
-                    freed.add(delete_job(settings, store, session, job_id))
+                    freed.add(delete_unscoped_job(settings, store, session, job_id))
 
 
 def _sweep_staging(staging: Path) -> Freed:

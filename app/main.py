@@ -12,14 +12,16 @@ from app.api import catalog, dashboard, files, health, jobs
 from app.api.event_streams import EventStreams
 from app.db import upgrade_database
 from app.db_async import open_database
-from app.dispatch import Dispatcher, MaintenanceLoop, make_dispatcher
+from app.dispatch import make_dispatcher
+from app.dispatch.base import Dispatcher
+from app.dispatch.maintenance import MaintenanceLoop
 from app.errors import error_response, install_error_handlers
 from app.files.checker import FileChecker
 from app.files.upload import sweep_staging
 from app.logs import configure_logging
 from app.metrics import HttpMetrics
 from app.settings import Settings, get_settings
-from app.storage import make_store
+from app.store import make_store
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

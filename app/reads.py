@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from app.db_async import AsyncDatabase
-from app.jobs import JobNotFound
+from app.jobs.errors import JobNotFound
 
 # Bumped whenever a body's shape changes, so a client's cached ETag never matches a body of
 # another shape.

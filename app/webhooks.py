@@ -2,13 +2,14 @@
 in order, at least once.
 
 Every status change already writes a `status` event in the same transaction as the change
-(app/jobs.py), so the events are the outbox: a job's JobWebhook row records the last status
-event delivered, and the API's maintenance pass (app/dispatch.py) POSTs the next one. A failed
-POST (a network error, a timeout, an answer that is not 2xx) is retried with doubling backoff
-and given up after `webhook_max_attempts`; every delivery, failure and give-up is recorded as
-a `webhook` event of the job. Nothing is lost to a restart: the row and the events are in the
-database, and a delivery interrupted mid-way is simply made again (receivers dedupe on the
-`Distillery-Event-Id` header). Several API processes share the work through a lease per row.
+(app/jobs/), so the events are the outbox: a job's JobWebhook row records the last status
+event delivered, and the API's maintenance pass (app/dispatch/maintenance.py) POSTs the next
+one. A failed POST (a network error, a timeout, an answer that is not 2xx) is retried with
+doubling backoff and given up after `webhook_max_attempts`; every delivery, failure and give-up
+is recorded as a `webhook` event of the job. Nothing is lost to a restart: the row and the
+events are in the database, and a delivery interrupted mid-way is simply made again (receivers
+dedupe on the `Distillery-Event-Id` header). Several API processes share the work through a
+lease per row.
 
 The body is JSON: {"id": <event id>, "type": "job.status", "created_at", "data": {"job": {id,
 name, status, stage, error, result's compression, finished_at}}}, signed with the job's secret

@@ -70,7 +70,7 @@ def seed(database_url: str) -> str:
     job's id (the one every poll reads)."""
     from app import jobs
     from app.db import session_scope, upgrade_database
-    from app.models import JobStatus
+    from app.models import DEFAULT_TENANT, JobStatus
     from app.schemas import JobCreate
 
     upgrade_database(database_url)
@@ -93,10 +93,12 @@ def seed(database_url: str) -> str:
 
     with session_scope(database_url) as session:
         for i in range(60):
-            job, _ = jobs.create_job(session, body.model_copy(update={"name": f"bench-{i}"}))
+            job, _ = jobs.create_job(
+                session, body.model_copy(update={"name": f"bench-{i}"}), tenant=DEFAULT_TENANT
+            )
             run(session, job.id, 3)
             jobs.finish(session, job.id, "bench", JobStatus.SUCCEEDED, result=RESULT)
-        polled, _ = jobs.create_job(session, body)
+        polled, _ = jobs.create_job(session, body, tenant=DEFAULT_TENANT)
         run(session, polled.id, 7)
     return polled.id
 

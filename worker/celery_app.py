@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from app.dispatch import RUN_JOB_TASK
+from app.dispatch.base import RUN_JOB_TASK
 from app.logs import bind_job, configure_logging
 from app.settings import get_settings
 

@@ -2,11 +2,16 @@
 
 Most deliveries that claim nothing are duplicates, or jobs already cancelled or finished; they
 end here, in a process that has not loaded torch (seconds per delivery otherwise). A claimed
-job's lease is renewed from the moment it is claimed, so loading torch (tens of seconds on a
-busy or cold node) cannot outlast the lease.
+job's lease is renewed from the moment it is claimed (`holding`), so loading torch (tens of
+seconds on a busy or cold node) cannot outlast the lease.
+
+This module knows nothing of what runs the job: the entry points (worker/run.py,
+worker/tasks.py) claim, start holding, then import worker.lifecycle (and torch) and run it.
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from app import jobs
 from app.db import session_scope
@@ -47,10 +52,10 @@ def claim_job(job_id: str, settings: Settings) -> tuple[Job, str] | None:
     return None
 
 
-def hold_and_run(job: Job, owner: str, settings: Settings) -> None:
-    """Run a job this process claimed (as `owner`) to a final status: its heartbeat starts
-    now, then the pipeline (and torch) is imported and runs. Log lines name the job."""
+@contextmanager
+def holding(job: Job, owner: str, settings: Settings) -> Iterator[JobControl]:
+    """Hold a job this process claimed (as `owner`): its heartbeat renews the lease from now
+    until the block ends, and log lines in it name the job. The block runs the job
+    (worker.lifecycle.run_claimed) with the JobControl it gets."""
     with job_context(job.id, job.attempt), JobControl(settings, job.id, owner) as control:
-        from worker import lifecycle
-
-        lifecycle.run_claimed(job, control, settings)
+        yield control

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app import jobs
 from app.db import is_database_unreachable, session_scope
-from app.jobs import LeaseLost
+from app.jobs.errors import LeaseLost
 from app.models import JobStatus
 from app.settings import Settings
 

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from app.catalog import SpecError
 from app.settings import Settings, get_settings
-from app.storage import make_store
+from app.store import make_store
 from worker import export
 from worker.control import JobControl
 from worker.job_context import JobContext
@@ -369,7 +369,7 @@ def estimate(job: JobContext, devices: list[torch.device], timed: Timed) -> dict
 
 
 def estimate_spec(spec: dict[str, Any], tenant: str, settings: Settings) -> dict[str, Any]:
-    """The estimate of a resolved spec (app.jobs.resolve_spec) for `tenant`, on every device
+    """The estimate of a resolved spec (app.jobs.spec.resolve_spec) for `tenant`, on every device
     kind this worker has. Raises SpecError as validate would for a job."""
     from worker.stages.validate import Validate
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
-from app.storage import Store
+from app.store.base import Store
 from worker import export, worksync
 from worker.augment import Augmentation, ViewKey, Views
 from worker.control import JobControl
@@ -34,7 +34,7 @@ from worker.train import Batch, BatchLoss, LoopHooks, Validate, train
 @dataclass
 class JobContext:
     job_id: str
-    spec: dict[str, Any]  # the resolved spec (app.jobs.resolve_spec)
+    spec: dict[str, Any]  # the resolved spec (app.jobs.spec.resolve_spec)
     settings: Settings
     control: JobControl
     store: Store

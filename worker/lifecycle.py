@@ -10,7 +10,7 @@ from app.catalog import SpecError
 from app.models import Job, JobStatus
 from app.settings import Settings, get_settings
 from worker.allocator import tune_allocator
-from worker.claiming import claim_job, hold_and_run
+from worker.claiming import claim_job, holding
 from worker.control import JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.failures import infrastructure_message, is_infrastructure_error
 from worker.pipeline import Pipeline
@@ -29,11 +29,15 @@ def public_message(exc: BaseException) -> str:
 
 
 def run(job_id: str, settings: Settings | None = None) -> None:
-    """Claim the job and run it to a final status. A job someone else holds is left alone."""
+    """Claim the job and run it to a final status. A job someone else holds is left alone.
+    (In a process that imported this module, torch is loaded already: the entry points,
+    worker/run.py and worker/tasks.py, claim before they import it.)"""
     settings = settings or get_settings()
     claimed = claim_job(job_id, settings)
     if claimed is not None:
-        hold_and_run(*claimed, settings)
+        job, owner = claimed
+        with holding(job, owner, settings) as control:
+            run_claimed(job, control, settings)
 
 
 def run_claimed(job: Job, control: JobControl, settings: Settings) -> None:

@@ -11,7 +11,7 @@ from torch import nn
 
 from app import jobs
 from app.db import session_scope
-from app.storage import artifact_key
+from app.store.base import artifact_key
 from worker import export
 from worker.job_context import JobContext
 from worker.models import count_params

@@ -22,7 +22,7 @@ from app import jobs
 from app.db import session_scope
 from app.housekeeping import remove_job_work
 from app.settings import Settings
-from app.storage import make_store
+from app.store import make_store
 from worker import worksync
 from worker.control import Interrupted, JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.estimate import Timed, estimate, stage_costs
@@ -77,7 +77,7 @@ class Pipeline:
         job.enter("validate")
         started = time.monotonic()
         with session_scope(job.settings.database_url) as session:
-            row = jobs.get_job(session, self.job_id)
+            row = jobs.unscoped_job(session, self.job_id)
             # The tenant: the only one whose uploaded files the job may read.
             job.tenant, cost, attempt = row.tenant, row.cost, row.attempt
         job.workdir.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ import signal
 import sys
 
 from app.db import is_database_unreachable
+from app.dispatch.base import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 from app.logs import bind_job, configure_logging
-from app.runner import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 from app.settings import get_settings
-from worker.claiming import claim_job, hold_and_run
+from worker.claiming import claim_job, holding
 
 PR_SET_PDEATHSIG = 1
 NEXT = "--next"
@@ -59,7 +59,12 @@ def main(argv: list[str]) -> int:
         logging.getLogger(__name__).warning("cannot reach the database to claim %s", job_id)
         return EXIT_DATABASE_UNREACHABLE
     if claimed is not None:
-        hold_and_run(*claimed, settings)
+        job, owner = claimed
+        with holding(job, owner, settings) as control:
+            # Only now the pipeline (and torch), with the lease already renewed meanwhile.
+            from worker import lifecycle
+
+            lifecycle.run_claimed(job, control, settings)
     return 0
 
 

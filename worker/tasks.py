@@ -6,10 +6,10 @@ from typing import Any
 from celery import Task
 
 from app.db import is_database_unreachable
-from app.dispatch import ESTIMATE_TASK, RUN_JOB_TASK
+from app.dispatch.base import ESTIMATE_TASK, RUN_JOB_TASK
 from app.settings import get_settings
 from worker.celery_app import app
-from worker.claiming import claim_job, hold_and_run
+from worker.claiming import claim_job, holding
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,12 @@ def run_job(self: Task, job_id: str) -> None:
         log.warning("cannot reach the database to claim %s; retrying in %d s", job_id, delay)
         raise self.retry(countdown=delay, exc=exc) from None
     if claimed is not None:
-        hold_and_run(*claimed, settings)
+        job, owner = claimed
+        with holding(job, owner, settings) as control:
+            # Only now the pipeline (and torch), with the lease already renewed meanwhile.
+            from worker import lifecycle
+
+            lifecycle.run_claimed(job, control, settings)
 
 
 @app.task(name=ESTIMATE_TASK, ignore_result=False)

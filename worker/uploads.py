@@ -9,7 +9,7 @@ from app.catalog import SpecError
 from app.db import session_scope
 from app.models import File, FileStatus
 from app.settings import Settings
-from app.storage import make_store
+from app.store import make_store
 
 
 @dataclass(frozen=True)

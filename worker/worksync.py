@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from app.storage import Store, job_work_prefix
+from app.store.base import Store, job_work_prefix
 
 
 def work_prefix(job_id: str) -> str:

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from app import auth
 from app.db import get_session_factory
 from app.db_async import AsyncDatabase
-from app.dispatch import Dispatcher
+from app.dispatch.base import Dispatcher
 from app.errors import ApiError
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
-from app.storage import Store
+from app.store.base import Store
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one in a worker thread,

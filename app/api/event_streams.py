@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from app import reads
 from app.db_async import AsyncDatabase, DatabaseUnavailable
 from app.errors import ApiError
-from app.jobs import JobNotFound
+from app.jobs.errors import JobNotFound
 from app.models import JobStatus
 
 POLL_SECONDS = 0.5

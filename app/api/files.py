@@ -11,10 +11,10 @@ from app.db import session_scope
 from app.errors import ApiError
 from app.files import formats, service
 from app.files.upload import FILE_FIELD, Upload, receive_upload
-from app.jobs import lock_tenant
+from app.jobs.queue import lock_tenant
 from app.models import File, FileStatus
 from app.settings import Settings
-from app.storage import Store, file_key
+from app.store.base import Store, file_key
 
 
 def _error(description: str) -> dict[str, Any]:

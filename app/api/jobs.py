@@ -11,8 +11,9 @@ from app import housekeeping, jobs, reads, schemas, webhooks
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.event_streams import EventStreamResponse, EventStreams, job_events
 from app.api.poll import POLL_OPENAPI, PollRoute, reader
-from app.dispatch import EstimateRefused, EstimateUnavailable, dispatch
+from app.dispatch.base import EstimateRefused, EstimateUnavailable, dispatch
 from app.errors import ApiError
+from app.files.usage import check_job_files
 from app.models import Job, JobStatus
 
 
@@ -80,7 +81,7 @@ def create_job(
         session,
         body,
         idempotency_key,
-        tenant,
+        tenant=tenant,
         max_running=settings.tenant_max_running_jobs,
         max_queued=settings.tenant_max_queued_jobs,
     )
@@ -110,7 +111,7 @@ def estimate_job(
     loaded, its models built and a few of their training and inference steps timed. Creates
     no job; a job records its own estimate, and its actual figures, in `cost`."""
     spec = jobs.resolve_spec(body)
-    jobs.check_job_files(session, tenant, spec)
+    check_job_files(session, tenant, spec)
     session.close()  # the wait below holds no connection
     try:
         return dispatcher.estimate(spec, tenant)

@@ -34,7 +34,7 @@ def check_file(settings: Settings, file_id: str) -> None:
     from app.db import session_scope
     from app.files import formats, service
     from app.models import File, FileStatus
-    from app.storage import make_store
+    from app.store import make_store
 
     store = make_store(settings.artifact_url, settings.s3_endpoint_url)
     with session_scope(settings.database_url) as session:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.settings import Settings
-from app.storage import file_key
+from app.store.base import file_key
 
 PURPOSES = ("dataset", "teacher", "logits")
 # Formats that unpickle (or may unpickle) when loaded: named in the refusal of such an upload.

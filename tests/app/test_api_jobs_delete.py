@@ -11,7 +11,8 @@ from app.db import session_scope
 from app.main import create_app
 from app.models import Artifact, Job, JobEvent, JobFile, JobStatus, Metric
 from app.settings import Settings
-from app.storage import artifact_key, job_work_prefix, make_store
+from app.store import make_store
+from app.store.base import artifact_key, job_work_prefix
 from tests.app.test_api_jobs import SPEC, assert_error
 from tests.app.test_tenants import make_app, tenant
 from tests.conftest import RecordingDispatcher, make_settings

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import catalog
-from app.dispatch import CeleryDispatcher, Dispatcher
+from app.dispatch.base import Dispatcher
+from app.dispatch.celery import CeleryDispatcher
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import RecordingDispatcher

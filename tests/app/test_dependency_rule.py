@@ -42,7 +42,9 @@ def loaded_after_import(modules: str, packages: tuple[str, ...]) -> list[str]:
 
 def test_the_api_process_does_not_load_torch() -> None:
     assert (
-        loaded_after_import("app.main, app.cli, app.runner, app.dispatch", ("torch", "worker"))
+        loaded_after_import(
+            "app.main, app.cli, app.dispatch.embedded, app.dispatch", ("torch", "worker")
+        )
         == []
     )
 

@@ -14,10 +14,11 @@ from app import jobs
 from app.capped_folder import CappedFolder
 from app.db import session_scope
 from app.housekeeping import collect_garbage, work_folder
-from app.models import Job, JobStatus, utcnow
+from app.models import DEFAULT_TENANT, Artifact, Job, JobStatus, utcnow
 from app.schemas import JobCreate
 from app.settings import Settings
-from app.storage import artifact_key, job_work_prefix, make_store
+from app.store import make_store
+from app.store.base import artifact_key, job_work_prefix
 from tests.app.test_cli import distillery
 from tests.conftest import MINIMAL_JOB, make_settings
 
@@ -25,7 +26,9 @@ from tests.conftest import MINIMAL_JOB, make_settings
 def job_in(settings: Settings, status: str, *, days_ago: float = 0.0, **values: Any) -> str:
     """A job with `status`, created (and, when finished, finished) `days_ago`."""
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+        job, _ = jobs.create_job(
+            session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+        )
         when = utcnow() - timedelta(days=days_ago)
         finished = when if status in JobStatus.FINISHED else None
         session.execute(
@@ -93,7 +96,7 @@ def test_finished_jobs_past_the_retention_period_are_deleted(settings: Settings)
         store.put_file(artifact_key(job_id, "student.onnx"), source)
         with session_scope(settings.database_url) as session:
             session.add(
-                jobs.Artifact(
+                Artifact(
                     job_id=job_id,
                     name="student.onnx",
                     format="onnx",
@@ -108,7 +111,7 @@ def test_finished_jobs_past_the_retention_period_are_deleted(settings: Settings)
     report = collect_garbage(settings.model_copy(update={"job_retention_days": 30}))
     assert (report.expired_jobs.count, report.expired_jobs.bytes) == (3, 3 * 1000)
     with session_scope(settings.database_url) as session:
-        left, _ = jobs.list_jobs(session, status=None, limit=100, after=None)
+        left, _ = jobs.list_jobs(session, status=None, limit=100, after=None, tenant=DEFAULT_TENANT)
     assert sorted(j.id for j in left) == sorted([recent, running])
     assert store.list_keys("jobs/") == [artifact_key(recent, "student.onnx")]
 

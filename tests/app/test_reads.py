@@ -41,7 +41,7 @@ def run(settings: Settings, job_id: str, status: str, **finish: Any) -> None:
 def pydantic_body(settings: Settings, job_id: str) -> Any:
     """The job as the response model serialises it (what POST /v1/jobs answers)."""
     with session_scope(settings.database_url) as session:
-        return json.loads(job_out(jobs.get_job(session, job_id)).model_dump_json())
+        return json.loads(job_out(jobs.unscoped_job(session, job_id)).model_dump_json())
 
 
 @pytest.mark.parametrize(

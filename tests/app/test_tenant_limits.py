@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from app import jobs
 from app.db import get_engine, session_scope, upgrade_database
-from app.dispatch import dispatch, maintain_once
+from app.dispatch.base import dispatch
+from app.dispatch.maintenance import maintain_once
 from app.models import Job, JobStatus, utcnow
 from app.schemas import JobCreate
 from app.settings import Settings
@@ -30,7 +31,7 @@ def take(session: Session, job_id: str, owner: str, max_running: int = 1) -> Job
 
 
 def status(session: Session, job_id: str) -> str:
-    job = jobs.get_job(session, job_id)
+    job = jobs.unscoped_job(session, job_id)
     session.refresh(job)
     return job.status
 
@@ -54,7 +55,7 @@ def test_a_tenant_at_its_limit_cannot_start_another_job_until_one_ends(
         # Another tenant's job is not held up.
         assert take(session, other, "w3") is not None
         # A cancelling job still runs: it counts until it has stopped.
-        jobs.cancel_job(session, first)
+        jobs.cancel_job(session, first, "acme")
         assert take(session, second, "w2") is None
         assert jobs.finish(session, first, "w1", JobStatus.CANCELLED)
         started = take(session, second, "w2")
@@ -129,7 +130,7 @@ def test_a_job_put_back_to_wait_is_sent_again_when_its_tenant_has_a_slot(
         assert take(session, waiting, "w2") is None
         assert jobs.wait_for_tenant_slot(session, waiting, 1) is True
         assert jobs.wait_for_tenant_slot(session, waiting, 1) is False  # a retry: no new event
-        job = jobs.get_job(session, waiting)
+        job = jobs.unscoped_job(session, waiting)
         session.refresh(job)
         assert job.status == JobStatus.QUEUED and job.dispatched_at is None
         events = [e.message for e in jobs.list_events(session, waiting, None, 100)]
@@ -190,7 +191,7 @@ def test_a_job_put_back_before_its_send_was_recorded_is_not_marked_sent(
         assert take(session, running, "w1")
     assert dispatch(settings, DeferringBroker(settings), waiting)
     with session_scope(settings.database_url) as session:
-        assert jobs.get_job(session, waiting).dispatched_at is None
+        assert jobs.unscoped_job(session, waiting).dispatched_at is None
         make_idle(session, waiting)
         assert jobs.finish(session, running, "w1", JobStatus.SUCCEEDED, result={})
     broker = RecordingDispatcher()

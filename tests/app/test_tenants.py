@@ -13,7 +13,7 @@ from app.db import session_scope
 from app.main import create_app
 from app.models import JobStatus
 from app.settings import Settings
-from app.storage import artifact_key
+from app.store.base import artifact_key
 from tests.conftest import MINIMAL_JOB, RecordingDispatcher
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from app import jobs
 from app.db import session_scope
 from app.main import create_app
-from app.models import JobWebhook
+from app.models import DEFAULT_TENANT, JobWebhook
 from app.schemas import JobCreate
 from app.settings import Settings
 from app.webhooks import PARKED, deliver_due
@@ -80,12 +80,12 @@ def hooked(settings: Settings) -> Settings:
 def create(settings: Settings, url: str) -> str:
     body = JobCreate.model_validate({**MINIMAL_JOB, "webhook": {"url": url, "secret": SECRET}})
     with session_scope(settings.database_url) as session:
-        return jobs.create_job(session, body)[0].id
+        return jobs.create_job(session, body, tenant=DEFAULT_TENANT)[0].id
 
 
 def cancel(settings: Settings, job_id: str) -> None:
     with session_scope(settings.database_url) as session:
-        jobs.cancel_job(session, job_id)
+        jobs.cancel_job(session, job_id, DEFAULT_TENANT)
 
 
 def webhook_events(settings: Settings, job_id: str) -> list[str]:

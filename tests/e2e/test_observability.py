@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.dispatch import CeleryDispatcher
+from app.dispatch.celery import CeleryDispatcher
 from app.main import create_app
 from tests.conftest import MINIMAL_JOB, make_settings
 from tests.e2e.conftest import Service, free_port, start, wait_ready

@@ -10,7 +10,7 @@ import pytest
 
 from app import jobs
 from app.db import session_scope
-from app.models import JobStatus
+from app.models import DEFAULT_TENANT, JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
@@ -25,8 +25,10 @@ ENTRY_POINTS = {
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_a_cancelled_job_is_skipped_without_loading_torch(settings: Settings, entry: str) -> None:
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
-        jobs.cancel_job(session, job.id)
+        job, _ = jobs.create_job(
+            session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+        )
+        jobs.cancel_job(session, job.id, DEFAULT_TENANT)
     code = (
         f"import sys; {ENTRY_POINTS[entry]}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))"
@@ -37,4 +39,4 @@ def test_a_cancelled_job_is_skipped_without_loading_torch(settings: Settings, en
     )
     assert ast.literal_eval(out.stdout.strip().splitlines()[-1]) == []
     with session_scope(settings.database_url) as session:
-        assert jobs.get_job(session, job.id).status == JobStatus.CANCELLED
+        assert jobs.unscoped_job(session, job.id).status == JobStatus.CANCELLED

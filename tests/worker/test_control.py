@@ -4,6 +4,7 @@ import pytest
 
 from app import jobs
 from app.db import session_scope
+from app.models import DEFAULT_TENANT
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
@@ -14,7 +15,9 @@ def test_an_event_from_a_worker_whose_lease_was_taken_over_is_refused(
     settings: Settings,
 ) -> None:
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+        job, _ = jobs.create_job(
+            session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+        )
         jobs.claim(session, job.id, "w1", lease_seconds=60, max_attempts=3)
     # Not entered: no heartbeat thread, only the writes.
     control = JobControl(settings, job.id, "w1")

@@ -100,7 +100,7 @@ def test_a_resumed_job_keeps_its_first_estimate(estimating: Settings) -> None:
     job_id = submit(settings, TINY)
     first = {"estimate": None, "actual": None}
     with session_scope(settings.database_url) as session:
-        row = jobs.get_job(session, job_id)
+        row = jobs.unscoped_job(session, job_id)
         row.cost = first
         session.commit()
     lifecycle.run(job_id, settings)
@@ -111,7 +111,7 @@ def test_a_resumed_job_keeps_its_first_estimate(estimating: Settings) -> None:
     # Requeue the finished job as if an attempt had died after estimating: it is not measured
     # again (the estimate is what the job was promised before it ran).
     with session_scope(settings.database_url) as session:
-        row = jobs.get_job(session, job_id)
+        row = jobs.unscoped_job(session, job_id)
         row.status, row.cost = JobStatus.QUEUED, {"estimate": kept, "actual": None}
         row.lease_owner = None
         session.commit()

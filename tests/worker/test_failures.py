@@ -14,8 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 from app import jobs
 from app.db import session_scope
-from app.models import JobStatus
-from app.runner import EXIT_DATABASE_UNREACHABLE
+from app.dispatch.base import EXIT_DATABASE_UNREACHABLE
+from app.models import DEFAULT_TENANT, JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB, make_settings
@@ -62,18 +62,20 @@ def test_an_unwritable_work_folder_requeues_the_job_then_fails_it_at_max_attempt
         update={"work_dir": str(blocker / "work"), "max_attempts": 2}
     )
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+        job, _ = jobs.create_job(
+            session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+        )
 
     lifecycle.run(job.id, settings)
     with session_scope(settings.database_url) as session:
-        first = jobs.get_job(session, job.id)
+        first = jobs.unscoped_job(session, job.id)
     assert first.status == JobStatus.QUEUED and first.error is None
     reason = "the worker could not use its disk (ENOTDIR: Not a directory) in stage validate"
     assert f"queued again: {reason} (attempt 1 of 2)" in _events(settings, job.id)
 
     lifecycle.run(job.id, settings)  # the second and last attempt
     with session_scope(settings.database_url) as session:
-        last = jobs.get_job(session, job.id)
+        last = jobs.unscoped_job(session, job.id)
     assert last.status == JobStatus.FAILED and last.error is not None
     assert last.error["code"] == "infrastructure_error"
     assert last.error["message"] == f"{reason} (attempt 2 of 2); giving up"
@@ -82,12 +84,14 @@ def test_an_unwritable_work_folder_requeues_the_job_then_fails_it_at_max_attempt
 
 def test_a_job_cancelled_meanwhile_is_cancelled_not_requeued(settings: Settings) -> None:
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+        job, _ = jobs.create_job(
+            session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+        )
         assert jobs.claim(session, job.id, "w:1", lease_seconds=60, max_attempts=3)
-        jobs.cancel_job(session, job.id)
+        jobs.cancel_job(session, job.id, DEFAULT_TENANT)
         status = jobs.requeue(session, job.id, "w:1", reason="the disk is full", max_attempts=3)
         assert status == JobStatus.CANCELLED
-        assert jobs.get_job(session, job.id).status == JobStatus.CANCELLED
+        assert jobs.unscoped_job(session, job.id).status == JobStatus.CANCELLED
         # Another worker's requeue finds the job gone from it.
         assert jobs.requeue(session, job.id, "w:2", reason="x", max_attempts=3) is None
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app import jobs
 from app.db import session_scope
-from app.models import Job, JobStatus
+from app.models import DEFAULT_TENANT, Job, JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from worker import lifecycle
@@ -49,18 +49,25 @@ TINY: dict[str, Any] = {
 
 def submit(settings: Settings, spec: dict[str, Any]) -> str:
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(spec))
+        job, _ = jobs.create_job(session, JobCreate.model_validate(spec), tenant=DEFAULT_TENANT)
         return job.id
 
 
 def load(settings: Settings, job_id: str) -> tuple[Job, list, list, list]:
     with session_scope(settings.database_url) as session:
         return (
-            jobs.get_job(session, job_id),
+            jobs.unscoped_job(session, job_id),
             jobs.list_events(session, job_id, None, 1000),
             jobs.list_metrics(session, job_id),
             jobs.list_artifacts(session, job_id),
         )
+
+
+def as_default_tenant(
+    command: Callable[[Session, str, str], object],
+) -> Callable[[Session, str], object]:
+    """The API's `command(session, job_id, tenant)` for jobs of the default tenant (submit's)."""
+    return lambda session, job_id: command(session, job_id, DEFAULT_TENANT)
 
 
 @contextmanager
@@ -191,7 +198,7 @@ def test_cancel_stops_a_running_job(settings: Settings) -> None:
     spec = {**TINY, "teacher": {**TINY["teacher"], "train": {"epochs": 2000, "batch_size": 8}}}
     job_id = submit(settings, spec)
 
-    with once_training(settings, job_id, jobs.cancel_job) as cancelled:
+    with once_training(settings, job_id, as_default_tenant(jobs.cancel_job)) as cancelled:
         lifecycle.run(job_id, settings)
     assert cancelled.is_set()
     job, events, metrics, _ = load(settings, job_id)
@@ -236,7 +243,7 @@ def test_pause_frees_the_worker_and_resume_continues_where_it_stopped(settings: 
     spec = {**TINY, "teacher": {**TINY["teacher"], "train": {"epochs": epochs, "batch_size": 8}}}
     job_id = submit(settings, spec)
 
-    with once_training(settings, job_id, jobs.pause_job) as paused:
+    with once_training(settings, job_id, as_default_tenant(jobs.pause_job)) as paused:
         lifecycle.run(job_id, settings)  # returns once paused: the worker is free
     assert paused.is_set()
     job, events, metrics, _ = load(settings, job_id)
@@ -246,7 +253,7 @@ def test_pause_frees_the_worker_and_resume_continues_where_it_stopped(settings: 
     assert 1 <= done_before < epochs
 
     with session_scope(settings.database_url) as session:
-        assert jobs.resume_job(session, job_id).status == JobStatus.QUEUED
+        assert jobs.resume_job(session, job_id, DEFAULT_TENANT).status == JobStatus.QUEUED
     lifecycle.run(job_id, settings)
     job, events, metrics, artifacts = load(settings, job_id)
     assert job.status == JobStatus.SUCCEEDED

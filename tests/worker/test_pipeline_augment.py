@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from app.models import JobStatus
+from app.models import DEFAULT_TENANT, JobStatus
 from app.settings import Settings
 from tests.worker.test_pipeline import load, submit
 from worker import lifecycle
@@ -101,7 +101,7 @@ def test_augmentation_needs_a_teacher_that_can_label_views(sqlite_settings: Sett
 
     spec = {**SPEC, "teacher": {"source": "logits", "file_id": "file_0"}}
     with session_scope(sqlite_settings.database_url) as session, pytest.raises(SpecError) as info:
-        create_job(session, JobCreate.model_validate(spec))
+        create_job(session, JobCreate.model_validate(spec), tenant=DEFAULT_TENANT)
     assert info.value.param == "dataset.augment"
 
 

@@ -21,7 +21,7 @@ def test_a_job_past_its_tenants_running_limit_waits_queued(settings: Settings) -
     lifecycle.run(waiting, limited)
     lifecycle.run(waiting, limited)  # delivered again while the tenant is still at its limit
     with session_scope(settings.database_url) as session:
-        job = jobs.get_job(session, waiting)
+        job = jobs.unscoped_job(session, waiting)
         assert job.status == JobStatus.QUEUED and job.attempt == 0
         assert job.dispatched_at is None
         assert jobs.undispatched_job_ids(session, max_running=2) == [waiting]

@@ -7,7 +7,7 @@ import pytest
 
 from app import jobs
 from app.db import session_scope
-from app.models import JobStatus
+from app.models import DEFAULT_TENANT, JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
@@ -24,11 +24,13 @@ def test_an_unexpected_failure_shows_no_server_paths_or_traceback(
 
     monkeypatch.setattr(Validate, "run", missing)
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+        job, _ = jobs.create_job(
+            session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+        )
     lifecycle.run(job.id, settings)
 
     with session_scope(settings.database_url) as session:
-        done = jobs.get_job(session, job.id)
+        done = jobs.unscoped_job(session, job.id)
         events = [(e.kind, e.message, e.data) for e in jobs.list_events(session, job.id, None, 100)]
     assert done.status == JobStatus.FAILED
     assert done.error is not None

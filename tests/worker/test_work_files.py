@@ -9,7 +9,7 @@ from sqlalchemy import update
 from app.db import session_scope
 from app.models import Job, JobStatus
 from app.settings import Settings
-from app.storage import LocalStore
+from app.store.local import LocalStore
 from tests.worker.test_pipeline import TINY, load, submit
 from worker import lifecycle
 from worker import pipeline as pipeline_module

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from app.s3 import S3Store
-from app.storage import LocalStore
+from app.store.local import LocalStore
+from app.store.s3 import S3Store
 from worker import worksync
 
 

@@ -13,7 +13,8 @@ from app.db import session_scope
 from app.files.splits import DESCRIPTION
 from app.models import DEFAULT_TENANT, File, FileStatus
 from app.settings import Settings
-from app.storage import LocalStore, file_key
+from app.store.base import file_key
+from app.store.local import LocalStore
 
 
 def _store(settings: Settings) -> LocalStore:

@@ -1,6 +1,6 @@
 """`train`: a zoo arch the pipeline trains on the labelled train split (pretrain_teacher)."""
 
-from app.storage import sha256_of
+from app.store.base import sha256_of
 from worker.teachers.registry import TEACHER_SOURCES, StageRunner
 from worker.teachers.torch_teacher import TorchTeacher
 

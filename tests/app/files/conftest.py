@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from app.storage import LocalStore
+from app.store.local import LocalStore
 
 CHECK_TIMEOUT_SECONDS = 120.0
 

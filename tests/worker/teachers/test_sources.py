@@ -168,7 +168,7 @@ def test_logits_of_the_wrong_row_count_fail_at_validate(
 ) -> None:
     file_id = add_logits(files.settings, files.tmp, files.logits[:-1])
     # The API refuses such a job already; the worker checks again on the prepared arrays.
-    monkeypatch.setattr("app.jobs.check_job_files", lambda *_args: [])
+    monkeypatch.setattr("app.jobs.service.check_job_files", lambda *_args: [])
     job, _, metrics = run(files.settings, files.spec({"source": "logits", "file_id": file_id}))
     assert job.status == JobStatus.FAILED and metrics == []
     assert job.error["stage"] == "validate" and job.error["param"] == "teacher.file_id"

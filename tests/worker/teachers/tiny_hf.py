@@ -12,7 +12,8 @@ from app.files.checkers import hf_model
 from app.files.formats import CheckContext
 from app.models import File
 from app.settings import Settings
-from app.storage import LocalStore, file_key
+from app.store.base import file_key
+from app.store.local import LocalStore
 from tests.worker.uploads import add_file
 
 # The tokenizer's words (any other is [UNK]), after the special tokens.

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.models import JobFile
 from app.settings import Settings
-from app.storage import LocalStore
+from app.store.local import LocalStore
 from tests.app.files.conftest import refused, upload_checked
 from tests.app.files.test_usage import assert_422, dataset, job
 from tests.worker.teachers.tiny_hf import edit_config, save_tiny_classifier, zip_folder

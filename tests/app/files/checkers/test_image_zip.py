@@ -11,7 +11,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from app.settings import Settings
-from app.storage import LocalStore
+from app.store.local import LocalStore
 from tests.app.files.conftest import (
     npz_bytes,
     png_bytes,

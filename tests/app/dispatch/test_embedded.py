@@ -13,8 +13,9 @@ import pytest
 
 from app import jobs
 from app.db import session_scope
-from app.models import JobStatus
-from app.runner import PARENT_PID_ENV, EmbeddedRunner
+from app.dispatch.base import PARENT_PID_ENV
+from app.dispatch.embedded import EmbeddedRunner
+from app.models import DEFAULT_TENANT, JobStatus
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
@@ -59,13 +60,13 @@ def test_a_graceful_stop_gives_the_lease_back(
         "student": {"arch": "mlp"},
     }
     with session_scope(settings.database_url) as session:
-        job, _ = jobs.create_job(session, JobCreate.model_validate(long_job))
+        job, _ = jobs.create_job(session, JobCreate.model_validate(long_job), tenant=DEFAULT_TENANT)
     runner = EmbeddedRunner(settings)
     runner.start()
 
     def running() -> bool:
         with session_scope(settings.database_url) as session:
-            row = jobs.get_job(session, job.id)
+            row = jobs.unscoped_job(session, job.id)
             return row.status == JobStatus.RUNNING and row.stage == "pretrain_teacher"
 
     try:
@@ -75,7 +76,7 @@ def test_a_graceful_stop_gives_the_lease_back(
     with session_scope(settings.database_url) as session:
         # The lease is already expired: the next maintenance pass requeues the job.
         assert jobs.reap_expired(session, max_attempts=3) == [job.id]
-        assert jobs.get_job(session, job.id).status == JobStatus.QUEUED
+        assert jobs.unscoped_job(session, job.id).status == JobStatus.QUEUED
 
 
 def _spares() -> list[psutil.Process]:
@@ -100,7 +101,9 @@ def test_a_spare_worker_process_waits_ready_and_takes_the_next_job(
         wait_until(lambda: len(_spares()) == 1, 30, "a spare worker process")
         first = _spares()[0]
         with session_scope(settings.database_url) as session:
-            job, _ = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+            job, _ = jobs.create_job(
+                session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+            )
         runner.send(job.id)
 
         def claimed_by_the_spare() -> bool:

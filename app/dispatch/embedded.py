@@ -1,5 +1,6 @@
-"""The embedded runner: a thread in the API process that runs queued jobs one at a time,
-each in a fresh `python -m worker.run` subprocess (so the API never imports torch).
+"""The embedded runner (no DISTILLERY_BROKER_URL): a thread in the API process that runs
+queued jobs one at a time, each in a fresh `python -m worker.run` subprocess (so the API never
+imports torch).
 
 One such process is always started ahead, as a spare (`--next`): it loads the pipeline while
 the runner is idle and waits for a job id on its stdin, so a job starts within a moment of
@@ -15,17 +16,16 @@ from typing import Any
 
 from app import jobs
 from app.db import session_scope
-from app.dispatch import EstimateUnavailable, estimate_answer
+from app.dispatch.base import (
+    EXIT_DATABASE_UNREACHABLE,
+    PARENT_PID_ENV,
+    EstimateUnavailable,
+    estimate_answer,
+)
 from app.models import JobStatus
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# Tells `python -m worker.run` which process it must not outlive.
-PARENT_PID_ENV = "DISTILLERY_RUNNER_PID"
-# How the child says it left the job queued because the database could not be reached
-# (EX_TEMPFAIL): try again later; the job is not at fault.
-EXIT_DATABASE_UNREACHABLE = 75
 
 
 class EmbeddedRunner:
@@ -162,7 +162,7 @@ class EmbeddedRunner:
         if code == EXIT_DATABASE_UNREACHABLE:
             return False  # still queued: wait, then try again
         with session_scope(self.settings.database_url) as session:
-            job = jobs.get_job(session, job_id)
+            job = jobs.unscoped_job(session, job_id)
             if code == 0:
                 return job.status != JobStatus.QUEUED
             if job.status == JobStatus.QUEUED:

@@ -8,14 +8,16 @@ from sqlalchemy.orm import Session
 
 from app import jobs
 from app.db import session_scope
-from app.models import Job, JobStatus, utcnow
+from app.models import DEFAULT_TENANT, Job, JobStatus, utcnow
 from app.schemas import JobCreate
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB
 
 
 def new_job(session: Session) -> str:
-    job, created = jobs.create_job(session, JobCreate.model_validate(MINIMAL_JOB))
+    job, created = jobs.create_job(
+        session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+    )
     assert created
     return job.id
 
@@ -53,7 +55,7 @@ def test_reaper_requeues_a_job_whose_worker_died(settings: Settings) -> None:
         assert jobs.reap_expired(session, max_attempts=3) == []
         expire_lease(session, job_id)
         assert jobs.reap_expired(session, max_attempts=3) == [job_id]
-        job = jobs.get_job(session, job_id)
+        job = jobs.unscoped_job(session, job_id)
         session.refresh(job)
         assert job.status == JobStatus.QUEUED and job.lease_owner is None
         assert jobs.undispatched_job_ids(session) == [job_id]
@@ -109,7 +111,7 @@ def test_reaper_fails_a_job_out_of_attempts(settings: Settings) -> None:
             assert jobs.claim(session, job_id, f"w{attempt}", lease_seconds=60, max_attempts=2)
             expire_lease(session, job_id)
             jobs.reap_expired(session, max_attempts=2)
-        job = jobs.get_job(session, job_id)
+        job = jobs.unscoped_job(session, job_id)
         session.refresh(job)
         assert job.status == JobStatus.FAILED
         assert job.error is not None and job.error["code"] == "worker_lost"
@@ -119,10 +121,10 @@ def test_reaper_finishes_a_cancel_whose_worker_died(settings: Settings) -> None:
     with session_scope(settings.database_url) as session:
         job_id = new_job(session)
         jobs.claim(session, job_id, "w1", lease_seconds=60, max_attempts=3)
-        jobs.cancel_job(session, job_id)
+        jobs.cancel_job(session, job_id, DEFAULT_TENANT)
         expire_lease(session, job_id)
         assert jobs.reap_expired(session, max_attempts=3) == []
-        job = jobs.get_job(session, job_id)
+        job = jobs.unscoped_job(session, job_id)
         session.refresh(job)
         assert job.status == JobStatus.CANCELLED
 
@@ -145,6 +147,6 @@ def test_a_finished_job_never_changes_status(settings: Settings) -> None:
         assert jobs.claim(session, job_id, "w2", lease_seconds=60, max_attempts=3) is None
         expire_lease(session, job_id)
         assert jobs.reap_expired(session, max_attempts=3) == []
-        job = jobs.get_job(session, job_id)
+        job = jobs.unscoped_job(session, job_id)
         session.refresh(job)
         assert job.status == JobStatus.SUCCEEDED

@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.storage import LocalStore, Store, make_store
+from app.store import make_store
+from app.store.base import Store
+from app.store.local import LocalStore
 from tests.conftest import s3_client
 
 MIB = 1024 * 1024
@@ -21,7 +23,7 @@ def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
     """Builds the store under test; keyword arguments go to S3Store (transfer settings)."""
     if request.param == "local":
         return lambda **_: LocalStore(str(tmp_path / "store"))
-    from app.s3 import S3Store
+    from app.store.s3 import S3Store
 
     url = str(request.getfixturevalue("s3_bucket_url"))
     endpoint = str(request.getfixturevalue("s3_server"))
@@ -173,7 +175,7 @@ def test_a_multipart_upload_round_trips(new_store: MakeStore, tmp_path: Path) ->
 
 
 def test_s3_keys_live_under_the_prefix(s3_server: str, s3_bucket_url: str, tmp_path: Path) -> None:
-    from app.s3 import S3Store
+    from app.store.s3 import S3Store
 
     store = S3Store(s3_bucket_url, endpoint_url=s3_server)
     source = tmp_path / "f"
@@ -189,7 +191,7 @@ def test_s3_keys_live_under_the_prefix(s3_server: str, s3_bucket_url: str, tmp_p
 def test_s3_presigned_url_downloads_without_credentials(
     s3_server: str, s3_bucket_url: str, tmp_path: Path
 ) -> None:
-    from app.s3 import S3Store
+    from app.store.s3 import S3Store
 
     store = S3Store(s3_bucket_url, endpoint_url=s3_server)
     source = tmp_path / "f"
@@ -203,7 +205,7 @@ def test_s3_presigned_url_downloads_without_credentials(
 def test_s3_missing_bucket_is_a_clear_error(
     s3_server: str, s3_bucket_url: str, tmp_path: Path
 ) -> None:
-    from app.s3 import BucketMissingError, S3Store
+    from app.store.s3 import BucketMissingError, S3Store
 
     store = S3Store("s3://no-such-bucket-here/prefix", endpoint_url=s3_server)
     source = tmp_path / "f"
@@ -215,7 +217,7 @@ def test_s3_missing_bucket_is_a_clear_error(
 
 
 def test_make_store_chooses_by_url(s3_server: str, s3_bucket_url: str, tmp_path: Path) -> None:
-    from app.s3 import S3Store
+    from app.store.s3 import S3Store
 
     s3 = make_store(s3_bucket_url, s3_server)
     assert isinstance(s3, S3Store)
@@ -236,14 +238,14 @@ def test_make_store_chooses_by_url(s3_server: str, s3_bucket_url: str, tmp_path:
 def test_put_file_trusts_a_sha256_the_caller_already_computed(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.s3
-    import app.storage
+    import app.store.local
+    import app.store.s3
 
     def no_rereading(_path: Path) -> str:
         raise AssertionError("the file was hashed again")
 
-    monkeypatch.setattr(app.storage, "sha256_of", no_rereading)
-    monkeypatch.setattr(app.s3, "sha256_of", no_rereading)
+    monkeypatch.setattr(app.store.local, "sha256_of", no_rereading)
+    monkeypatch.setattr(app.store.s3, "sha256_of", no_rereading)
     data = write(tmp_path / "a", 1000)
     known = hashlib.sha256(data).hexdigest()
     assert store.put_file("files/f/upload", tmp_path / "a", move=True, sha256=known) == (

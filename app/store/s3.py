@@ -19,7 +19,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from app.storage import CHUNK_BYTES, sha256_of
+from app.store.base import CHUNK_BYTES, sha256_of
 
 MIB = 1024 * 1024
 # Objects up to this size go up in one PUT; larger ones in parallel parts of MULTIPART_CHUNK.

@@ -1,0 +1,46 @@
+"""The reaper: jobs whose worker stopped renewing its lease (it died, or lost its node) are
+requeued, or failed past their last attempt, as lease.lease_ended decides (`worker_lost`)."""
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from app.db import rows_changed, utc_now_plus
+from app.jobs.lease import lease_ended
+from app.jobs.rows import RUNNING_STATUSES
+from app.models import Job, JobEvent, JobStatus, utcnow
+
+
+def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
+    """Requeue jobs whose worker stopped renewing its lease; fail those out of attempts.
+
+    Returns the ids put back in the queue (the caller dispatches them again).
+    """
+    now = utcnow()
+    expired = session.execute(
+        select(Job.id, Job.status, Job.attempt).where(
+            Job.status.in_(RUNNING_STATUSES),
+            Job.lease_expires_at < utc_now_plus(0),
+        )
+    ).all()
+    requeued = []
+    for job_id, status, attempt in expired:
+        still_expired = and_(
+            Job.id == job_id, Job.status == status, Job.lease_expires_at < utc_now_plus(0)
+        )
+        values, message, _ = lease_ended(
+            status,
+            attempt,
+            max_attempts,
+            code="worker_lost",
+            reason="worker stopped",
+            gave_up=f"the worker stopped responding {attempt} times; giving up",
+            again="queued again: the worker stopped renewing its lease",
+            now=now,
+        )
+        if rows_changed(session.execute(update(Job).where(still_expired).values(**values))):
+            # The event carries no error data (the job's error column has it).
+            session.add(JobEvent(job_id=job_id, kind="status", message=message))
+            if values["status"] == JobStatus.QUEUED:
+                requeued.append(job_id)
+    session.commit()
+    return requeued
