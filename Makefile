@@ -36,17 +36,20 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/distillery serve
 
-# Two pytest-xdist workers: the tests that start real processes (tests/e2e, tests/faults) run
+# The import contracts (pyproject's [tool.importlinter]: layers, the SDK's independence, no
+# cycles) run before the tests. Two pytest-xdist workers: the tests that start real processes (tests/e2e, tests/faults) run
 # one after another on one of them (they time leases and restarts), the rest on the other.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app worker distillery
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy app worker distillery
+	$(BIN)/lint-imports
 
 # The service benchmarks (benchmarks/README.md): status polls against a bare endpoint, submit
 # to running, and a load of tiny jobs. Needs PostgreSQL and Redis on localhost, and wrk

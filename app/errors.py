@@ -1,4 +1,5 @@
-"""One error shape for every error: {"error": {"code", "message", "param"}}."""
+"""One error shape for every error: {"error": {"code", "message", "param"}}: the handlers that
+turn ApiError, SpecError, the job service's errors, validation and database errors into it."""
 
 import logging
 from typing import Any
@@ -9,25 +10,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.catalog import SpecError
+from app.api_error import ApiError
 from app.db_async import DatabaseUnavailable
 from app.jobs.errors import IdempotencyConflict, JobConflict, JobNotFound, QuotaExceeded
+from distillery.types.catalog import SpecError
+from distillery.types.job_spec import UNION_TAGS
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.param = status, code, message, param
-        self.headers = headers
 
 
 STATUS_CODES = {
@@ -50,11 +39,6 @@ def error_response(
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "param": param}}
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-# Tagged unions add the tag to the location ("teacher.onnx.file_id"); the user wrote no such
-# field, so it is left out of `param`.
-UNION_TAGS = {"teacher": {"train", "weights", "onnx", "logits", "hf"}}
 
 
 def _validation_param(loc: tuple[Any, ...]) -> str | None:

@@ -1,7 +1,7 @@
 """The poll path: what GET /v1/jobs, /v1/jobs/{id} and its events, metrics and artifacts read,
 one statement each on the async database, and their bodies serialised once (orjson).
 
-The bodies have the shapes app/schemas.py documents. JSON columns the API passes through
+The bodies have the shapes distillery/types documents. JSON columns the API passes through
 untouched (metadata, result, event data, metric values) are embedded as stored, not parsed
 and serialised again.
 """

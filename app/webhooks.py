@@ -30,10 +30,10 @@ import httpx
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.catalog import SpecError
 from app.db import rows_changed, session_scope
 from app.models import Job, JobEvent, JobStatus, JobWebhook, utcnow
 from app.settings import Settings
+from distillery.types.catalog import SpecError
 from distillery.types.webhooks import HEADER, signature
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 from app import jobs
 from app.db import session_scope, upgrade_database
 from app.models import DEFAULT_TENANT, Job
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
 from worker import lifecycle
 
 

@@ -27,9 +27,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app import catalog
 from app.settings import Settings
 from benchmarks.inprocess import run_job, temporary_settings
+from distillery.types.catalog.models import GptParams
 from worker.allocator import tune_allocator
 from worker.data import load_dataset
 from worker.models.gpt import Gpt
@@ -75,7 +75,7 @@ def distill_rates(settings: Settings, spec: dict[str, Any]) -> list[float]:
 def bare_loop(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor) -> list[float]:
     """Tokens/s of each epoch of the plainest loop training the same student."""
     torch.manual_seed(0)
-    params = catalog.GptParams(**student_params(args))
+    params = GptParams(**student_params(args))
     model = Gpt(params)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.003)
     rates = []

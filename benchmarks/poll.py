@@ -71,7 +71,7 @@ def seed(database_url: str) -> str:
     from app import jobs
     from app.db import session_scope, upgrade_database
     from app.models import DEFAULT_TENANT, JobStatus
-    from app.schemas import JobCreate
+    from distillery.types.job_spec import JobCreate
 
     upgrade_database(database_url)
     body = JobCreate.model_validate(json.loads((ROOT / "examples" / "digits.json").read_text()))

@@ -1,5 +1,5 @@
 """The Distillery Python SDK: `Client` (sync) and `AsyncClient` for the HTTP API, returning the
-API's own pydantic models (app.schemas) and raising its errors as typed exceptions.
+API's own pydantic models (distillery.types) and raising its errors as typed exceptions.
 
     from distillery import Client
 

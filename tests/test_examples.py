@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.jobs import resolve_spec
-from app.schemas import JobCreate
+from distillery.types import JobCreate
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.json"))
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from celery import Celery, signals
 
-from app.dispatch.base import RUN_JOB_TASK
 from app.logs import bind_job, configure_logging
 from app.settings import get_settings
+from distillery.types.protocol import RUN_JOB_TASK
 
 settings = get_settings()
 # Now, not only when Celery sets up logging: warnings Celery gives before that come out in the

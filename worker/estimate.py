@@ -30,10 +30,11 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from app.catalog import SpecError
 from app.settings import Settings, get_settings
 from app.store import make_store
+from distillery.types.catalog import SpecError
 from worker import export
+from worker.batch import Batch
 from worker.control import JobControl
 from worker.job_context import JobContext
 from worker.kd import build_method
@@ -43,7 +44,7 @@ from worker.softlabels import StoredLogits, entry_of
 from worker.stages import STAGES, Stage
 from worker.stages.base import StageCost
 from worker.stages.distill import method_run
-from worker.train import Batch, make_optimizer, optimiser_step
+from worker.train import make_optimizer, optimiser_step
 
 # A measurement times steps (after two for warm-up) until it has at least MIN_TIMED_STEPS
 # of them over at least MIN_TIMED_SECONDS, or MAX_TIMED_STEPS, or once it has taken

@@ -18,6 +18,7 @@ from app.settings import Settings
 from app.store.base import Store
 from worker import export, worksync
 from worker.augment import Augmentation, ViewKey, Views
+from worker.batch import Batch
 from worker.control import JobControl
 from worker.data import PreparedData
 from worker.data.prepare import Examples
@@ -28,7 +29,7 @@ from worker.precision import Precision
 from worker.progress import Progress
 from worker.softlabels import StoredLogits
 from worker.teachers import TeacherSource
-from worker.train import Batch, BatchLoss, LoopHooks, Validate, train
+from worker.train import BatchLoss, LoopHooks, Validate, train
 
 
 @dataclass

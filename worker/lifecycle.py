@@ -6,9 +6,9 @@ import logging
 import re
 import resource
 
-from app.catalog import SpecError
 from app.models import Job, JobStatus
 from app.settings import Settings, get_settings
+from distillery.types.catalog import SpecError
 from worker.allocator import tune_allocator
 from worker.claiming import claim_job, holding
 from worker.control import JobCancelled, JobControl, JobPaused, LeaseLost

@@ -11,9 +11,9 @@ import signal
 import sys
 
 from app.db import is_database_unreachable
-from app.dispatch.base import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 from app.logs import bind_job, configure_logging
 from app.settings import get_settings
+from distillery.types.protocol import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 from worker.claiming import claim_job, holding
 
 PR_SET_PDEATHSIG = 1

@@ -37,7 +37,7 @@ from app.settings import Settings
 from worker.precision import pinned
 
 if TYPE_CHECKING:
-    from worker.train import Batch
+    from worker.batch import Batch
 
 _TOP_K_KEY = re.compile(r"-top(\d+)$")
 _CLASSES_TITLE = re.compile(r"classes=(\d+)$")

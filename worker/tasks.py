@@ -6,8 +6,8 @@ from typing import Any
 from celery import Task
 
 from app.db import is_database_unreachable
-from app.dispatch.base import ESTIMATE_TASK, RUN_JOB_TASK
 from app.settings import get_settings
+from distillery.types.protocol import ESTIMATE_TASK, RUN_JOB_TASK
 from worker.celery_app import app
 from worker.claiming import claim_job, holding
 

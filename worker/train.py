@@ -17,33 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from worker.batch import Batch
 from worker.control import Interrupted
 from worker.data.prepare import Examples
 from worker.kd.schedules import TemperatureSchedule
 from worker.precision import Precision
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One training step's examples: their indices, and what names their views (the epoch,
-    0-based, and each example's position in that epoch's order, which key the augmentation and
-    the stored soft labels of augmented views); `temperature` is the epoch's T (distillation)."""
-
-    index: torch.Tensor
-    epoch: int
-    positions: torch.Tensor
-    temperature: float | None
-    # The epoch's whole order (example indices by position): mixing augmentations pair each
-    # example with the one at the next position.
-    order: torch.Tensor | None = None
-
-    def partners(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(positions, example indices) of each example's partner: the next position in the
-        epoch's order, the last wrapping round to the first."""
-        assert self.order is not None, "the batch was made without its epoch's order"
-        positions = (self.positions + 1) % len(self.order)
-        return positions, self.order[positions]
-
 
 BatchLoss = Callable[[nn.Module, Batch], torch.Tensor]
 Validate = Callable[[nn.Module], dict[str, float]]
@@ -69,7 +47,8 @@ class LoopHooks:
 
 
 def make_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
-    # `settings` is a resolved spec part (app.schemas.TrainSettings): every field is there.
+    # `settings` is a resolved spec part (distillery.types.fields.TrainSettings): every field is
+    # there.
     params, lr, wd = model.parameters(), settings["lr"], settings["weight_decay"]
     name = settings["optimizer"]
     if name == "adam":

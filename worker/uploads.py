@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.catalog import SpecError
 from app.db import session_scope
 from app.models import File, FileStatus
 from app.settings import Settings
 from app.store import make_store
+from distillery.types.catalog import SpecError
 
 
 @dataclass(frozen=True)

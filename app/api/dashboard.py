@@ -11,7 +11,7 @@ from importlib import resources
 
 from fastapi import APIRouter, Request, Response
 
-from app.errors import ApiError
+from app.api_error import ApiError
 
 router = APIRouter(include_in_schema=False)
 

@@ -8,10 +8,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from app import auth
+from app.api_error import ApiError
 from app.db import get_session_factory
 from app.db_async import AsyncDatabase
 from app.dispatch.base import Dispatcher
-from app.errors import ApiError
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from app.store.base import Store

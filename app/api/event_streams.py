@@ -20,8 +20,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app import reads
+from app.api_error import ApiError
 from app.db_async import AsyncDatabase, DatabaseUnavailable
-from app.errors import ApiError
 from app.jobs.errors import JobNotFound
 from app.models import JobStatus
 

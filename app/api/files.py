@@ -5,16 +5,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app import schemas
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from app.api_error import ApiError
 from app.db import session_scope
-from app.errors import ApiError
 from app.files import formats, service
 from app.files.upload import FILE_FIELD, Upload, receive_upload
 from app.jobs.queue import lock_tenant
 from app.models import File, FileStatus
 from app.settings import Settings
 from app.store.base import Store, file_key
+from distillery import types as schemas
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.api.deps import DispatcherDep, SettingsDep
+from app.api_error import ApiError
 from app.db import get_engine
-from app.errors import ApiError
 from app.metrics import exposition
 
 router = APIRouter(tags=["health"])

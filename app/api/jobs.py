@@ -7,14 +7,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app import housekeeping, jobs, reads, schemas, webhooks
+from app import housekeeping, jobs, reads, webhooks
 from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.event_streams import EventStreamResponse, EventStreams, job_events
 from app.api.poll import POLL_OPENAPI, PollRoute, reader
+from app.api_error import ApiError
 from app.dispatch.base import EstimateRefused, EstimateUnavailable, dispatch
-from app.errors import ApiError
 from app.files.usage import check_job_files
 from app.models import Job, JobStatus
+from distillery import types as schemas
 
 
 def _error(description: str) -> dict[str, Any]:

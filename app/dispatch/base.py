@@ -1,7 +1,7 @@
-"""What the API and the workers agree on to hand jobs over: the Celery task names, the
-Dispatcher protocol (Celery or the embedded runner), estimate answers, the embedded runner's
-protocol with its `python -m worker.run` children, and `dispatch`, which sends one job and
-records that it was sent.
+"""How the API hands jobs over: the Dispatcher protocol (Celery or the embedded runner),
+estimate answers, and `dispatch`, which sends one job and records that it was sent. The names
+the API and the workers share (task names, the runner's exit codes) are the wire contract's:
+distillery.types.protocol.
 
 Which dispatcher runs is chosen by `make_dispatcher` (app/dispatch/__init__.py), the one place
 that looks at the mode the service runs in (DISTILLERY_BROKER_URL).
@@ -15,10 +15,6 @@ from app.db import session_scope
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# The worker registers its tasks under these names; the API only ever sends them by name.
-RUN_JOB_TASK = "distillery.run_job"
-ESTIMATE_TASK = "distillery.estimate"
 
 
 class EstimateUnavailable(Exception):
@@ -53,13 +49,6 @@ class Dispatcher(Protocol):
     def broker_restarted(self) -> bool:
         """True once after the broker lost what it held (its queue among it)."""
         ...
-
-
-# Tells `python -m worker.run` which process it must not outlive.
-PARENT_PID_ENV = "DISTILLERY_RUNNER_PID"
-# How the child says it left the job queued because the database could not be reached
-# (EX_TEMPFAIL): try again later; the job is not at fault.
-EXIT_DATABASE_UNREACHABLE = 75
 
 
 def dispatch(settings: Settings, dispatcher: Dispatcher, job_id: str) -> bool:

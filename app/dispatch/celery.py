@@ -7,8 +7,9 @@ This module is `app.dispatch.celery`; `celery` below is the library (imports are
 import uuid
 from typing import Any
 
-from app.dispatch.base import ESTIMATE_TASK, RUN_JOB_TASK, EstimateUnavailable, estimate_answer
+from app.dispatch.base import EstimateUnavailable, estimate_answer
 from app.settings import Settings
+from distillery.types.protocol import ESTIMATE_TASK, RUN_JOB_TASK
 
 # Set in the broker by the first dispatcher that finds it missing: a broker that comes back
 # without it has lost its data, queued messages included.

@@ -16,14 +16,10 @@ from typing import Any
 
 from app import jobs
 from app.db import session_scope
-from app.dispatch.base import (
-    EXIT_DATABASE_UNREACHABLE,
-    PARENT_PID_ENV,
-    EstimateUnavailable,
-    estimate_answer,
-)
+from app.dispatch.base import EstimateUnavailable, estimate_answer
 from app.models import JobStatus
 from app.settings import Settings
+from distillery.types.protocol import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,9 @@ import resource
 import sys
 
 from app.settings import Settings
+from distillery.types.protocol import EXIT_OUT_OF_MEMORY
 
 log = logging.getLogger("app.files.check")
-
-# The exit code of a check that ran out of memory (the FileChecker reports the memory limit).
-EXIT_OUT_OF_MEMORY = 3
 
 
 def limit_memory(max_bytes: int) -> None:

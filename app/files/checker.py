@@ -16,8 +16,8 @@ from typing import IO
 
 from app.db import session_scope
 from app.files import service
-from app.files.check import EXIT_OUT_OF_MEMORY
 from app.settings import Settings
+from distillery.types.protocol import EXIT_OUT_OF_MEMORY
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,6 @@ new format is one new file. Checkers import their heavy libraries (onnx, Pillow)
 check, which runs in a child process (`python -m app.files.check`), never in the API.
 """
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from app.plugins import import_all
 from app.settings import Settings
 from app.store.base import file_key
 
@@ -103,6 +102,8 @@ class Format:
     parse_options: Callable[[dict[str, str]], dict[str, Any]] = no_options
 
 
+# The package of checkers, one module per format, each calling `register` when imported.
+CHECKERS = "app.files.checkers"
 _FORMATS: list[Format] = []
 _loaded = False
 
@@ -115,10 +116,7 @@ def register(fmt: Format) -> Format:
 def formats() -> list[Format]:
     global _loaded
     if not _loaded:
-        from app.files import checkers
-
-        for module in pkgutil.iter_modules(checkers.__path__):
-            importlib.import_module(f"{checkers.__name__}.{module.name}")
+        import_all(CHECKERS)
         _loaded = True
     return list(_FORMATS)
 

@@ -20,7 +20,7 @@ import anyio
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.errors import ApiError
+from app.api_error import ApiError
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 4096

@@ -29,7 +29,7 @@ from app.models import (
     Metric,
     utcnow,
 )
-from app.schemas import JobCreate
+from distillery.types import JobCreate
 
 
 def new_job_id() -> str:

@@ -1,14 +1,19 @@
 """Resolving a job request: every name checked against the catalog, defaults filled in
-(resolve_spec), and the request's digest for its Idempotency-Key (request_hash)."""
+(resolve_spec), what the named entries' capabilities rule out refused naming the field, and the
+request's digest for its Idempotency-Key (request_hash). Everything it knows of a model,
+dataset, method, teacher source or task comes from its catalog entry (distillery.types.catalog).
+"""
 
 import hashlib
 import json
 from typing import Any
 
-from app import catalog
-from app.catalog import SpecError
-from app.schemas import JobCreate
 from app.tasks import check_task
+from distillery.types.catalog import DATASETS, METHODS, MODELS, TEACHER_SOURCES
+from distillery.types.catalog.base import SpecError, resolve_params
+from distillery.types.catalog.datasets import dataset_kind
+from distillery.types.catalog.models import model_layers
+from distillery.types.job_spec import EXPORT_FORMATS, JobCreate
 
 
 def resolve_spec(body: JobCreate) -> dict[str, Any]:
@@ -19,16 +24,13 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     if webhook is not None:
         spec["webhook"] = {"url": webhook["url"]}
     dataset = spec["dataset"]
-    dataset["options"] = catalog.resolve_params(
-        catalog.DATASETS, catalog.dataset_kind(dataset["name"]), dataset["options"], "dataset"
+    dataset["options"] = resolve_params(
+        DATASETS, dataset_kind(dataset["name"]), dataset["options"], "dataset"
     )
     if dataset["transfer"] is not None:
         transfer = dataset["transfer"]
-        transfer["options"] = catalog.resolve_params(
-            catalog.DATASETS,
-            catalog.dataset_kind(transfer["name"]),
-            transfer["options"],
-            "dataset.transfer",
+        transfer["options"] = resolve_params(
+            DATASETS, dataset_kind(transfer["name"]), transfer["options"], "dataset.transfer"
         )
         if (transfer["name"], transfer["options"]) == (dataset["name"], dataset["options"]):
             raise SpecError(
@@ -38,31 +40,85 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
             )
     for role in ("teacher", "student"):
         if "arch" in spec[role]:
-            spec[role]["params"] = catalog.resolve_params(
-                catalog.MODELS, spec[role]["arch"], spec[role]["params"], role
+            spec[role]["params"] = resolve_params(
+                MODELS, spec[role]["arch"], spec[role]["params"], role
             )
-    if spec["teacher"]["source"] in ("onnx", "logits", "hf") and spec["distill"]["soft_labels"] == (
-        "online"
-    ):
-        raise SpecError(
-            "distill.soft_labels",
-            f"a teacher from {spec['teacher']['source']!r} has no PyTorch model to run online; "
-            "use soft_labels 'auto' or 'stored'",
-        )
-    if spec["teacher"]["source"] in ("onnx", "logits", "hf") and dataset["augment"] is not None:
-        raise SpecError(
-            "dataset.augment",
-            f"a teacher from {spec['teacher']['source']!r} cannot label new views of the "
-            "examples; augmentation needs a zoo model teacher ('train' or 'weights')",
-        )
+    _check_teacher_source(spec)
     distill = spec["distill"]
-    distill["method_params"] = catalog.resolve_params(
-        catalog.METHODS, distill["method"], distill["method_params"], "distill"
+    distill["method_params"] = resolve_params(
+        METHODS, distill["method"], distill["method_params"], "distill"
     )
     check_task(spec)
-    catalog.resolve_layer_pairs(spec)
-    spec["export"] = sorted(set(spec["export"]), key=catalog.EXPORT_FORMATS.index)
+    resolve_layer_pairs(spec)
+    spec["export"] = sorted(set(spec["export"]), key=EXPORT_FORMATS.index)
     return spec
+
+
+def _check_teacher_source(spec: dict[str, Any]) -> None:
+    """A source that lends no PyTorch module (its catalog entry says) cannot run online or
+    label augmented views."""
+    source = spec["teacher"]["source"]
+    if TEACHER_SOURCES[source].module:
+        return
+    with_module = " or ".join(repr(n) for n, e in TEACHER_SOURCES.items() if e.module)
+    if spec["distill"]["soft_labels"] == "online":
+        raise SpecError(
+            "distill.soft_labels",
+            f"a teacher from {source!r} has no PyTorch model to run online; "
+            "use soft_labels 'auto' or 'stored'",
+        )
+    if spec["dataset"]["augment"] is not None:
+        raise SpecError(
+            "dataset.augment",
+            f"a teacher from {source!r} cannot label new views of the examples; "
+            f"augmentation needs a zoo model teacher ({with_module})",
+        )
+
+
+def resolve_layer_pairs(spec: dict[str, Any]) -> None:
+    """Fill in and check the layer pairs of `spec["distill"]["method_params"]` (resolved):
+    a pair left out defaults to the last feature layer of each model; every name must be a
+    layer of its model; the teacher must be a zoo model the worker can run online."""
+    distill = spec["distill"]
+    method = distill["method"]
+    fields = METHODS[method].layer_fields()
+    if not fields:
+        return
+    teacher, student = spec["teacher"], spec["student"]
+    source = TEACHER_SOURCES[teacher["source"]]
+    if not (source.module and source.arch):
+        with_layers = " or ".join(repr(n) for n, e in TEACHER_SOURCES.items() if e.arch)
+        raise SpecError(
+            "distill.method",
+            f"{method!r} reads the teacher's intermediate layers; a teacher from "
+            f"{teacher['source']!r} has none (use a teacher from {with_layers}, or 'kd')",
+        )
+    if distill["soft_labels"] == "stored":
+        raise SpecError(
+            "distill.soft_labels",
+            f"{method!r} reads the teacher's intermediate layers at every step, which the "
+            "soft-label store does not keep; use 'auto' or 'online'",
+        )
+    layers = {
+        "teacher": model_layers(teacher["arch"], teacher["params"]),
+        "student": model_layers(student["arch"], student["params"]),
+    }
+    for role, names in layers.items():
+        if not names:
+            arch = spec[role]["arch"]
+            raise SpecError(f"{role}.arch", f"{arch!r} has no layers {method!r} can read")
+    params = distill["method_params"]
+    for name in fields:
+        if params.get(name) is None:
+            params[name] = [{"student": layers["student"][-1], "teacher": layers["teacher"][-1]}]
+        for i, pair in enumerate(params[name]):
+            for role in ("student", "teacher"):
+                if pair[role] not in layers[role]:
+                    raise SpecError(
+                        f"distill.method_params.{name}.{i}.{role}",
+                        f"{pair[role]!r} is not a layer of the {role} "
+                        f"({spec[role]['arch']}); its layers: {', '.join(layers[role])}",
+                    )
 
 
 def request_hash(body: JobCreate) -> str:

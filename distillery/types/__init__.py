@@ -15,6 +15,7 @@ from distillery.types.estimates import (
     StageWork,
     Work,
 )
+from distillery.types.fields import TrainSettings
 from distillery.types.files import File, FileDeleted, FileList, FilePurpose
 from distillery.types.job_spec import (
     DatasetSpec,
@@ -69,6 +70,7 @@ __all__ = [
     "Progress",
     "StageWork",
     "StudentSpec",
+    "TrainSettings",
     "TransferSet",
     "WebhookSpec",
     "Work",

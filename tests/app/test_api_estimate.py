@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.schemas import Estimate
 from app.settings import Settings
+from distillery.types import Estimate
 from tests.app.test_api_jobs import SPEC, assert_error
 from tests.conftest import make_settings
 

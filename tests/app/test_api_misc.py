@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app import catalog
 from app.dispatch.base import Dispatcher
 from app.dispatch.celery import CeleryDispatcher
 from app.main import create_app
 from app.settings import Settings
+from distillery.types import catalog
 from tests.conftest import RecordingDispatcher
 from tests.e2e.conftest import free_port
 

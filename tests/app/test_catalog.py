@@ -2,8 +2,8 @@
 
 import pytest
 
-from app import catalog
-from app.catalog import SpecError
+from distillery.types import catalog
+from distillery.types.catalog import SpecError
 
 
 def test_defaults_are_filled_in() -> None:

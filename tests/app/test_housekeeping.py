@@ -15,10 +15,10 @@ from app.capped_folder import CappedFolder
 from app.db import session_scope
 from app.housekeeping import collect_garbage, work_folder
 from app.models import DEFAULT_TENANT, Artifact, Job, JobStatus, utcnow
-from app.schemas import JobCreate
 from app.settings import Settings
 from app.store import make_store
 from app.store.base import artifact_key, job_work_prefix
+from distillery.types import JobCreate
 from tests.app.test_cli import distillery
 from tests.conftest import MINIMAL_JOB, make_settings
 

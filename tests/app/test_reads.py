@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app import jobs, schemas
+from app import jobs
 from app.api.jobs import job_out
 from app.db import session_scope
 from app.models import JobStatus
 from app.settings import Settings
+from distillery import types as schemas
 from tests.conftest import MINIMAL_JOB
 
 OWNER = "worker-1"

@@ -13,8 +13,8 @@ from app.db import get_engine, session_scope, upgrade_database
 from app.dispatch.base import dispatch
 from app.dispatch.maintenance import maintain_once
 from app.models import Job, JobStatus, utcnow
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
 from tests.conftest import MINIMAL_JOB, RecordingDispatcher
 
 

@@ -15,10 +15,10 @@ from app import jobs
 from app.db import session_scope
 from app.main import create_app
 from app.models import DEFAULT_TENANT, JobWebhook
-from app.schemas import JobCreate
 from app.settings import Settings
 from app.webhooks import PARKED, deliver_due
 from distillery import InvalidSignature, verify_signature
+from distillery.types import JobCreate
 from tests.conftest import MINIMAL_JOB, RecordingDispatcher
 
 SECRET = "s3cret-s3cret-s3cret"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app import schemas
 from distillery import AsyncClient, AuthenticationError, NotFound, UnprocessableEntity
+from distillery import types as schemas
 from tests.distillery.conftest import STAGES, TINY_JOB, Server
 
 pytestmark = pytest.mark.xdist_group("processes")

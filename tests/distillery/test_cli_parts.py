@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from app import cli as app_cli
-from app import schemas
 from distillery import cli
+from distillery import types as schemas
 from distillery.cli import output, report, watch
 from tests.app.test_dependency_rule import loaded_after_import
 

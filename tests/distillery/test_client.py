@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import schemas
 from distillery import (
     AuthenticationError,
     ChecksumMismatch,
@@ -19,6 +18,7 @@ from distillery import (
     NotFound,
     UnprocessableEntity,
 )
+from distillery import types as schemas
 from tests.distillery.conftest import STAGES, TINY_JOB, Server
 
 pytestmark = pytest.mark.xdist_group("processes")

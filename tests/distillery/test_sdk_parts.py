@@ -9,7 +9,6 @@ import httpx
 import pytest
 from python_multipart.multipart import parse_options_header
 
-from app import schemas
 from distillery import (
     APIConnectionError,
     ChecksumMismatch,
@@ -20,6 +19,7 @@ from distillery import (
     downloads,
     event_stream,
 )
+from distillery import types as schemas
 from distillery.errors import error_from_response
 from distillery.multipart import MultipartUpload
 from tests.app.test_dependency_rule import loaded_after_import

@@ -6,7 +6,7 @@ import pytest
 import redis
 from celery import Celery
 
-from app.dispatch.base import RUN_JOB_TASK
+from distillery.types.protocol import RUN_JOB_TASK
 from tests.e2e.conftest import Service
 from tests.faults import checks
 from tests.faults.jobs import LONG_JOB, TINY_JOB

@@ -11,8 +11,8 @@ import pytest
 from app import jobs
 from app.db import session_scope
 from app.models import DEFAULT_TENANT, JobStatus
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
 from tests.conftest import MINIMAL_JOB
 
 ENTRY_POINTS = {

@@ -8,8 +8,8 @@ import pytest
 from app import jobs
 from app.db import session_scope
 from app.models import JobStatus
-from app.schemas import Estimate, JobCost, JobCreate
 from app.settings import Settings
+from distillery.types import Estimate, JobCost, JobCreate
 from tests.worker.test_pipeline import TINY, load, submit
 from worker import lifecycle
 from worker.estimate import answer

@@ -14,10 +14,10 @@ from sqlalchemy.exc import OperationalError
 
 from app import jobs
 from app.db import session_scope
-from app.dispatch.base import EXIT_DATABASE_UNREACHABLE
 from app.models import DEFAULT_TENANT, JobStatus
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
+from distillery.types.protocol import EXIT_DATABASE_UNREACHABLE
 from tests.conftest import MINIMAL_JOB, make_settings
 from worker import lifecycle
 from worker.failures import infrastructure_message, is_infrastructure_error

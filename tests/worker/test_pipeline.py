@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from app import jobs
 from app.db import session_scope
 from app.models import DEFAULT_TENANT, Job, JobStatus
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
 from worker import lifecycle
 from worker.control import LeaseLost
 from worker.stages import STAGE_NAMES

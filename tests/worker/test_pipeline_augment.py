@@ -13,8 +13,8 @@ from app.settings import Settings
 from tests.worker.test_pipeline import load, submit
 from worker import lifecycle
 from worker.augment import Views
+from worker.batch import Batch
 from worker.job_context import JobContext
-from worker.train import Batch
 
 SPEC: dict[str, Any] = {
     "dataset": {
@@ -94,10 +94,10 @@ def test_stored_and_online_labels_of_the_views_train_the_same_student(
 
 
 def test_augmentation_needs_a_teacher_that_can_label_views(sqlite_settings: Settings) -> None:
-    from app.catalog import SpecError
     from app.db import session_scope
     from app.jobs import create_job
-    from app.schemas import JobCreate
+    from distillery.types.catalog import SpecError
+    from distillery.types.job_spec import JobCreate
 
     spec = {**SPEC, "teacher": {"source": "logits", "file_id": "file_0"}}
     with session_scope(sqlite_settings.database_url) as session, pytest.raises(SpecError) as info:

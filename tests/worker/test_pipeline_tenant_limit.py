@@ -4,8 +4,8 @@ undispatched (maintenance sends it again), saying so once. SQLite and PostgreSQL
 from app import jobs
 from app.db import session_scope
 from app.models import JobStatus
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
 from tests.conftest import MINIMAL_JOB
 from worker import lifecycle
 

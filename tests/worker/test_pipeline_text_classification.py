@@ -13,11 +13,11 @@ import onnxruntime
 import torch
 from fastapi.testclient import TestClient
 
-from app.catalog import TextCnnParams
 from app.files.splits import fixed_test_split
 from app.files.text_examples import encode
 from app.models import JobStatus
 from app.settings import Settings
+from distillery.types.catalog.models import TextCnnParams
 from tests.app.files.conftest import upload_checked
 from tests.worker.teachers.tiny_hf import save_tiny_classifier, zip_folder
 from tests.worker.test_pipeline import load

@@ -2,7 +2,8 @@
 
 import pytest
 
-from app import catalog, schemas
+from distillery import types as schemas
+from distillery.types import catalog
 from worker.data import DATASETS
 from worker.kd import METHODS
 from worker.kd.schedules import TemperatureSchedule

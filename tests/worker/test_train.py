@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.schemas import TrainSettings
+from distillery.types import TrainSettings
 from worker.learning_tasks.classification import accuracy_and_loss
 from worker.models import build_model
 from worker.train import (

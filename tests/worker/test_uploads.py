@@ -7,10 +7,10 @@ import pytest
 import torch
 from sqlalchemy import update
 
-from app.catalog import SpecError
 from app.db import session_scope
 from app.models import Job, JobStatus
 from app.settings import Settings
+from distillery.types.catalog import SpecError
 from tests.worker.test_file_jobs import job_spec
 from tests.worker.test_pipeline import load, submit
 from tests.worker.uploads import add_dataset, add_file, add_logits, clusters

@@ -1,5 +1,6 @@
 """Data augmentation (`dataset.augment`): one file per kind, registered by name."""
 
+from app.plugins import import_all
 from worker.augment.registry import (
     AUGMENTATIONS,
     Augmentation,
@@ -7,7 +8,6 @@ from worker.augment.registry import (
     Views,
     build_augmentation,
 )
-from worker.plugins import import_all
 
 import_all(__name__)
 

@@ -1,9 +1,9 @@
 """The dataset registry: builtin sets and uploaded files registered under the catalog's names,
 and preparation."""
 
+from app.plugins import import_all
 from worker.data.prepare import Examples, PreparedData, prepare
 from worker.data.registry import DATASETS, DatasetMismatch, RawDataset, load_dataset
-from worker.plugins import import_all
 
 import_all(__name__)
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from app.catalog import DigitsOptions, Mnist1dOptions, SyntheticOptions
+from distillery.types.catalog.datasets import DigitsOptions, Mnist1dOptions, SyntheticOptions
 from worker.data.registry import DATASETS, DatasetRequest, RawDataset
 
 DIGIT_NAMES = [str(d) for d in range(10)]

@@ -84,7 +84,7 @@ def load_dataset(
     tenant: str = DEFAULT_TENANT,
     transfer: bool = False,
 ) -> RawDataset:
-    from app.catalog import dataset_kind
+    from distillery.types.catalog.datasets import dataset_kind
 
     request = DatasetRequest(name, options, settings or get_settings(), param, tenant, transfer)
     return DATASETS.get(dataset_kind(name))(request)

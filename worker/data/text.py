@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.catalog import TextCorpusOptions
 from app.files.text_windows import SPLIT_RULE, VOCAB, TooShort
 from app.files.text_windows import windows as split_windows
+from distillery.types.catalog.datasets import TextCorpusOptions
 from worker.data.registry import DATASETS, DatasetMismatch, DatasetRequest, RawDataset
 
 # Folders of the standard library that are not its own source: tests, installed packages.

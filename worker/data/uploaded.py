@@ -7,8 +7,8 @@ set has none: all of its rows (x, then x_test) are transfer examples.
 
 import numpy as np
 
-from app.catalog import FILE_PREFIX, SpecError
 from app.files.splits import DESCRIPTION, fixed_test_split
+from distillery.types.catalog import FILE_PREFIX, SpecError
 from worker.data.registry import DATASETS, DatasetMismatch, DatasetRequest, RawDataset
 from worker.data.rows import NpyRows, Rows, Subset
 from worker.uploads import uploaded_file

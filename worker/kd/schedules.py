@@ -10,7 +10,7 @@ class TemperatureSchedule:
 
     def __init__(self, spec: dict[str, Any], start: float, epochs: int) -> None:
         self.spec = spec
-        # `spec` is resolved (app.schemas): every field of its kind is there.
+        # `spec` is resolved (distillery.types.catalog.schedules): every field of its kind is there.
         self.kind = spec["kind"]
         if self.kind not in ("constant", "linear", "cosine", "step", "plateau"):
             raise KeyError(f"unknown temperature schedule {self.kind!r}")

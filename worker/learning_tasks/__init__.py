@@ -1,7 +1,7 @@
 """Learning tasks (`spec.task`), one file each, registered under the spec's names."""
 
+from app.plugins import import_all
 from worker.learning_tasks.registry import TASKS, Task, task_for
-from worker.plugins import import_all
 
 import_all(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.catalog import MODELS as CATALOG_MODELS
 from app.files.text_examples import PAD
+from distillery.types.catalog import MODELS as CATALOG_MODELS
 from worker import export
 from worker.data import PreparedData
 from worker.data.prepare import Examples

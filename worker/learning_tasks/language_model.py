@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.catalog import MODELS as CATALOG_MODELS
+from distillery.types.catalog import MODELS as CATALOG_MODELS
 from worker.data import PreparedData
 from worker.kd.losses import UNLABELLED
 from worker.learning_tasks.registry import TASKS, Normalisation, Task

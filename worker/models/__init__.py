@@ -1,5 +1,6 @@
 """The model zoo: implementations registered under the catalog's names."""
 
+from app.plugins import import_all
 from worker.models.registry import (
     MODELS,
     InputMismatch,
@@ -8,7 +9,6 @@ from worker.models.registry import (
     count_params,
     feature_modules,
 )
-from worker.plugins import import_all
 
 import_all(__name__)
 

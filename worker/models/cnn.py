@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from app.catalog import Cnn1dParams, Cnn2dParams
+from distillery.types.catalog.models import Cnn1dParams, Cnn2dParams
 from worker.models.registry import MODELS, InputMismatch
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.catalog import GptParams
+from distillery.types.catalog.models import GptParams
 from worker.models.registry import MODELS, InputMismatch
 
 VOCAB = 256  # bytes

@@ -4,7 +4,7 @@ import math
 
 from torch import nn
 
-from app.catalog import MlpParams
+from distillery.types.catalog.models import MlpParams
 from worker.models.registry import MODELS
 
 

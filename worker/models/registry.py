@@ -6,11 +6,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from app import catalog
+from distillery.types import catalog
 from worker.registry import Registry
 
 # A factory builds the bare network from (params, input_shape, num_classes); the params are
-# the arch's catalog parameter object (app.catalog), defaults filled in there and only there.
+# the arch's catalog parameter object (distillery.types.catalog.models), defaults filled in
+# there and only there.
 ModelFactory = Callable[[Any, tuple[int, ...], int], nn.Module]
 
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -65,7 +66,7 @@ def build_model(
 
 def feature_modules(model: nn.Module) -> dict[str, nn.Module]:
     """The named layers of a zoo model whose outputs distillation methods may tap, in forward
-    order (the catalog lists the same names: app.catalog.model_layers)."""
+    order (the catalog lists the same names: distillery.types.catalog.models.model_layers)."""
     net = model.net if isinstance(model, (Normalized, Tokens)) else model
     named = getattr(net, "feature_modules", None)
     return dict(named()) if named is not None else {}

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from app.catalog import ResnetCifarParams
+from distillery.types.catalog.models import ResnetCifarParams
 from worker.models.registry import MODELS, InputMismatch
 
 

@@ -10,7 +10,7 @@ first position (the model still answers).
 import torch
 from torch import nn
 
-from app.catalog import TextCnnParams, TextTransformerParams
+from distillery.types.catalog.models import TextCnnParams, TextTransformerParams
 from worker.models.gpt import Block, gpt_init
 from worker.models.registry import MODELS, InputMismatch
 

@@ -1,7 +1,7 @@
 """The pipeline's stages, one file each, found by discovery and run in the order of the place
 each names (`Stage.place`)."""
 
-from worker.plugins import import_all
+from app.plugins import import_all
 from worker.stages.base import Stage
 
 import_all(__name__)

@@ -9,14 +9,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from app.catalog import SpecError
+from distillery.types.catalog import SpecError
+from worker.batch import Batch
 from worker.job_context import JobContext
 from worker.kd import FeatureTaps, Method, Outputs, build_method
 from worker.kd.losses import UNLABELLED
 from worker.kd.schedules import TemperatureSchedule
 from worker.stages.base import Stage, StageCost, student_training
 from worker.stages.soft_labels import teacher_runs_online
-from worker.train import Batch
 
 # What the hints stage leaves for distillation: the student and the method's learnable parts.
 HINTS_OUTPUT = "hints"

@@ -7,11 +7,11 @@ the method's to say, not an `if` here."""
 import torch
 from torch import nn
 
+from worker.batch import Batch
 from worker.job_context import JobContext
 from worker.kd import build_method
 from worker.stages.base import Stage, StageCost, student_training
 from worker.stages.distill import HINTS_OUTPUT, method_run
-from worker.train import Batch
 
 
 def hint_epochs(job: JobContext) -> int:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from worker.batch import Batch
 from worker.job_context import JobContext
 from worker.kd import build_method
 from worker.softlabels import SoftLabelStore, StoredLogits, TopKLogits, bytes_per_example
 from worker.stages.base import Stage, StageCost
-from worker.train import Batch, epoch_order
+from worker.train import epoch_order
 
 # Views labelled per teacher forward when the store is filled (any size gives the same views).
 LABEL_CHUNK = 1024

@@ -18,13 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from worker.batch import Batch
 from worker.job_context import JobContext
 from worker.kd import auto
 from worker.kd.schedules import TemperatureSchedule
 from worker.stages.base import Stage, StageCost, student_training
 from worker.stages.distill import method_run
 from worker.stages.soft_labels import teacher_runs_online
-from worker.train import Batch, train
+from worker.train import train
 
 TUNING_FILE = "tuning.json"
 TUNED = "tuned"  # JobContext.built: the values distillation uses

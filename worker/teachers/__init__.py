@@ -1,7 +1,7 @@
 """Where a job's teacher comes from (`teacher.source`): one file per source, registered under the
 catalog's names (distillery.types.catalog.teacher_sources); found by discovery."""
 
-from worker.plugins import import_all
+from app.plugins import import_all
 from worker.teachers.registry import TEACHER_SOURCES, StageRunner, TeacherContext, TeacherSource
 
 import_all(__name__)

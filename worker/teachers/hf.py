@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.catalog import SpecError
 from app.files.text_examples import decode
+from distillery.types.catalog import SpecError
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
 from worker.uploads import UploadedFile
 

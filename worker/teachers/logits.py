@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.catalog import SpecError
+from distillery.types.catalog import SpecError
 from worker.data.rows import NpyRows
 from worker.teachers.registry import TEACHER_SOURCES, TeacherSource
 from worker.uploads import UploadedFile

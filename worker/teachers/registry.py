@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from app.catalog import SpecError
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
+from distillery.types.catalog import SpecError
 from worker.data import PreparedData
 from worker.learning_tasks import Task
 from worker.learning_tasks.classification import Classification

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.catalog import SpecError
+from distillery.types.catalog import SpecError
 from worker import export
 from worker.models import InputMismatch, count_params
 from worker.teachers.registry import TeacherSource

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from app.catalog import SpecError
+from distillery.types.catalog import SpecError
 from worker.teachers.registry import TEACHER_SOURCES
 from worker.teachers.torch_teacher import TorchTeacher
 from worker.uploads import UploadedFile

@@ -4,10 +4,10 @@ parameter schema, tasks and capabilities; the job spec's unions and the API's ch
 derived from them, and `GET /v1/catalog/<kind>` lists them."""
 
 from distillery.types.catalog.augmentations import AUGMENTATIONS
-from distillery.types.catalog.base import Entry, SpecError
-from distillery.types.catalog.datasets import DATASETS
+from distillery.types.catalog.base import Entry, SpecError, resolve_params
+from distillery.types.catalog.datasets import DATASETS, FILE_PREFIX, dataset_kind
 from distillery.types.catalog.methods import METHODS
-from distillery.types.catalog.models import MODELS
+from distillery.types.catalog.models import MODELS, model_layers
 from distillery.types.catalog.schedules import TEMPERATURE_SCHEDULES
 from distillery.types.catalog.tasks import TASKS
 from distillery.types.catalog.teacher_sources import TEACHER_SOURCES
@@ -26,11 +26,16 @@ KINDS: dict[str, dict[str, Entry]] = {
 __all__ = [
     "AUGMENTATIONS",
     "DATASETS",
+    "FILE_PREFIX",
     "KINDS",
     "METHODS",
     "MODELS",
     "TASKS",
     "TEACHER_SOURCES",
     "TEMPERATURE_SCHEDULES",
+    "Entry",
     "SpecError",
+    "dataset_kind",
+    "model_layers",
+    "resolve_params",
 ]

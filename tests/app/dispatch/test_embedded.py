@@ -13,11 +13,11 @@ import pytest
 
 from app import jobs
 from app.db import session_scope
-from app.dispatch.base import PARENT_PID_ENV
 from app.dispatch.embedded import EmbeddedRunner
 from app.models import DEFAULT_TENANT, JobStatus
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
+from distillery.types.protocol import PARENT_PID_ENV
 from tests.conftest import MINIMAL_JOB
 
 CHILD = "from worker.run import die_with_parent; die_with_parent(); import time; time.sleep(120)"

@@ -14,8 +14,8 @@ from app.dispatch.celery import BROKER_MARKER_KEY, CeleryDispatcher
 from app.dispatch.maintenance import MaintenanceLoop, maintain_once
 from app.housekeeping import work_folder
 from app.models import DEFAULT_TENANT, Job, utcnow
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
 from tests.conftest import MINIMAL_JOB
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.errors import ApiError
+from app.api_error import ApiError
 from app.files.upload import (
     BATCH_BYTES,
     MAX_HEADER_BYTES,

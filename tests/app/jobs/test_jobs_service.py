@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from app import jobs
 from app.db import session_scope
 from app.models import DEFAULT_TENANT, Job, JobStatus, utcnow
-from app.schemas import JobCreate
 from app.settings import Settings
+from distillery.types import JobCreate
 from tests.conftest import MINIMAL_JOB
 
 

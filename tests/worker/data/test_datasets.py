@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from app import catalog
+from distillery.types import catalog
 from worker.data import load_dataset, prepare
 from worker.data.prepare import DatasetMismatch
 

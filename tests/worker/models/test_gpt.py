@@ -4,14 +4,15 @@ names them."""
 import pytest
 import torch
 
-from app import catalog
+from distillery.types import catalog
+from distillery.types.catalog.models import GptParams
 from worker.models import InputMismatch, Tokens, count_params, feature_modules
 from worker.models.gpt import build_gpt
 
 
 def gpt(**params: int) -> torch.nn.Module:
     resolved = catalog.resolve_params(catalog.MODELS, "gpt", params, "student")
-    return Tokens(build_gpt(catalog.GptParams(**resolved), (16,), 256)).eval()
+    return Tokens(build_gpt(GptParams(**resolved), (16,), 256)).eval()
 
 
 def test_logits_at_a_position_depend_only_on_the_bytes_up_to_it() -> None:
@@ -56,7 +57,7 @@ def test_the_catalog_names_its_blocks() -> None:
     [((16,), 10, "vocabulary of 256"), ((64,), 256, "context 32"), ((4, 4), 256, "(time,)")],
 )
 def test_data_that_does_not_fit_is_refused(shape: tuple, classes: int, why: str) -> None:
-    params = catalog.GptParams(layers=1, heads=1, dim=8, context=32)
+    params = GptParams(layers=1, heads=1, dim=8, context=32)
     with pytest.raises(InputMismatch, match=why.replace("(", r"\(").replace(")", r"\)")):
         build_gpt(params, shape, classes)
 

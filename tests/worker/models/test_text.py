@@ -4,8 +4,8 @@ and the transformer's attention really reads across the text."""
 import pytest
 import torch
 
-from app.catalog import TextCnnParams, TextTransformerParams
 from app.files.text_examples import encode
+from distillery.types.catalog.models import TextCnnParams, TextTransformerParams
 from worker.models.text import TextCnn, TextTransformer
 
 TEXTS = ["hello world", "", "日本語のテキスト", "a"]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from app import catalog
+from distillery.types import catalog
 from worker.models import InputMismatch, build_model, count_params, feature_modules
 
 SHAPES = {

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.catalog import SpecError
 from app.files.text_examples import decode, encode
 from app.settings import Settings
+from distillery.types.catalog import SpecError
 from tests.worker.teachers.tiny_hf import (
     add_hf_teacher,
     edit_config,

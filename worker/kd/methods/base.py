@@ -1,10 +1,11 @@
 """What every distillation method is: the registry and the base class.
 
-A method is one file in this package that subclasses `Method` and registers it under its
-catalog name (`app.catalog.METHODS`, which holds its parameter schema). The method declares
-the layers it reads (`student_layers`, `teacher_layers`: the catalog's layer names), creates
-its learnable parts in `build` once it has seen the features' shapes (they are submodules, so
-they train with the student and go into its checkpoint), and computes the loss of a batch.
+A method is one file in this package (found by discovery) that subclasses `Method` and
+registers it under its catalog name (distillery.types.catalog.methods holds its parameter
+schema: the method's second file). The method declares the layers it reads (`student_layers`,
+`teacher_layers`: the catalog's layer names), creates its learnable parts in `build` once it
+has seen the features' shapes (they are submodules, so they train with the student and go into
+its checkpoint), and computes the loss of a batch.
 """
 
 from dataclasses import dataclass, field

@@ -1,7 +1,7 @@
-"""Plug-in discovery: a package of plug-ins (methods, teacher sources, learning tasks,
-augmentations, models, datasets, stages) imports every module in it, each of which registers
-itself, so a new plug-in is its file, with no import list to keep (as upload checkers are found,
-app/files/formats.py)."""
+"""Plug-in discovery: a package of plug-ins (upload checkers; the worker's methods, teacher
+sources, learning tasks, augmentations, models, datasets, stages) has every module in it
+imported, each of which registers itself, so a new plug-in is its file, with no import list to
+keep. The registry names its plug-in package, and never imports it (no import circle)."""
 
 import importlib
 import pkgutil
