@@ -4,6 +4,7 @@ dependencies (at the locked versions), and drives a live service (tests/distille
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -28,10 +29,16 @@ def _pins() -> str:
 @pytest.fixture(scope="module")
 def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("wheel")
+    # A copy of what the wheel is built from: the build writes its own files beside the sources.
+    source = folder / "source"
+    for name in ("app", "worker", "distillery"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     dist = folder / "dist"
     pip = [sys.executable, "-m", "pip"]
     built = subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,9 +83,9 @@ def test_the_wheel_brings_no_server_or_worker_dependency(client_venv: Path) -> N
     assert json.loads(found.stdout) == []
 
 
-def test_the_sdk_from_the_wheel_runs_a_job_on_a_live_service(
-    client_venv: Path, server: Server, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def wheel_job(client_venv: Path, server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A job the SDK from the wheel ran: what it printed (status, catalog kinds, paths, id)."""
     ran = _python(
         client_venv,
         """
@@ -94,15 +101,22 @@ def test_the_sdk_from_the_wheel_runs_a_job_on_a_live_service(
             job = client.jobs.wait(job.id, timeout=600)
             path = client.jobs.download(job.id, "student.safetensors", out)
         print(json.dumps({"status": job.status, "kinds": kinds, "path": str(path),
-                          "sdk": distillery.__file__}))
+                          "sdk": distillery.__file__, "id": job.id}))
         """,
         server.url,
         server.api_key,
         json.dumps({**TINY_JOB, "name": "wheel-sdk"}),
-        str(tmp_path),
+        str(tmp_path_factory.mktemp("wheel_download")),
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
-    answer = json.loads(ran.stdout)
+    answer: dict = json.loads(ran.stdout)
+    return answer
+
+
+def test_the_sdk_from_the_wheel_runs_a_job_on_a_live_service(
+    client_venv: Path, wheel_job: dict
+) -> None:
+    answer = wheel_job
     assert answer["status"] == "succeeded"
     assert str(client_venv) in answer["sdk"]  # the installed wheel, not this checkout
     assert "lskd" in answer["kinds"]["methods"]
@@ -110,15 +124,20 @@ def test_the_sdk_from_the_wheel_runs_a_job_on_a_live_service(
     assert Path(answer["path"]).stat().st_size > 0
 
 
-def test_the_client_cli_from_the_wheel(client_venv: Path, server: Server) -> None:
-    """After the SDK test's job: `list` shows it; the server's commands say what to install."""
+def test_the_client_cli_from_the_wheel(client_venv: Path, server: Server, wheel_job: dict) -> None:
+    """`show` reads the SDK's job; the server's commands say what to install."""
     env = {"DISTILLERY_URL": server.url, "DISTILLERY_API_KEY": server.api_key, "PATH": "/usr/bin"}
     cli = client_venv / "bin" / "distillery"
-    listed = subprocess.run(
-        [cli, "list", "--json"], capture_output=True, text=True, env=env, timeout=120
+    shown = subprocess.run(
+        [cli, "show", wheel_job["id"], "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
-    assert listed.returncode == 0, listed.stderr
-    assert "wheel-sdk" in [job["name"] for job in json.loads(listed.stdout)["data"]]
+    assert shown.returncode == 0, shown.stderr
+    job = json.loads(shown.stdout)
+    assert (job["name"], job["status"]) == ("wheel-sdk", "succeeded")
     served = subprocess.run([cli, "serve"], capture_output=True, text=True, env=env, timeout=120)
     assert served.returncode == 2
     assert "pip install 'distillery[server]'" in served.stderr
