@@ -15,10 +15,14 @@ from app.api_error import ApiError
 
 router = APIRouter(include_in_schema=False)
 
+# The page, its style and its ES modules (dashboard.js imports the others).
 MEDIA_TYPES = {
     "index.html": "text/html; charset=utf-8",
-    "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
+    **{
+        f"{module}.js": "text/javascript; charset=utf-8"
+        for module in ("dashboard", "api", "dom", "charts", "job", "list", "submit")
+    },
 }
 # Scripts, styles and requests to this origin only; artifacts are saved through blob: URLs.
 SECURITY_HEADERS = {

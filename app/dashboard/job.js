@@ -1,0 +1,361 @@
+// #/jobs/<id>: one job, polled while shown: its head (status, stage, progress), curves,
+// results, estimate vs actual, artifacts (downloaded with the key), events and spec.
+
+import { ApiError, api, every, reportError, taskCatalog } from "./api.js";
+import { renderCurves } from "./charts.js";
+import {
+  el,
+  fmtBytes,
+  fmtClock,
+  fmtDuration,
+  fmtFlops,
+  fmtNumber,
+  fmtTime,
+  label,
+  progressBar,
+  replace,
+  statusBadge,
+  swatch,
+  viewRoot,
+} from "./dom.js";
+
+const JOB_INTERVAL_MS = 1000;
+export const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+// What every job's compression says; the quality it keeps is the task's (its catalog entry).
+const COMPRESSION_LABELS = {
+  param_ratio: "parameters, teacher / student",
+  size_ratio: "size, teacher / student",
+  latency_speedup_cpu: "CPU latency, teacher / student",
+  kd_gain: "distillation gain over the baseline",
+};
+
+
+export function jobView(view, jobId) {
+  const head = el("section", { class: "job-head" }, el("p", {}, "Loading…"));
+  const legend = el("div", { class: "legend" });
+  const charts = el("div", { class: "charts" });
+  const results = el("section", { id: "results", hidden: true });
+  const cost = el("section", { id: "cost", hidden: true });
+  const artifacts = el("tbody");
+  const events = el("tbody");
+  const eventsBox = el(
+    "div",
+    { class: "events" },
+    el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, ["Time", "Kind", "Message"].map((h) => el("th", {}, h)))),
+      events,
+    ),
+  );
+  const spec = el("pre", { class: "spec" });
+  replace(
+    viewRoot,
+    el("p", { class: "crumbs" }, el("a", { href: "#/" }, "← all jobs")),
+    head,
+    el("section", {}, el("h2", {}, "Curves"), legend, charts),
+    results,
+    cost,
+    el(
+      "section",
+      {},
+      el("h2", {}, "Artifacts"),
+      el(
+        "table",
+        { class: "artifacts" },
+        el(
+          "thead",
+          {},
+          el("tr", {}, ["Name", "Format", "Size", "sha256"].map((h) => el("th", {}, h))),
+        ),
+        artifacts,
+      ),
+    ),
+    el("section", {}, el("h2", {}, "Events"), eventsBox),
+    el("details", {}, el("summary", {}, "Spec"), spec),
+  );
+  replace(artifacts, el("tr", {}, el("td", { colspan: 4 }, "None yet.")));
+
+  const base = `v1/jobs/${encodeURIComponent(jobId)}`;
+  let etag = null;
+  let job = null;
+  let lastEvent = 0;
+  let artifactNames = "";
+  let finalPass = false;
+
+  every(view, JOB_INTERVAL_MS, async () => {
+    let response;
+    try {
+      response = await api(base, { headers: etag ? { "If-None-Match": etag } : {} });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        replace(head, el("h1", {}, "No such job"), el("p", {}, `${jobId} does not exist (or belongs to another tenant).`));
+        return false;
+      }
+      throw error;
+    }
+    const changed = response.status !== 304;
+    if (changed) {
+      etag = response.headers.get("ETag");
+      job = await response.json();
+      if (!view.alive) return false;
+      renderHead(head, job);
+      spec.textContent = JSON.stringify(job.spec, null, 2);
+    }
+    const finished = FINISHED.has(job.status);
+    const task = (await taskCatalog())[job.spec.task];
+    if (changed || !finished) {
+      const metrics = (await (await api(`${base}/metrics`)).json()).data;
+      if (!view.alive) return false;
+      renderCurves(legend, charts, metrics, job, task);
+      lastEvent = await appendEvents(base, events, eventsBox, lastEvent);
+    }
+    if (changed) {
+      const listing = (await (await api(`${base}/artifacts`)).json()).data;
+      const names = listing.map((a) => a.name + a.sha256).join();
+      if (names !== artifactNames && view.alive) {
+        artifactNames = names;
+        renderArtifacts(artifacts, base, listing);
+      }
+      if (job.result) renderResults(results, job.result, task);
+      if (job.cost && job.cost.estimate) renderCost(cost, job.cost);
+    }
+    // One more pass after the job has finished (its last events and artifacts), then stop.
+    if (finished) {
+      if (finalPass) return false;
+      finalPass = true;
+    }
+    return true;
+  });
+}
+
+export function renderHead(head, job) {
+  const p = job.progress || {};
+  const parts = [];
+  const finished = FINISHED.has(job.status);
+  if (job.stage && (!finished || job.status === "failed")) parts.push(`stage ${job.stage}`);
+  if (p.epoch !== null && p.epoch !== undefined && p.epochs) parts.push(`epoch ${p.epoch} / ${p.epochs}`);
+  if (!finished && p.eta_seconds !== null && p.eta_seconds !== undefined) {
+    parts.push(`ETA ${fmtDuration(p.eta_seconds)}`);
+  }
+  const times = [`created ${fmtTime(job.created_at)}`];
+  if (job.started_at) times.push(`started ${fmtTime(job.started_at)}`);
+  if (job.finished_at) times.push(`finished ${fmtTime(job.finished_at)}`);
+  if (job.attempt > 1) times.push(`attempt ${job.attempt}`);
+  replace(
+    head,
+    el("h1", {}, job.name || job.id, " ", statusBadge(job.status)),
+    el("p", { class: "mono" }, job.id),
+    el("div", { class: "progress-row" }, progressBar(p.fraction), el("span", { id: "stage-line" }, parts.join(" · "))),
+    el("p", { class: "hint" }, times.join(" · ")),
+    job.error &&
+      el(
+        "div",
+        { class: "error-box" },
+        el("strong", {}, job.error.code),
+        job.error.stage ? ` in ${job.error.stage}` : "",
+        ": ",
+        job.error.message,
+      ),
+  );
+}
+
+export async function appendEvents(base, tbody, box, after) {
+  let cursor = after;
+  for (;;) {
+    const page = await (await api(`${base}/events?after=${cursor}&limit=1000`)).json();
+    if (!page.data.length) break;
+    const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+    for (const event of page.data) {
+      tbody.append(
+        el(
+          "tr",
+          { class: `event event-${event.kind}` },
+          el("td", { class: "mono", title: event.created_at }, fmtClock(event.created_at)),
+          el("td", {}, event.kind),
+          el("td", {}, event.message),
+        ),
+      );
+      cursor = event.id;
+    }
+    if (atBottom) box.scrollTop = box.scrollHeight;
+    if (!page.has_more) break;
+  }
+  return cursor;
+}
+
+export function renderArtifacts(tbody, base, listing) {
+  if (!listing.length) {
+    replace(tbody, el("tr", {}, el("td", { colspan: 4 }, "None yet.")));
+    return;
+  }
+  replace(
+    tbody,
+    listing.map((artifact) => {
+      const link = el(
+        "a",
+        { href: `${base}/artifacts/${encodeURIComponent(artifact.name)}`, download: artifact.name },
+        artifact.name,
+      );
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        download(link, artifact.name);
+      });
+      return el(
+        "tr",
+        {},
+        el("td", {}, link),
+        el("td", {}, artifact.format),
+        el("td", {}, fmtBytes(artifact.bytes)),
+        el("td", { class: "mono", title: artifact.sha256 }, artifact.sha256.slice(0, 16) + "…"),
+      );
+    }),
+  );
+}
+
+// Downloads need the API key too: fetched as a blob, then saved through an object URL.
+export async function download(link, name) {
+  link.classList.add("busy");
+  try {
+    const blob = await (await api(link.getAttribute("href"))).blob();
+    const url = URL.createObjectURL(blob);
+    const save = el("a", { href: url, download: name, hidden: true });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (error) {
+    reportError(error);
+  } finally {
+    link.classList.remove("busy");
+  }
+}
+
+export function renderResults(section, result, task) {
+  const models = ["teacher", "student", "baseline"].filter((m) => result[m]);
+  const testKeys = [];
+  for (const m of models) {
+    for (const key of Object.keys(result[m])) {
+      if (key.startsWith("test_") && !testKeys.includes(key)) testKeys.push(key);
+    }
+  }
+  const header = ["Model", "Arch", "Params", "Size", ...testKeys.map(label), "CPU latency (ms)"];
+  const rows = models.map((m) => {
+    const r = result[m];
+    return el(
+      "tr",
+      { "data-model": m },
+      el("th", {}, swatch(m), m),
+      el("td", {}, r.arch || r.source || "—"),
+      el("td", {}, fmtNumber(r.params)),
+      el("td", {}, fmtBytes(r.bytes)),
+      testKeys.map((k) => el("td", {}, fmtNumber(r[k]))),
+      el("td", {}, fmtNumber(r.latency_ms_cpu)),
+    );
+  });
+  const compression = result.compression || {};
+  const labels = { ...COMPRESSION_LABELS };
+  if (task && task.quality) labels[task.quality.key] = task.quality.title;
+  const compressionRows = Object.entries(compression)
+    .filter(([key]) => key !== "kd_gain_unit")
+    .map(([key, value]) =>
+      el(
+        "tr",
+        { "data-key": key },
+        el("th", {}, labels[key] || label(key)),
+        el("td", {}, compressionValue(key, value, compression, task)),
+      ),
+    );
+  replace(
+    section,
+    el("h2", {}, "Results"),
+    el(
+      "table",
+      { class: "results" },
+      el("thead", {}, el("tr", {}, header.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows),
+    ),
+    el("h3", {}, "Compression"),
+    el("table", { class: "compression" }, el("tbody", {}, compressionRows)),
+  );
+  section.hidden = false;
+}
+
+// The job's estimate (made after validate, on its device) and, once it succeeded, what it
+// did: seconds and optimiser steps per stage, FLOPs.
+export function renderCost(section, cost) {
+  const estimate = cost.estimate;
+  const actual = cost.actual;
+  const kind = actual ? actual.device : Object.keys(estimate.wall_seconds)[0];
+  const device = estimate.wall_seconds[kind];
+  if (!device) return;
+  const work = estimate.work;
+  const seconds = (value) => (value === null || value === undefined ? "—" : value.toFixed(1));
+  const row = (name, est, act, estSteps, actSteps, flops) =>
+    el(
+      "tr",
+      { "data-stage": name },
+      el("th", {}, name),
+      el("td", {}, seconds(est)),
+      el("td", {}, seconds(act)),
+      el("td", {}, estSteps ? fmtNumber(estSteps) : "—"),
+      el("td", {}, estSteps && actSteps !== undefined ? fmtNumber(actSteps) : "—"),
+      el("td", {}, fmtFlops(flops)),
+    );
+  const rows = Object.entries(device.stages).map(([name, est]) => {
+    const stage = work.stages[name];
+    return row(
+      name,
+      est,
+      actual ? actual.stages[name] : null,
+      stage ? stage.steps : 0,
+      actual ? actual.steps[name] : undefined,
+      stage ? stage.flops : null,
+    );
+  });
+  rows.push(
+    row(
+      "total",
+      device.total,
+      actual ? actual.total : null,
+      work.teacher_steps + work.student_steps,
+      actual ? actual.teacher_steps + actual.student_steps : undefined,
+      work.flops,
+    ),
+  );
+  const header = ["Stage", "Estimated s", "Actual s", "Estimated steps", "Actual steps", "FLOPs"];
+  replace(
+    section,
+    el("h2", {}, "Estimate vs actual"),
+    el(
+      "p",
+      { class: "hint" },
+      `${device.device}; soft labels ${fmtBytes(work.soft_label_bytes)} estimated` +
+        (actual ? `, ${fmtBytes(actual.soft_label_bytes)} stored` : ""),
+    ),
+    el(
+      "table",
+      { class: "cost" },
+      el("thead", {}, el("tr", {}, header.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows),
+    ),
+  );
+  section.hidden = false;
+}
+
+// A compression value as read: ratios with ×, retentions as percentages, the gain in the task's
+// test metric (points of it, or its unit when lower is better).
+function compressionValue(key, value, compression, task) {
+  if (typeof value !== "number") return fmtNumber(value);
+  if (key.endsWith("_ratio") || key.includes("speedup")) return `${fmtNumber(value)}×`;
+  if (key.endsWith("_retention")) return `${(value * 100).toFixed(2)}%`;
+  if (key === "kd_gain") {
+    const metric = (task && task.test_metric) || { key: "test_metric", higher_is_better: true };
+    const signed = value > 0 ? `+${fmtNumber(value)}` : fmtNumber(value);
+    const unit = (compression.kd_gain_unit || label(metric.key)).replace(/_/g, " ");
+    return metric.higher_is_better
+      ? `${signed} ${unit} (student − baseline)`
+      : `${signed} ${unit} (baseline − student)`;
+  }
+  return fmtNumber(value);
+}
