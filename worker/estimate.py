@@ -138,7 +138,7 @@ def _training_rate(
     data = job.data
     index = torch.arange(min(settings["batch_size"], len(data.train)))
     batch = Batch(index, 0, torch.arange(len(index)), None, torch.arange(len(data.train)))
-    batch_loss = job.hard_label_loss(data.train, data.y_train)
+    batch_loss = job.trainer.hard_label_loss(data.train, data.y_train)
     return _step_rate(model, settings, precision, lambda: batch_loss(model, batch), len(index))
 
 

@@ -44,7 +44,7 @@ def run_claimed(job: Job, control: JobControl, settings: Settings) -> None:
     """Run a job this worker has claimed, and holds through `control`, to a final status."""
     set_worker_threads(settings)
     tune_allocator(settings)
-    pipeline = Pipeline(settings, job.id, job.spec, control)
+    pipeline = Pipeline(settings, job, control)
     try:
         _run_to_final_status(pipeline, control)
     except LeaseLost:

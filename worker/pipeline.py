@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from app import jobs
-from app.db import session_scope
 from app.housekeeping import remove_job_work
+from app.models import Job
 from app.settings import Settings
 from app.store import make_store
 from worker import worksync
@@ -37,11 +37,18 @@ __all__ = ["STAGES", "STAGE_NAMES", "Pipeline"]
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, job_id: str, spec: dict[str, Any], control: JobControl):
+    def __init__(self, settings: Settings, claimed: Job, control: JobControl):
+        """`claimed` is the job's row as this worker's claim left it (no need to read it
+        again): its spec, tenant, attempt and any estimate an earlier attempt recorded."""
+        job_id, spec = claimed.id, claimed.spec
         self.job_id = job_id
+        self.attempt = claimed.attempt
+        self.cost: dict[str, Any] | None = claimed.cost
         self.job = JobContext(
             job_id=job_id,
             spec=spec,
+            # The tenant: the only one whose uploaded files the job may read.
+            tenant=claimed.tenant,
             settings=settings,
             control=control,
             store=make_store(settings.artifact_url, settings.s3_endpoint_url),
@@ -76,10 +83,7 @@ class Pipeline:
         job = self.job
         job.enter("validate")
         started = time.monotonic()
-        with session_scope(job.settings.database_url) as session:
-            row = jobs.unscoped_job(session, self.job_id)
-            # The tenant: the only one whose uploaded files the job may read.
-            job.tenant, cost, attempt = row.tenant, row.cost, row.attempt
+        cost, attempt = self.cost, self.attempt
         job.workdir.mkdir(parents=True, exist_ok=True)
         # Work files an attempt on another host left in a remote store (no-op for a local one).
         worksync.pull(job.store, self.job_id, job.workdir)

@@ -21,8 +21,8 @@ class Baseline(Stage):
     def run(self, job: JobContext) -> None:
         settings = job.distill_settings
         baseline = job.build_student()  # the student's initial weights
-        if not job.finished(baseline, "baseline"):
+        if not job.outputs.finished(baseline, "baseline"):
             steps = math.ceil(len(job.data.distill) / settings["batch_size"])
-            job.train_with_labels(baseline, settings, "baseline", steps)
-            job.save_output(baseline, "baseline")
+            job.trainer.train_with_labels(baseline, settings, "baseline", steps)
+            job.outputs.save_output(baseline, "baseline")
         job.baseline = baseline

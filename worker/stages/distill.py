@@ -102,7 +102,7 @@ class Distill(Stage):
 
     def run(self, job: JobContext) -> None:
         student = job.student
-        if job.finished(student, "student"):
+        if job.outputs.finished(student, "student"):
             return
         settings = job.distill_settings
         with method_run(job) as run:
@@ -120,8 +120,10 @@ class Distill(Stage):
             schedule = TemperatureSchedule(
                 settings["temperature_schedule"], settings["temperature"], settings["epochs"]
             )
-            job.train_stage(run.model, settings, run.x, batch_loss, "student", temperature=schedule)
-        job.save_output(student, "student")
+            job.trainer.train_stage(
+                run.model, settings, run.x, batch_loss, "student", temperature=schedule
+            )
+        job.outputs.save_output(student, "student")
 
 
 class StudentWithMethod(nn.Module):

@@ -33,7 +33,7 @@ class Hints(Stage):
         if (job.workdir / "student.safetensors").exists():
             return  # an earlier attempt finished distillation, which started from the hints
         with method_run(job) as run:
-            if job.finished(run.model, HINTS_OUTPUT):
+            if job.outputs.finished(run.model, HINTS_OUTPUT):
                 return
 
             def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
@@ -41,5 +41,5 @@ class Hints(Stage):
                 return run.method.hint_loss(student, teacher)
 
             settings = {**job.distill_settings, "epochs": hint_epochs(job)}
-            job.train_stage(run.model, settings, run.x, batch_loss, HINTS_OUTPUT)
-            job.save_output(run.model, HINTS_OUTPUT)
+            job.trainer.train_stage(run.model, settings, run.x, batch_loss, HINTS_OUTPUT)
+            job.outputs.save_output(run.model, HINTS_OUTPUT)

@@ -47,7 +47,7 @@ class TeacherText(Stage):
             partial = path.with_name(path.name + ".partial.npy")
             np.save(partial, windows)
             os.replace(partial, path)
-            job.push(path)
+            job.outputs.push(path)
             job.event(
                 "info",
                 f"teacher_text: the teacher rewrote {len(windows)} windows after their first "

@@ -71,7 +71,7 @@ class Tune(Stage):
             search.tried.append(candidate)
             path = job.workdir / TUNING_FILE
             path.write_text(json.dumps(search.as_json()))
-            job.push(path)
+            job.outputs.push(path)
         student.load_state_dict(initial)
         chosen = search.chosen()
         job.built[TUNED] = {"temperature": chosen.temperature, "kd_weight": chosen.kd_weight}
@@ -98,7 +98,7 @@ class Tune(Stage):
     ) -> None:
         metric, _higher = job.task.selection
         index = len(search.tried)
-        hooks = job.hooks()
+        hooks = job.trainer.hooks()
 
         def on_epoch(epoch: int, values: dict[str, float]) -> None:
             score = values[f"val_{metric}"]
@@ -132,7 +132,7 @@ class Tune(Stage):
                     settings=settings,
                     num_examples=len(run.x),
                     batch_loss=batch_loss,
-                    validate=job.validator(),
+                    validate=job.trainer.validator(),
                     checkpoint_path=checkpoint,
                     hooks=replace(hooks, on_epoch=on_epoch, on_checkpoint=lambda _path: None),
                     seed=job.seed,

@@ -26,19 +26,31 @@ from worker.data import PreparedData
 from worker.learning_tasks import Task
 from worker.learning_tasks.classification import Classification
 from worker.registry import Registry
+from worker.stage_cost import StageCost
 from worker.uploads import UploadedFile, uploaded_file
 
 FILE_PARAM = "teacher.file_id"
 
 
-class StageRunner(Protocol):
-    """What the pipeline lends a source for its pretraining stage."""
-
+class TrainsWithLabels(Protocol):
     def train_with_labels(self, model: nn.Module, settings: dict[str, Any], name: str) -> None: ...
 
+
+class KeepsOutputs(Protocol):
     def finished(self, model: nn.Module, name: str) -> bool: ...
 
     def save_output(self, model: nn.Module, name: str) -> Path: ...
+
+
+class StageRunner(Protocol):
+    """What the pipeline lends a source for its pretraining stage (the job's context): its
+    trainer, its stage outputs and its events."""
+
+    @property
+    def trainer(self) -> TrainsWithLabels: ...
+
+    @property
+    def outputs(self) -> KeepsOutputs: ...
 
     def event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None: ...
 
@@ -88,6 +100,10 @@ class TeacherSource:
 
     def pretrain(self, runner: StageRunner) -> None:
         runner.event("info", f"teacher from {self.name}: no pretraining")
+
+    def pretraining_cost(self) -> StageCost:
+        """The work `pretrain` does (none, but for a source that trains its teacher)."""
+        return StageCost()
 
     def sha256(self) -> str:
         raise NotImplementedError

@@ -1,6 +1,9 @@
 """`train`: a zoo arch the pipeline trains on the labelled train split (pretrain_teacher)."""
 
+import math
+
 from app.store.base import sha256_of
+from worker.stage_cost import StageCost
 from worker.teachers.registry import TEACHER_SOURCES, StageRunner
 from worker.teachers.torch_teacher import TorchTeacher
 
@@ -16,10 +19,20 @@ class TrainedTeacher(TorchTeacher):
         self.module = self.build(self.data.mean, self.data.std)
 
     def pretrain(self, runner: StageRunner) -> None:
-        if runner.finished(self.module, "teacher"):
+        if runner.outputs.finished(self.module, "teacher"):
             return
-        runner.train_with_labels(self.module, self.spec["train"], "teacher")
-        runner.save_output(self.module, "teacher")
+        runner.trainer.train_with_labels(self.module, self.spec["train"], "teacher")
+        runner.outputs.save_output(self.module, "teacher")
+
+    def pretraining_cost(self) -> StageCost:
+        settings, data = self.spec["train"], self.data
+        epochs = settings["epochs"]
+        return StageCost(
+            teacher_trained=float(epochs * len(data.train)),
+            teacher_inferred=float(epochs * len(data.val)),
+            epochs=epochs,
+            steps=epochs * math.ceil(len(data.train) / settings["batch_size"]),
+        )
 
     def sha256(self) -> str:
         return sha256_of(self.context.workdir / TEACHER_FILE)
