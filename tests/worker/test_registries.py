@@ -4,9 +4,11 @@ import pytest
 
 from distillery import types as schemas
 from distillery.types import catalog
+from worker.augment import AUGMENTATIONS
 from worker.data import DATASETS
 from worker.kd import METHODS
-from worker.kd.schedules import TemperatureSchedule
+from worker.kd.schedules import SCHEDULES, TemperatureSchedule
+from worker.learning_tasks import TASKS
 from worker.models import MODELS
 from worker.registry import Registry
 from worker.teachers import TEACHER_SOURCES
@@ -49,6 +51,12 @@ def test_teacher_sources_match_the_catalog_and_the_job_schema() -> None:
 
 def test_methods_match_the_catalog() -> None:
     assert METHODS.names() == sorted(catalog.METHODS)
+
+
+def test_schedules_augmentations_and_tasks_match_the_catalog() -> None:
+    assert SCHEDULES.names() == sorted(catalog.TEMPERATURE_SCHEDULES)
+    assert AUGMENTATIONS.names() == sorted(catalog.AUGMENTATIONS)
+    assert TASKS.names() == sorted(catalog.TASKS)
 
 
 SCHEDULE_EXAMPLES = {
