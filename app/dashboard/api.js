@@ -136,14 +136,27 @@ export function every(view, ms, fn) {
   tick();
 }
 
-let tasks = null;
+const catalogs = {};
 
-// The task catalog (GET /v1/catalog/tasks), fetched once: each task's test and validation
-// metrics and what its compression says of quality.
-export async function taskCatalog() {
-  if (tasks === null) {
-    const listing = (await (await api("v1/catalog/tasks")).json()).data;
-    tasks = Object.fromEntries(listing.map((entry) => [entry.name, entry.capabilities]));
+// A kind of the catalog (GET /v1/catalog/<kind>), fetched once: each entry's capabilities by
+// name, in the catalog's order.
+async function catalog(kind) {
+  if (!(kind in catalogs)) {
+    const listing = (await (await api(`v1/catalog/${kind}`)).json()).data;
+    catalogs[kind] = Object.fromEntries(listing.map((entry) => [entry.name, entry.capabilities]));
   }
-  return tasks;
+  return catalogs[kind];
+}
+
+// Each task's test and validation metrics and what its compression says of quality.
+export function taskCatalog() {
+  return catalog("tasks");
+}
+
+// The curves' series: a stage that trains a model (its catalog entry's `trains`), in order.
+export async function trainingSeries() {
+  const stages = await catalog("stages");
+  return Object.entries(stages)
+    .filter(([, stage]) => stage.trains)
+    .map(([name, stage]) => ({ name: stage.trains, stage: name }));
 }

@@ -1,7 +1,7 @@
 // The job page's curves: training loss, the task's validation metric and the temperature, per
 // series (teacher, distilled student, baseline), drawn as inline SVG line charts.
 
-import { SERIES, el, fmtNumber, replace, svg, swatch } from "./dom.js";
+import { MODEL_STYLES, el, fmtNumber, replace, svg, swatch } from "./dom.js";
 
 // The validation metric to plot: the one the job's task names (its catalog entry), else the loss.
 export function validationMetric(rows, task) {
@@ -12,7 +12,9 @@ export function validationMetric(rows, task) {
   return ["val_loss", "Validation loss"];
 }
 
-export function renderCurves(legend, charts, rows, job, task) {
+// `series`: {name (the model), stage (the stage that trains it)}, from the stage catalog.
+export function renderCurves(legend, charts, rows, job, task, series) {
+  const drawn = series.map((s) => ({ ...s, ...(MODEL_STYLES[s.name] || { label: s.name }) }));
   const byStage = {};
   for (const row of rows) (byStage[row.stage] = byStage[row.stage] || []).push(row);
   const points = (stage, key) =>
@@ -21,13 +23,13 @@ export function renderCurves(legend, charts, rows, job, task) {
       .map((r) => [r.epoch, r.values[key]]);
   const [valKey, valTitle] = validationMetric(rows, task);
   const specs = [
-    { id: "loss", title: "Training loss", key: "train_loss", stages: SERIES, log: true },
-    { id: "validation", title: valTitle, key: valKey, stages: SERIES },
-    { id: "temperature", title: "Temperature (distillation)", key: "temperature", stages: SERIES.filter((s) => s.name === "student") },
+    { id: "loss", title: "Training loss", key: "train_loss", stages: drawn, log: true },
+    { id: "validation", title: valTitle, key: valKey, stages: drawn },
+    { id: "temperature", title: "Temperature (distillation)", key: "temperature", stages: drawn.filter((s) => s.name === "student") },
   ];
   replace(
     legend,
-    SERIES.map((s) => {
+    drawn.map((s) => {
       const n = (byStage[s.stage] || []).length;
       const skipped = s.name === "baseline" && job.spec && job.spec.baseline === false;
       return el(

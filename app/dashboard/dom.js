@@ -3,12 +3,12 @@
 
 export const SVG_NS = "http://www.w3.org/2000/svg";
 export const viewRoot = document.getElementById("view");
-// The training stages a job records per-epoch metrics for, with their fixed colours.
-export const SERIES = [
-  { name: "teacher", stage: "pretrain_teacher", label: "teacher", color: "#1f6fd1" },
-  { name: "student", stage: "distill", label: "student (distilled)", color: "#e4572e" },
-  { name: "baseline", stage: "baseline", label: "baseline (from scratch)", color: "#2a9d3f" },
-];
+// How each model's series looks; which stage trains it comes from the stage catalog.
+export const MODEL_STYLES = {
+  teacher: { label: "teacher", color: "#1f6fd1" },
+  student: { label: "student (distilled)", color: "#e4572e" },
+  baseline: { label: "baseline (from scratch)", color: "#2a9d3f" },
+};
 
 // --- small DOM helpers ----------------------------------------------------------------------
 
@@ -123,8 +123,8 @@ export function progressBar(fraction) {
 }
 
 export function swatch(name) {
-  const series = SERIES.find((s) => s.name === name);
+  const style = MODEL_STYLES[name];
   const mark = el("span", { class: "swatch" });
-  if (series) mark.style.background = series.color;
+  if (style) mark.style.background = style.color;
   return mark;
 }

@@ -1,7 +1,7 @@
 // #/jobs/<id>: one job, polled while shown: its head (status, stage, progress), curves,
 // results, estimate vs actual, artifacts (downloaded with the key), events and spec.
 
-import { ApiError, api, every, reportError, taskCatalog } from "./api.js";
+import { ApiError, api, every, reportError, taskCatalog, trainingSeries } from "./api.js";
 import { renderCurves } from "./charts.js";
 import {
   el,
@@ -104,10 +104,11 @@ export function jobView(view, jobId) {
     }
     const finished = FINISHED.has(job.status);
     const task = (await taskCatalog())[job.spec.task];
+    const series = await trainingSeries();
     if (changed || !finished) {
       const metrics = (await (await api(`${base}/metrics`)).json()).data;
       if (!view.alive) return false;
-      renderCurves(legend, charts, metrics, job, task);
+      renderCurves(legend, charts, metrics, job, task, series);
       lastEvent = await appendEvents(base, events, eventsBox, lastEvent);
     }
     if (changed) {

@@ -82,3 +82,9 @@ def test_registry_fails_loudly() -> None:
         registry.get("b")
     with pytest.raises(KeyError, match="registered twice"):
         registry.register("a")(2)
+
+
+def test_the_pipeline_runs_the_catalogs_stages_in_its_order() -> None:
+    from worker.stages import STAGE_NAMES
+
+    assert tuple(catalog.STAGES) == STAGE_NAMES

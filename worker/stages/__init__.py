@@ -1,18 +1,20 @@
-"""The pipeline's stages, one file each, found by discovery and run in the order of the place
-each names (`Stage.place`)."""
+"""The pipeline's stages, one file each, found by discovery and run in the order the catalog
+lists them (distillery.types.catalog.stages: a new stage is its file and its entry there)."""
 
 from app.plugins import import_all
+from distillery.types.catalog import STAGES as CATALOG
 from worker.stages.base import Stage
 
 import_all(__name__)
 
 
 def _stages() -> tuple[Stage, ...]:
-    found = sorted(Stage.__subclasses__(), key=lambda stage: stage.place)
-    places = [stage.place for stage in found]
-    if len(set(places)) != len(places):
-        raise RuntimeError(f"two stages name one place: {[(s.name, s.place) for s in found]}")
-    return tuple(stage() for stage in found)
+    found = {stage.name: stage for stage in Stage.__subclasses__()}
+    if set(found) != set(CATALOG):
+        raise RuntimeError(
+            f"the worker's stages {sorted(found)} are not the catalog's {sorted(CATALOG)}"
+        )
+    return tuple(found[name]() for name in CATALOG)
 
 
 STAGES: tuple[Stage, ...] = _stages()

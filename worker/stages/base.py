@@ -10,9 +10,6 @@ from worker.stage_cost import StageCost
 
 class Stage:
     name: ClassVar[str]
-    # Where the stage runs in the pipeline: stages run in increasing `place` (validate is 0;
-    # the others are tens apart, so a new stage names its place without renumbering).
-    place: ClassVar[int]
 
     def applies(self, job: JobContext) -> bool:
         return True

@@ -10,7 +10,6 @@ from worker.stages.base import Stage, StageCost, student_training
 
 class Baseline(Stage):
     name = "baseline"
-    place = 70
 
     def applies(self, job: JobContext) -> bool:
         return bool(job.spec["baseline"])

@@ -94,7 +94,6 @@ def method_run(job: JobContext) -> Iterator[MethodRun]:
 
 class Distill(Stage):
     name = "distill"
-    place = 60
 
     def cost(self, job: JobContext) -> StageCost:
         online = teacher_runs_online(job)

@@ -7,7 +7,6 @@ from worker.stages.base import Stage, StageCost
 
 class Evaluate(Stage):
     name = "evaluate"
-    place = 80
 
     def cost(self, job: JobContext) -> StageCost:
         # The test split through the teacher (a zoo model; other sources may answer from a

@@ -7,7 +7,6 @@ from worker.stages.base import Stage
 
 class Export(Stage):
     name = "export"
-    place = 90
 
     def run(self, job: JobContext) -> None:
         packaging.package(job, job.report)

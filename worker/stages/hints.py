@@ -20,7 +20,6 @@ def hint_epochs(job: JobContext) -> int:
 
 class Hints(Stage):
     name = "hints"
-    place = 50
 
     def applies(self, job: JobContext) -> bool:
         return hint_epochs(job) > 0

@@ -7,7 +7,6 @@ from worker.stages.base import Stage, StageCost
 
 class PretrainTeacher(Stage):
     name = "pretrain_teacher"
-    place = 10
 
     def cost(self, job: JobContext) -> StageCost:
         return job.teacher.pretraining_cost()

@@ -68,7 +68,6 @@ def teacher_runs_online(job: JobContext) -> bool:
 
 class SoftLabels(Stage):
     name = "soft_labels"
-    place = 20
 
     def cost(self, job: JobContext) -> StageCost:
         where = plan(job)

@@ -26,7 +26,6 @@ def settings_of(job: JobContext) -> dict | None:
 
 class TeacherText(Stage):
     name = "teacher_text"
-    place = 30
 
     def applies(self, job: JobContext) -> bool:
         return settings_of(job) is not None

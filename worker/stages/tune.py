@@ -44,7 +44,6 @@ def search_for(job: JobContext) -> auto.Search:
 
 class Tune(Stage):
     name = "tune"
-    place = 40
 
     def applies(self, job: JobContext) -> bool:
         return auto.is_auto(job.spec["distill"])

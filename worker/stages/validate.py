@@ -16,7 +16,6 @@ from worker.teachers import TeacherContext, build_teacher
 
 class Validate(Stage):
     name = "validate"
-    place = 0
 
     def run(self, job: JobContext) -> None:
         spec = job.spec

@@ -1,5 +1,5 @@
 """The catalog: what a job may name, one module per kind of entry (models, datasets, methods,
-teacher sources, temperature schedules, augmentations, tasks). Each entry carries its name,
+teacher sources, temperature schedules, augmentations, tasks, stages). Each entry carries its name,
 parameter schema, tasks and capabilities; the job spec's unions and the API's checks are
 derived from them, and `GET /v1/catalog/<kind>` lists them."""
 
@@ -9,6 +9,7 @@ from distillery.types.catalog.datasets import DATASETS, FILE_PREFIX, dataset_kin
 from distillery.types.catalog.methods import METHODS
 from distillery.types.catalog.models import MODELS, model_layers
 from distillery.types.catalog.schedules import TEMPERATURE_SCHEDULES
+from distillery.types.catalog.stages import STAGES
 from distillery.types.catalog.tasks import TASKS
 from distillery.types.catalog.teacher_sources import TEACHER_SOURCES
 
@@ -21,6 +22,7 @@ KINDS: dict[str, dict[str, Entry]] = {
     "schedules": dict(TEMPERATURE_SCHEDULES),
     "augmentations": dict(AUGMENTATIONS),
     "tasks": dict(TASKS),
+    "stages": dict(STAGES),
 }
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "KINDS",
     "METHODS",
     "MODELS",
+    "STAGES",
     "TASKS",
     "TEACHER_SOURCES",
     "TEMPERATURE_SCHEDULES",

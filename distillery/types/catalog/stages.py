@@ -1,0 +1,58 @@
+"""Pipeline stages (a job's `stage`, its events and metrics): the order they run in, what each
+does, and which model's training curves it records (`trains`: teacher, student or baseline).
+`worker/stages/` implements each under the same name, one file each, and runs them in this
+order; the dashboard draws a curve per stage that trains a model."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from distillery.types.catalog.base import BOTH_TASKS, Entry, Params, by_name
+
+
+class NoParams(Params):
+    """A stage takes no parameters of its own (the spec's parts configure it)."""
+
+
+@dataclass(frozen=True)
+class StageEntry(Entry):
+    params: type[Params] = NoParams
+    tasks: tuple[str, ...] = BOTH_TASKS
+    # The model whose per-epoch metrics the stage records (None: it records none).
+    trains: str | None = None
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"order": list(STAGES).index(self.name), "trains": self.trains}
+
+
+# In the order they run; a stage runs when it applies to the job.
+STAGES: dict[str, StageEntry] = by_name(
+    [
+        StageEntry(
+            "validate",
+            "Load the data, build the teacher and the student, check the job can run; then the "
+            "job estimates itself.",
+        ),
+        StageEntry(
+            "pretrain_teacher",
+            "The teacher source prepares the teacher (a `train` teacher is trained).",
+            trains="teacher",
+        ),
+        StageEntry(
+            "soft_labels", "The teacher's logits of the distillation examples, stored once."
+        ),
+        StageEntry(
+            "teacher_text",
+            "`seqkd`: the teacher rewrites each distillation window after its prompt.",
+        ),
+        StageEntry("tune", '"auto" temperature / kd_weight: short candidates, the best kept.'),
+        StageEntry("hints", "A two-stage method's first stage: its feature terms alone."),
+        StageEntry("distill", "The student, trained with the job's method.", trains="student"),
+        StageEntry(
+            "baseline",
+            "The same student from scratch on hard labels, for the same steps.",
+            trains="baseline",
+        ),
+        StageEntry("evaluate", "Teacher, student and baseline on the test split."),
+        StageEntry("export", "The student in the spec's formats, the report and manifest."),
+    ]
+)
