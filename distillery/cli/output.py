@@ -14,13 +14,18 @@ from rich.console import Console
 from rich.table import Table
 
 from distillery.errors import DistilleryError
+from distillery.types.catalog.tasks import TASKS
 
 # The metrics of an epoch that a progress line shows, in order, with their labels: the
-# training loss, then the task's validation quality (classification, language_model).
+# training loss, then the validation metric of each task (its catalog entry), whichever the
+# job records.
 SHOWN_METRICS = (
     ("train_loss", "loss"),
-    ("val_accuracy", "val_acc"),
-    ("val_bits_per_byte", "val_bpb"),
+    *(
+        (task.validation_metric.key, task.validation_metric.short)
+        for task in TASKS.values()
+        if task.validation_metric is not None
+    ),
 )
 
 

@@ -18,6 +18,7 @@ import torch
 
 from app.models import DEFAULT_TENANT
 from app.settings import Settings, get_settings
+from worker.data.labels import CLASS_IDS, Labels
 from worker.data.registry import DatasetMismatch, RawDataset, load_dataset
 from worker.data.rows import Concat, Rows, Subset, as_rows, chunk_rows, iter_chunks, row_digests
 from worker.precision import pinned
@@ -124,6 +125,8 @@ class PreparedData:
     logit_transfer_rows: int
     test_logit_rows: np.ndarray | None
     raw_dtype: str = "float32"
+    # What the labels are (the task's: dtype, the unlabelled mark).
+    labels: Labels = CLASS_IDS
     # "values" or "text" (RawDataset.modality).
     modality: str = "values"
     # Transfer examples removed because they are also validation or test examples.
@@ -145,10 +148,10 @@ class PreparedData:
 
     @cached_property
     def y_distill(self) -> torch.Tensor:
-        """Labels for `distill`: labelled train, then transfer; -1 marks transfer examples
-        (KD term only). Built on first use, then the same tensor every time."""
+        """Labels for `distill`: labelled train, then transfer, marked unlabelled (the KD term
+        only: -1 for class ids). Built on first use, then the same tensor every time."""
         shape = (len(self.transfer), *self.y_train.shape[1:])  # a label per position, or one
-        unlabelled = torch.full(shape, -1, dtype=torch.long)
+        unlabelled = torch.full(shape, self.labels.unlabelled, dtype=self.labels.dtype)
         return torch.cat([self.y_train, unlabelled])
 
     def fingerprint(self) -> str:
@@ -171,8 +174,11 @@ def prepare(
     seed: int,
     settings: Settings | None = None,
     tenant: str = DEFAULT_TENANT,
+    *,
+    labels: Labels = CLASS_IDS,
 ) -> PreparedData:
-    """`tenant`: the job's, whose uploaded files alone it may read."""
+    """`tenant`: the job's, whose uploaded files alone it may read; `labels`: what the job's
+    task learns (its dtype, the unlabelled mark, the check of the dataset's labels)."""
     settings = settings or get_settings()
     raw = load_dataset(dataset["name"], dataset["options"], settings, "dataset.name", tenant=tenant)
     if raw.y is None or raw.y_test is None or not raw.num_classes:
@@ -182,8 +188,8 @@ def prepare(
         )
     x, x_test = as_rows(raw.x), as_rows(raw.x_test)
     input_shape = tuple(x.shape[1:])
-    y = torch.from_numpy(raw.y.astype(np.int64))
-    _check_labels(raw)
+    labels.check(raw)
+    y = labels.tensor(raw.y)
 
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(x), generator=generator).numpy()
@@ -241,12 +247,13 @@ def prepare(
     train_examples = Examples(train_rows, in_memory)
     mean, std = _normalisation(train_examples)
     return PreparedData(
+        labels=labels,
         train=train_examples,
         y_train=y[train],
         val=Examples(Subset(x, val), in_memory),
         y_val=y[val],
         test=Examples(x_test, in_memory),
-        y_test=torch.from_numpy(raw.y_test.astype(np.int64)),
+        y_test=labels.tensor(raw.y_test),
         transfer=Examples(transfer, in_memory),
         input_shape=input_shape,
         num_classes=raw.num_classes,
@@ -263,15 +270,6 @@ def prepare(
         modality=raw.modality,
         transfer_dropped=leaked,
     )
-
-
-def _check_labels(raw: RawDataset) -> None:
-    assert raw.num_classes is not None
-    for name, labels in (("train", raw.y), ("test", raw.y_test)):
-        if labels is None or len(labels) == 0:
-            continue
-        if labels.min() < 0 or labels.max() >= raw.num_classes:
-            raise DatasetMismatch("dataset", f"{name} labels outside 0..{raw.num_classes - 1}")
 
 
 def _normalisation(x: Examples) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from worker.data import PreparedData
+from worker.data.labels import CLASS_IDS, Labels
 from worker.data.prepare import Examples
 from worker.registry import Registry
 from worker.train import predict_chunks
@@ -32,6 +33,8 @@ class Task:
     metrics: ClassVar[tuple[str, ...]] = ("loss",)
     # Examples per forward pass when measuring.
     eval_batch: ClassVar[int] = 1024
+    # What the task learns: its labels' dtype, the unlabelled mark, the check of a dataset's.
+    labels: ClassVar[Labels] = CLASS_IDS
 
     def build_model(
         self,

@@ -20,7 +20,9 @@ class Validate(Stage):
     def run(self, job: JobContext) -> None:
         spec = job.spec
         try:
-            data = prepare(spec["dataset"], job.seed, job.settings, job.tenant)
+            data = prepare(
+                spec["dataset"], job.seed, job.settings, job.tenant, labels=job.task.labels
+            )
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
         job.built["data"] = data

@@ -23,6 +23,8 @@ class Metric:
     format: str
     higher_is_better: bool
     unit: str
+    # A label short enough for a progress line (the CLI's).
+    short: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +33,7 @@ class Metric:
             "format": self.format,
             "higher_is_better": self.higher_is_better,
             "unit": self.unit,
+            "short": self.short or self.title,
         }
 
 
@@ -78,7 +81,7 @@ TASKS: dict[str, TaskEntry] = by_name(
             tasks=(CLASSIFICATION,),
             test_metric=Metric("test_accuracy", "test acc", "{:>9.4f}", True, "points"),
             validation_metric=Metric(
-                "val_accuracy", "Validation accuracy", "{:.4f}", True, "points"
+                "val_accuracy", "Validation accuracy", "{:.4f}", True, "points", "val_acc"
             ),
             quality=Quality(
                 "accuracy_retention", "test accuracy, student / teacher", "accuracy retention {}"
@@ -95,7 +98,12 @@ TASKS: dict[str, TaskEntry] = by_name(
                 "test_bits_per_byte", "test bpb", "{:>9.4f}", False, "bits per byte"
             ),
             validation_metric=Metric(
-                "val_bits_per_byte", "Validation bits per byte", "{:.4f}", False, "bits per byte"
+                "val_bits_per_byte",
+                "Validation bits per byte",
+                "{:.4f}",
+                False,
+                "bits per byte",
+                "val_bpb",
             ),
             quality=Quality(
                 "bits_per_byte_over_teacher",
