@@ -66,7 +66,19 @@ class ResnetCifarParams(Params):
     width: Literal[16, 64] = Field(default=16, description="first-stage channels (64: x4)")
 
 
-class GptParams(Params):
+class AttentionParams(Params):
+    """Parameters of a model with multi-head attention (its subclasses declare `heads` and
+    `dim`, in their own field order): the width splits evenly over the heads."""
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "AttentionParams":
+        heads, dim = getattr(self, "heads"), getattr(self, "dim")  # noqa: B009
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not a multiple of heads {heads}")
+        return self
+
+
+class GptParams(AttentionParams):
     layers: Annotated[int, Field(ge=1, le=96)] = Field(default=4, description="transformer blocks")
     heads: Annotated[int, Field(ge=1, le=128)] = Field(default=4, description="attention heads")
     dim: Annotated[int, Field(ge=8, le=8192)] = Field(
@@ -76,25 +88,13 @@ class GptParams(Params):
         default=256, description="longest sequence (positions) the model reads"
     )
 
-    @model_validator(mode="after")
-    def _heads_divide_dim(self) -> "GptParams":
-        if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
-        return self
 
-
-class TextTransformerParams(Params):
+class TextTransformerParams(AttentionParams):
     layers: Annotated[int, Field(ge=1, le=48)] = Field(default=2, description="encoder blocks")
     heads: Annotated[int, Field(ge=1, le=64)] = Field(default=4, description="attention heads")
     dim: Annotated[int, Field(ge=8, le=4096)] = Field(
         default=128, description="embedding width (a multiple of heads)"
     )
-
-    @model_validator(mode="after")
-    def _heads_divide_dim(self) -> "TextTransformerParams":
-        if self.dim % self.heads:
-            raise ValueError(f"dim {self.dim} is not a multiple of heads {self.heads}")
-        return self
 
 
 class TextCnnParams(Params):
