@@ -55,6 +55,41 @@ def test_headers_over_the_limit_are_refused_with_431(server: tuple[str, int]) ->
     assert b'"code":"header_too_large"' in answer
 
 
+@pytest.mark.parametrize("size", [12_000, 100_000, 120_000])
+def test_complete_headers_over_the_limit_in_one_write_are_refused(
+    server: tuple[str, int], size: int
+) -> None:
+    """Headers that arrive complete in one read are counted too (they used to pass when the
+    read that finished them was parsed before it was counted)."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+    with socket.create_connection(server) as sock:
+        sock.sendall(request)
+        answer = _closed_by_server(sock, within=10)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_pipelined_request_with_oversized_headers_is_refused(server: tuple[str, int]) -> None:
+    small = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    with socket.create_connection(server) as sock:
+        sock.sendall(small + big)
+        answer = _closed_by_server(sock, within=10)
+    assert answer.count(b"HTTP/1.1 200 ") <= 1
+    assert b"HTTP/1.1 431 " in answer
+
+
+def test_a_body_in_the_same_write_does_not_count_as_headers(server: tuple[str, int]) -> None:
+    body = b'{"a": "' + b"x" * 20_000 + b'"}'
+    request = (
+        b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    with socket.create_connection(server) as sock:
+        sock.sendall(request)
+        answer = _closed_by_server(sock, within=10)
+    assert answer.startswith(b"HTTP/1.1 422 ")
+
+
 def test_headers_that_never_finish_are_cut_off(server: tuple[str, int]) -> None:
     with socket.create_connection(server) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and nothing more
