@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api import catalog, dashboard, files, health, jobs
+from app.api import catalog, dashboard, docs, files, health, jobs, session
 from app.api.event_streams import EventStreams
 from app.db import upgrade_database
 from app.db_async import open_database
@@ -84,6 +84,32 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
+class NoSniff:
+    """Every answer says X-Content-Type-Options: nosniff (a browser must not guess that a JSON
+    body or a downloaded artifact is HTML or a script)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == NOSNIFF[0] for name, _ in headers):
+                    headers.append(NOSNIFF)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_nosniff)
+
+
 def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None = None) -> FastAPI:
     """The API. `dispatcher` defaults to what the settings select (Celery or embedded runner)."""
     settings = settings or get_settings()
@@ -129,10 +155,13 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         version="0.1.0",
         description="Knowledge distillation as a service.",
         lifespan=lifespan,
+        docs_url=None,  # app/api/docs.py, when DISTILLERY_API_DOCS=true
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = make_store(settings.artifact_url, settings.s3_endpoint_url)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NoSniff)
     # Outermost: times every request, including those refused above.
     app.add_middleware(HttpMetrics)
     install_error_handlers(app)
@@ -140,7 +169,10 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.include_router(jobs.router)
     app.include_router(files.router)
     app.include_router(catalog.router)
+    app.include_router(session.router)
     app.include_router(dashboard.router)
+    if settings.api_docs:
+        app.include_router(docs.router)
     return app
 
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # GET /metrics (Prometheus), without an API key: keep it off the public network.
     metrics_enabled: bool = True
 
+    # GET /docs: Swagger UI, pinned and integrity-checked, from a CDN (app/api/docs.py). Off by
+    # default: no third-party script runs on the origin where the dashboard signs in.
+    api_docs: bool = False
+
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     # Event streams (GET /v1/jobs/{id}/events?stream=true): each ends after this long with a

@@ -60,7 +60,25 @@ bearer = HTTPBearer(
 )
 
 
+# The dashboard's key (app/api/session.py): an HttpOnly cookie no script can read, honoured only
+# on requests that also carry SESSION_HEADER. A page on another origin cannot add that header
+# without a CORS preflight this API never grants, so it cannot act with the cookie (nor can a
+# form or an image: SameSite=Strict, and they cannot set headers either).
+SESSION_COOKIE = "distillery_session"
+SESSION_HEADER = "X-Distillery-Session"
+
+
+def key_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The API key a request presents: its Bearer key, else the dashboard's cookie."""
+    if credentials is not None:
+        return credentials.credentials
+    if request.headers.get(SESSION_HEADER) == "1":
+        return request.cookies.get(SESSION_COOKIE)
+    return None
+
+
 async def get_tenant(
+    request: Request,
     settings: SettingsDep,
     database: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -68,17 +86,15 @@ async def get_tenant(
     """The tenant the request acts for. With DISTILLERY_AUTH=off everything is the default
     tenant's (no database read); with auth required, the tenant of the Bearer key (401 without
     a live one), looked up on every request so a revoked key stops at once."""
-    return await tenant_for(settings, database, credentials)
+    return await tenant_for(settings, database, key_of(request, credentials))
 
 
-async def tenant_for(
-    settings: Settings, database: AsyncDatabase, credentials: HTTPAuthorizationCredentials | None
-) -> str:
+async def tenant_for(settings: Settings, database: AsyncDatabase, key: str | None) -> str:
     """get_tenant's answer, for callers outside dependency injection (app.api.poll)."""
     if settings.auth == "off":
         return DEFAULT_TENANT
     challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
+    if key is None:
         raise ApiError(
             401,
             "unauthorized",
@@ -87,7 +103,7 @@ async def tenant_for(
             "Authorization",
             challenge,
         )
-    tenant = await auth.authenticate_async(database, credentials.credentials)
+    tenant = await auth.authenticate_async(database, key)
     if tenant is None:
         raise ApiError(
             401,

@@ -3,7 +3,9 @@
 A stream holds no database connection between its polls; a process serves at most
 `max_event_streams` at once (503 past that); each ends after `event_stream_max_seconds`, and all
 of them end when the server is told to stop, each with a `reconnect` event naming the cursor to
-resume from (`after`, or the Last-Event-ID header that EventSource sends by itself).
+resume from (`after`, or the Last-Event-ID header that EventSource sends by itself). A stream
+re-checks its API key at every poll: once the key is revoked, the stream ends with `reconnect`
+(reason `unauthorized`), and reconnecting is answered 401.
 """
 
 import asyncio
@@ -12,7 +14,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import FrameType
 from typing import Any
 
@@ -112,15 +114,25 @@ def _reconnect(cursor: int | None, reason: str) -> str:
 
 
 async def job_events(
-    database: AsyncDatabase, streams: EventStreams, job_id: str, tenant: str, after: int | None
+    database: AsyncDatabase,
+    streams: EventStreams,
+    job_id: str,
+    tenant: str,
+    after: int | None,
+    key_still_live: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[str]:
     """The job's events after `after`, then new ones as they come, until the job reaches a
     final status and every event was sent (`end`), or the stream must stop (`reconnect`)."""
     deadline = time.monotonic() + streams.max_seconds
     last_write = time.monotonic()
     cursor = after
+    first = True
     while True:
         try:
+            if not first and not await key_still_live():
+                yield _reconnect(cursor, "unauthorized")
+                return
+            first = False  # the request itself was just authenticated
             status, events = await reads.list_events(database, job_id, tenant, cursor, BATCH)
         except JobNotFound:  # deleted meanwhile
             return

@@ -7,14 +7,23 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app import housekeeping, jobs, reads, webhooks
-from app.api.deps import DispatcherDep, SessionDep, SettingsDep, StoreDep, TenantDep
+from app import auth, housekeeping, jobs, reads, webhooks
+from app.api.deps import (
+    DispatcherDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    TenantDep,
+    bearer,
+    key_of,
+)
 from app.api.event_streams import EventStreamResponse, EventStreams, job_events
 from app.api.poll import POLL_OPENAPI, PollRoute, reader
 from app.api_error import ApiError
 from app.dispatch.base import EstimateRefused, EstimateUnavailable, dispatch
 from app.files.usage import check_job_files
 from app.models import Job, JobStatus
+from app.settings import Settings
 from distillery import types as schemas
 
 
@@ -290,7 +299,8 @@ def _event_cursor(after: int | None, last_event_id: str | None) -> int | None:
             "description": "With ?stream=true: server-sent events (`id`, `event` = the kind, "
             "`data` = the event), then `end` ({status}) once the job has finished, or "
             "`reconnect` ({after, reason}) when the stream reaches its maximum duration or "
-            "the server stops: reconnect with `after` (or Last-Event-ID)",
+            "the server stops (or the key was revoked: reason `unauthorized`): reconnect with "
+            "`after` (or Last-Event-ID)",
         },
         503: _error("With ?stream=true: this server streams its maximum (see Retry-After)"),
     },
@@ -310,9 +320,17 @@ async def list_events(
     cursor = _event_cursor(after, request.headers.get(LAST_EVENT_ID))
     if stream:
         await reads.list_events(database, job_id, tenant, cursor, 1)  # 404 before streaming
+        settings: Settings = request.app.state.settings
         streams: EventStreams = request.app.state.event_streams
         streams.take_slot()
-        return EventStreamResponse(streams, job_events(database, streams, job_id, tenant, cursor))
+        key = None if settings.auth == "off" else key_of(request, await bearer(request))
+
+        async def key_still_live() -> bool:  # a revoked key's streams end at their next poll
+            return key is None or await auth.authenticate_async(database, key) == tenant
+
+        return EventStreamResponse(
+            streams, job_events(database, streams, job_id, tenant, cursor, key_still_live)
+        )
     _, events = await reads.list_events(database, job_id, tenant, cursor, limit + 1)
     return _json({"object": "list", "data": events[:limit], "has_more": len(events) > limit})
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from app.api.deps import bearer, tenant_for
+from app.api.deps import bearer, key_of, tenant_for
 from app.db_async import AsyncDatabase
 
 POLL_OPENAPI: dict[str, Any] = {"security": [{bearer.scheme_name: []}]}
@@ -25,8 +25,8 @@ POLL_OPENAPI: dict[str, Any] = {"security": [{bearer.scheme_name: []}]}
 async def reader(request: Request) -> tuple[AsyncDatabase, str]:
     """(the async database, the tenant the request acts for), as get_tenant decides it."""
     state = request.app.state
-    credentials = None if state.settings.auth == "off" else await bearer(request)
-    return state.database, await tenant_for(state.settings, state.database, credentials)
+    key = None if state.settings.auth == "off" else key_of(request, await bearer(request))
+    return state.database, await tenant_for(state.settings, state.database, key)
 
 
 class PollRoute(APIRoute):

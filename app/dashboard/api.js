@@ -1,8 +1,17 @@
-// The /v1 API as the dashboard calls it: the stored API key, errors in the API's shape, the
+// The /v1 API as the dashboard calls it: the sign-in, errors in the API's shape, the
 // notice line, the key panel, polling while a view is shown, and the task catalog (what each
 // task's results show).
 
-const KEY_STORE = "distillery.apiKey";
+// The key lives in an HttpOnly cookie set by POST /v1/session: no script, this one included,
+// can read it. It counts only on requests with SESSION_HEADER (app/api/deps.py). Dashboards
+// before it kept the key in localStorage: that copy is removed.
+const SESSION_HEADER = "X-Distillery-Session";
+const SIGNED_IN = "distillery.signedIn"; // "1" after a sign-in: no secret, only the prompt's text
+try {
+  localStorage.removeItem("distillery.apiKey");
+} catch (_) {
+  // storage disabled
+}
 const notice = document.getElementById("notice");
 const keyPanel = document.getElementById("key-panel");
 const keyInput = document.getElementById("key-input");
@@ -20,20 +29,28 @@ export class ApiError extends Error {
   }
 }
 
-export function storedKey() {
+function signedIn() {
   try {
-    return localStorage.getItem(KEY_STORE) || "";
+    return localStorage.getItem(SIGNED_IN) === "1";
   } catch (_) {
-    return "";
+    return false;
   }
 }
 
-// fetch() of a /v1 path with the stored key; 304 passes, 401 asks for a key, other errors
+function setSignedIn(yes) {
+  try {
+    if (yes) localStorage.setItem(SIGNED_IN, "1");
+    else localStorage.removeItem(SIGNED_IN);
+  } catch (_) {
+    // storage disabled: only the prompt's wording suffers
+  }
+}
+
+// fetch() of a /v1 path with the browser's session; 304 passes, 401 asks for a key, other errors
 // throw ApiError with the API's {"error": {code, message, param}}.
 export async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
-  const key = storedKey();
-  if (key) headers.set("Authorization", `Bearer ${key}`);
+  headers.set(SESSION_HEADER, "1");
   if (options.body !== undefined) headers.set("Content-Type", "application/json");
   let response;
   try {
@@ -42,14 +59,15 @@ export async function api(path, options = {}) {
       headers,
       body: options.body,
       cache: "no-store",
+      credentials: "same-origin",
     });
   } catch (error) {
     throw new Unreachable(String(error));
   }
   if (response.status === 401) {
     askForKey(
-      key
-        ? "The stored API key was refused (unknown or revoked): enter another."
+      signedIn()
+        ? "The API key this browser holds was refused (revoked?): enter another."
         : "This service needs an API key.",
     );
     throw new NeedsKey();
@@ -98,17 +116,39 @@ export function askForKey(reason) {
 
 // The key panel's buttons; `onChange` re-renders the view once the key changed.
 export function initKeyPanel(onChange) {
-  keyPanel.addEventListener("submit", (event) => {
+  keyPanel.addEventListener("submit", async (event) => {
     event.preventDefault();
     const key = keyInput.value.trim();
     if (!key) return;
-    localStorage.setItem(KEY_STORE, key);
+    let response;
+    try {
+      response = await fetch("/v1/session", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ key }),
+        credentials: "same-origin",
+      });
+    } catch (error) {
+      keyReason.textContent = "Cannot reach the service; try again.";
+      return;
+    }
+    if (!response.ok) {
+      keyReason.textContent = "That key was refused (unknown or revoked): enter another.";
+      keyInput.select();
+      return;
+    }
+    setSignedIn(true);
     keyInput.value = "";
     keyPanel.hidden = true;
     onChange();
   });
-  document.getElementById("key-forget").addEventListener("click", () => {
-    localStorage.removeItem(KEY_STORE);
+  document.getElementById("key-forget").addEventListener("click", async () => {
+    try {
+      await fetch("/v1/session", { method: "DELETE", credentials: "same-origin" });
+    } catch (_) {
+      // the cookie stays until the service answers; the prompt says so next time
+    }
+    setSignedIn(false);
     keyPanel.hidden = true;
     onChange();
   });
@@ -116,7 +156,9 @@ export function initKeyPanel(onChange) {
     keyPanel.hidden = true;
   });
   document.getElementById("key-button").addEventListener("click", () => {
-    askForKey(storedKey() ? "A key is stored: enter another to replace it." : "Enter an API key.");
+    askForKey(
+      signedIn() ? "This browser holds a key: enter another to replace it." : "Enter an API key.",
+    );
   });
 }
 

@@ -38,6 +38,7 @@ from distillery.types.jobs import (
     MetricRow,
     Progress,
 )
+from distillery.types.sessions import Session, SessionCreate
 
 __all__ = [
     "ActualCost",
@@ -68,6 +69,8 @@ __all__ = [
     "MetricRow",
     "ModelCost",
     "Progress",
+    "Session",
+    "SessionCreate",
     "StageWork",
     "StudentSpec",
     "TrainSettings",

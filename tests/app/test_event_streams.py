@@ -6,14 +6,18 @@ import json
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app import auth
+from app.db import session_scope
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import MINIMAL_JOB, RecordingDispatcher
@@ -90,16 +94,18 @@ def test_a_stream_of_a_missing_job_is_404(client: TestClient) -> None:
 class OpenStream(threading.Thread):
     """Reads one event stream in the background; `started` once its first event came."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(daemon=True)
         self.url = url
+        self.headers = headers or {}
         self.started = threading.Event()
         self.status: int | None = None
         self.text = ""
 
     def run(self) -> None:
         try:
-            with httpx.stream("GET", self.url, timeout=httpx.Timeout(30, read=120)) as response:
+            timeout = httpx.Timeout(30, read=120)
+            with httpx.stream("GET", self.url, headers=self.headers, timeout=timeout) as response:
                 self.status = response.status_code
                 for chunk in response.iter_text():
                     self.text += chunk
@@ -111,8 +117,11 @@ class OpenStream(threading.Thread):
             self.started.set()
 
 
-def open_streams(url: str, job_id: str, count: int) -> list[OpenStream]:
-    streams = [OpenStream(f"{url}/v1/jobs/{job_id}/events?stream=true") for _ in range(count)]
+def open_streams(
+    url: str, job_id: str, count: int, headers: dict[str, str] | None = None
+) -> list[OpenStream]:
+    address = f"{url}/v1/jobs/{job_id}/events?stream=true"
+    streams = [OpenStream(address, headers) for _ in range(count)]
     for stream in streams:
         stream.start()
     for stream in streams:
@@ -125,8 +134,23 @@ def open_streams(url: str, job_id: str, count: int) -> list[OpenStream]:
 def api(postgres_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[str, Service]]:
     """uvicorn serving the API on PostgreSQL; jobs go to a broker queue no worker reads, so
     they stay queued and their streams stay open."""
+    yield from serve(postgres_url, redis_url, tmp_path)
+
+
+@pytest.fixture
+def api_with_keys(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> Iterator[tuple[str, Service]]:
+    """`api` with DISTILLERY_AUTH=required."""
+    yield from serve(postgres_url, redis_url, tmp_path, DISTILLERY_AUTH="required")
+
+
+def serve(
+    postgres_url: str, redis_url: str, tmp_path: Path, **more: str
+) -> Iterator[tuple[str, Service]]:
     port = free_port()
     env = {
+        **more,
         "DISTILLERY_DATABASE_URL": postgres_url,
         "DISTILLERY_BROKER_URL": redis_url,
         "DISTILLERY_CELERY_QUEUE": f"streams-{secrets.token_hex(4)}",
@@ -163,6 +187,34 @@ def test_open_streams_leave_the_database_to_other_requests(api: tuple[str, Servi
         assert refused.json()["error"]["code"] == "unavailable"
         # Cancelling last: the job's end closes its 45 streams, which frees their places.
         assert client.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"
+
+
+@pytest.mark.services
+def test_revoking_a_key_ends_its_open_streams_at_once(
+    api_with_keys: tuple[str, Service], postgres_url: str
+) -> None:
+    url, _ = api_with_keys
+    with session_scope(postgres_url) as session:
+        row, key = auth.create_key(session, "streams")
+        _, other_key = auth.create_key(session, "streams")
+    headers = {"Authorization": f"Bearer {key}"}
+    job_id = httpx.post(f"{url}/v1/jobs", json=MINIMAL_JOB, headers=headers).json()["id"]
+    revoked = open_streams(url, job_id, 3, headers)
+    others = open_streams(url, job_id, 1, {"Authorization": f"Bearer {other_key}"})
+    with session_scope(postgres_url) as session:
+        auth.revoke_key(session, row.id)
+    revoked_at = time.monotonic()
+    for stream in revoked:
+        stream.join(10)
+        assert not stream.is_alive(), "a revoked key's stream stayed open"
+        assert events_of(stream.text)[-1] == ("reconnect", {"after": ANY, "reason": "unauthorized"})
+    assert time.monotonic() - revoked_at < 5
+    again = httpx.get(f"{url}/v1/jobs/{job_id}/events?stream=true", headers=headers)
+    assert again.status_code == 401
+    assert others[0].is_alive()  # another key of the tenant streams on
+    httpx.post(f"{url}/v1/jobs/{job_id}/cancel", headers={"Authorization": f"Bearer {other_key}"})
+    others[0].join(10)
+    assert events_of(others[0].text)[-1] == ("end", {"status": "cancelled"})
 
 
 @pytest.mark.services

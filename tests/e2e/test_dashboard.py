@@ -217,6 +217,11 @@ def test_dashboard_shows_a_running_jobs_curves(
         "the form again, with the draft",
         lambda: "no_such_arch" in page.js("return document.getElementById('spec-input').value"),
     )
+    # The key is kept where no script of this origin can read it (an HttpOnly cookie).
+    stored = page.js(
+        "return [document.cookie, JSON.stringify(localStorage), JSON.stringify(sessionStorage)]"
+    )
+    assert all(key not in place for place in stored), stored
     browser.find_element("css selector", "#submit-form button[type=submit]").click()
     page.wait("the spec's error", lambda: page.visible("#submit-error"))
     problem = page.text("#submit-error")
