@@ -217,3 +217,15 @@ def test_a_finished_jobs_webhook_is_parked_once_its_last_status_went(
     with session_scope(hooked.database_url) as session:
         hook = session.get(JobWebhook, job_id)
         assert hook is not None and hook.next_attempt_at == PARKED
+
+
+def test_a_url_with_credentials_is_refused(client: TestClient) -> None:
+    """The secret has its own field; a password in the URL would be shown in the job's spec and
+    in every webhook event."""
+    for url in ("https://user:hunter2@example.com/x", "https://hunter2@example.com/x"):
+        webhook = {"url": url, "secret": SECRET}
+        response = client.post("/v1/jobs", json={**MINIMAL_JOB, "webhook": webhook})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["param"] == "webhook.url", response.text
+        assert "hunter2" not in response.text
+    assert client.get("/v1/jobs").json()["data"] == []
