@@ -46,13 +46,16 @@ PARKED = datetime(9999, 1, 1)  # next_attempt_at of a finished job's delivered w
 
 
 def check_url(url: str, settings: Settings) -> None:
-    """At job creation: refuse a URL whose host is a loopback, private, link-local or reserved
-    address written out (or `localhost`), unless webhook_allow_private. A name that resolves to
-    one is refused at delivery (recorded as an event)."""
+    """At job creation: refuse a URL whose host is `localhost` or an address written out
+    (in any spelling: `127.1`, `[::ffff:127.0.0.1]`, ...) that webhooks may not reach, unless
+    webhook_allow_private. A name that resolves to one is refused at delivery (an event)."""
     if settings.webhook_allow_private:
         return
     host = urlsplit(url).hostname or ""
-    if host.lower() in ("localhost", "localhost.") or _is_private(host):
+    bad = host.lower() in ("localhost", "localhost.") or any(
+        refused_address(a) for a in _resolve(host, numeric=True)
+    )
+    if bad:
         raise SpecError(
             "webhook.url",
             f"{host} is a loopback or private address; webhooks go to public addresses "
@@ -60,25 +63,45 @@ def check_url(url: str, settings: Settings) -> None:
         )
 
 
-def _is_private(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-    except ValueError:
-        return False
-    return not ip.is_global or ip.is_multicast
+# IPv6 prefixes whose addresses stand for the IPv4 address in their last 32 bits.
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, still routed by some stacks
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known NAT64 prefix
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64: never public
 
 
-def _private_address(host: str) -> str | None:
-    """An address `host` resolves to that webhooks may not reach, or None."""
+def refused_address(address: str) -> bool:
+    """Whether webhooks may not go to `address`: an IPv4 address that is not global (loopback,
+    private, link-local, shared, reserved, ...) or is multicast; an IPv6 address that stands
+    for an IPv4 address (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4) by the rule
+    of that address; any other IPv6 address that embeds a refused IPv4 address (Teredo's server
+    or client), is in the local-use NAT64 prefix, is not global or is multicast."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv4Address):
+        return not ip.is_global or ip.is_multicast
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    standing_for = ip.ipv4_mapped or ip.sixtofour
+    if standing_for is None and (ip in _V4_COMPATIBLE or ip in _NAT64):
+        standing_for = low32
+    if standing_for is not None:
+        return refused_address(str(standing_for))
+    if ip.teredo and any(refused_address(str(v4)) for v4 in ip.teredo):
+        return True
+    return ip in _NAT64_LOCAL or not ip.is_global or ip.is_multicast
+
+
+def _resolve(host: str, *, numeric: bool = False) -> list[str]:
+    """The addresses `host` resolves to, each once, in the resolver's order (with `numeric`,
+    only a host that is an address written out, in any spelling; [] for a name). Raises
+    OSError when a name does not resolve, or is not a valid one."""
+    flags = socket.AI_NUMERICHOST if numeric else 0
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return None  # the POST reports the resolution failure
-    for info in infos:
-        address = str(info[4][0])
-        if _is_private(address):
-            return address
-    return None
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=flags)
+    except (OSError, ValueError) as exc:  # ValueError: a label the IDNA codec refuses
+        if numeric:
+            return []
+        raise OSError(str(exc)) from exc
+    addresses = [str(info[4][0]).split("%")[0] for info in infos]
+    return list(dict.fromkeys(addresses))
 
 
 def payload(job: Job, event: JobEvent) -> dict[str, Any]:
@@ -128,7 +151,16 @@ def deliver_due(settings: Settings, client: httpx.Client | None = None) -> int:
         )
     if not due:
         return 0
-    http = client or httpx.Client(timeout=settings.webhook_timeout_seconds)
+    # No connection is kept for the next delivery (each is made to the address its own check
+    # allowed, with its own name's TLS verification); no proxy from the environment is used
+    # (it would connect to an address that was not checked). SSL_CERT_FILE / SSL_CERT_DIR
+    # still choose the certificates trusted.
+    http = client or httpx.Client(
+        timeout=settings.webhook_timeout_seconds,
+        limits=httpx.Limits(max_keepalive_connections=0),
+        trust_env=False,
+        verify=httpx.create_ssl_context(trust_env=True),
+    )
     tried = 0
     try:
         for job_id in due:
@@ -213,27 +245,47 @@ def _advance(hook: JobWebhook, event_id: int, *, final: bool) -> None:
 def _post(
     settings: Settings, http: httpx.Client, hook: JobWebhook, body_json: dict[str, Any]
 ) -> Outcome:
-    host = urlsplit(hook.url).hostname or ""
+    """POST to the URL's host, resolved once: every address it resolves to is checked, and
+    the request goes to those addresses (in order, the next when one cannot be connected to),
+    never to a name resolved again, which could answer another address by then (DNS
+    rebinding). The Host header, the TLS server name (SNI) and the certificate's check are
+    the URL's name's."""
+    try:
+        url = httpx.URL(hook.url)
+    except httpx.InvalidURL as exc:
+        return Outcome(False, f"not a URL that can be posted to: {exc}"[:300], permanent=True)
+    host = url.raw_host.decode("ascii")
+    try:
+        addresses = _resolve(host)
+    except OSError as exc:
+        return Outcome(False, f"cannot resolve {host}: {exc}"[:300])
     if not settings.webhook_allow_private:
-        bad = _private_address(host)
+        bad = next((a for a in addresses if refused_address(a)), None)
         if bad is not None:
             return Outcome(False, f"{host} resolves to {bad}, a private address", permanent=True)
     body = json.dumps(body_json, separators=(",", ":")).encode()
     headers = {
+        "Host": url.netloc.decode("ascii"),
         "Content-Type": "application/json",
         "User-Agent": "Distillery-Webhooks/1",
         HEADER: signature(hook.secret, int(time.time()), body),
         EVENT_HEADER: str(body_json["id"]),
     }
-    try:
-        response = http.post(
-            hook.url,
-            content=body,
-            headers=headers,
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-        )
-    except httpx.HTTPError as exc:
-        return Outcome(False, f"{type(exc).__name__}: {exc}"[:300])
-    detail = f"HTTP {response.status_code}"
-    return Outcome(200 <= response.status_code < 300, detail)
+    failure = f"{host} resolves to no address"
+    for address in addresses:
+        try:
+            response = http.post(
+                url.copy_with(host=address),
+                content=body,
+                headers=headers,
+                timeout=settings.webhook_timeout_seconds,
+                follow_redirects=False,
+                extensions={"sni_hostname": host},
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            failure = f"{type(exc).__name__}: {exc}"[:300]
+            continue  # nothing was sent: the next address
+        except httpx.HTTPError as exc:
+            return Outcome(False, f"{type(exc).__name__}: {exc}"[:300])
+        return Outcome(200 <= response.status_code < 300, f"HTTP {response.status_code}")
+    return Outcome(False, failure)

@@ -132,6 +132,7 @@ class WebhookSpec(Strict):
         parsed = urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("url must be an http:// or https:// URL with a host")
+        _ = parsed.port  # raises ValueError for a port out of 0-65535
         # The job's spec shows the URL, and every webhook event names it: a password in it
         # would be shown too. Receivers check the signature under `secret` instead.
         if "@" in parsed.netloc:
