@@ -19,6 +19,7 @@ name, status, stage, error, result's compression, finished_at}}}, signed with th
 import ipaddress
 import json
 import logging
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -104,23 +105,44 @@ def _resolve(host: str, *, numeric: bool = False) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
-def payload(job: Job, event: JobEvent) -> dict[str, Any]:
-    result = job.result or {}
+def payload(session: Session, job: Job, event: JobEvent) -> dict[str, Any]:
+    """The body delivering `event`: the job as it was at that status change."""
     return {
         "id": event.id,
         "type": "job.status",
         "created_at": event.created_at.isoformat() + "Z",
-        "data": {
-            "job": {
-                "id": job.id,
-                "name": job.name,
-                "status": event.message,
-                "stage": job.stage,
-                "error": job.error,
-                "compression": result.get("compression"),
-                "finished_at": job.finished_at.isoformat() + "Z" if job.finished_at else None,
-            }
-        },
+        "data": {"job": {"id": job.id, "name": job.name, **described(session, job, event)}},
+    }
+
+
+# What a delivery says of the job besides its id and name.
+_DESCRIBED = ("status", "stage", "error", "compression", "finished_at")
+
+
+def described(session: Session, job: Job, event: JobEvent) -> dict[str, Any]:
+    """The job at a status event: the snapshot its event stored (app/jobs/rows.status_event);
+    for an event an older version wrote without one, the status read off its message
+    ("running (attempt 1)", "queued again: ...", "failed: ..."), the stage of the last stage
+    event before it, and the error, compression and finished_at of the job only when that
+    status is the job's final one (a finished job changes no more)."""
+    snapshot = (event.data or {}).get("job")
+    if isinstance(snapshot, dict):
+        return {key: snapshot.get(key) for key in _DESCRIBED}
+    word = re.match(r"[a-z]+", event.message)
+    status = word.group(0) if word and word.group(0) in JobStatus.ALL else event.message
+    stage = session.scalar(
+        select(JobEvent.message)
+        .where(JobEvent.job_id == job.id, JobEvent.kind == "stage", JobEvent.id < event.id)
+        .order_by(JobEvent.id.desc())
+        .limit(1)
+    )
+    final = status == job.status and status in JobStatus.FINISHED
+    return {
+        "status": status,
+        "stage": stage,
+        "error": job.error if final else None,
+        "compression": (job.result or {}).get("compression") if final else None,
+        "finished_at": job.finished_at.isoformat() + "Z" if final and job.finished_at else None,
     }
 
 
@@ -203,9 +225,10 @@ def _deliver_next(session: Session, settings: Settings, http: httpx.Client, job_
         hook.lease_expires_at = None
         session.commit()
         return 0
-    outcome = _post(settings, http, hook, payload(job, event))
+    body = payload(session, job, event)
+    outcome = _post(settings, http, hook, body)
     attempt = hook.attempts + 1
-    status = event.message
+    status = body["data"]["job"]["status"]
     last = status == job.status and job.status in JobStatus.FINISHED
     data = {"event_id": event.id, "status": status, "attempt": attempt, "detail": outcome.detail}
     if outcome.delivered:

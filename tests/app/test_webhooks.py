@@ -1,7 +1,8 @@
 """Webhooks: a job's status changes reach its URL in order, signed with its secret (checked
-with the SDK's verify_signature), retried with backoff and given up on, each recorded as an
-event; private addresses are refused, in every spelling and whatever a name resolves to
-later; the secret is never shown, and a URL may not carry credentials."""
+with the SDK's verify_signature), each describing the job as it was at that change; retried
+with backoff and given up on, each recorded as an event; private addresses are refused, in
+every spelling and whatever a name resolves to later; the secret is never shown, and a URL
+may not carry credentials."""
 
 import json
 import socket
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from app import jobs
 from app.db import session_scope
 from app.main import create_app
-from app.models import DEFAULT_TENANT, JobWebhook
+from app.models import DEFAULT_TENANT, JobEvent, JobWebhook
 from app.settings import Settings
 from app.webhooks import PARKED, deliver_due
 from distillery import InvalidSignature, verify_signature
@@ -411,3 +412,77 @@ def test_https_verifies_the_certificate_against_the_urls_name(
             assert "certificate verify failed" in message, message
     finally:
         receiver.server.shutdown()
+
+
+COMPRESSION = {"param_ratio": 4.5, "size_ratio": 4.4}
+
+
+def test_each_delivery_describes_the_job_at_its_status_change(
+    hooked: Settings, receiver: Receiver
+) -> None:
+    """Deliveries held until the job succeeded: each still carries the status value and the
+    stage, error and compression the job had at that change, not its final ones."""
+    job_id = create(hooked, receiver.url)
+    owner = jobs.lease_owner()
+    with session_scope(hooked.database_url) as session:
+        assert jobs.claim(session, job_id, owner, lease_seconds=60, max_attempts=3) is not None
+        jobs.set_stage(session, job_id, owner, "distill", {})
+        jobs.requeue(session, job_id, owner, reason="the node went away", max_attempts=3)
+        assert jobs.claim(session, job_id, owner, lease_seconds=60, max_attempts=3) is not None
+        jobs.set_stage(session, job_id, owner, "export", {})
+        assert jobs.finish(session, job_id, owner, "succeeded", result={"compression": COMPRESSION})
+    while deliver_due(hooked):
+        pass
+    described = [
+        (j["status"], j["stage"], j["error"], j["compression"], j["finished_at"] is not None)
+        for j in receiver.jobs()
+    ]
+    assert described == [
+        ("queued", None, None, None, False),
+        ("running", None, None, None, False),
+        ("queued", "distill", None, None, False),
+        ("running", "distill", None, None, False),
+        ("succeeded", "export", None, COMPRESSION, True),
+    ]
+    assert webhook_events(hooked, job_id)[1] == (
+        f"delivered 'running' to {receiver.url} (HTTP 200)"
+    )
+
+
+def test_a_failed_jobs_delivery_carries_its_error(hooked: Settings, receiver: Receiver) -> None:
+    job_id = create(hooked, receiver.url)
+    error = {"code": "worker_error", "message": "boom"}
+    with session_scope(hooked.database_url) as session:
+        assert jobs.fail_unclaimed(session, job_id, error)
+    while deliver_due(hooked):
+        pass
+    assert [(j["status"], j["error"]) for j in receiver.jobs()] == [
+        ("queued", None),
+        ("failed", error),
+    ]
+    with session_scope(hooked.database_url) as session:
+        hook = session.get(JobWebhook, job_id)
+        assert hook is not None and hook.next_attempt_at == PARKED
+
+
+def test_a_status_event_written_before_the_job_snapshot_still_delivers(
+    hooked: Settings, receiver: Receiver
+) -> None:
+    """Events stored by an older version carry no snapshot of the job: the status is read off
+    the message and the stage off the stage events before it."""
+    job_id = create(hooked, receiver.url)
+    with session_scope(hooked.database_url) as session:
+        for kind, message in (
+            ("status", "running (attempt 1)"),
+            ("stage", "distill"),
+            ("status", "queued again: the worker stopped renewing its lease"),
+        ):
+            session.add(JobEvent(job_id=job_id, kind=kind, message=message))
+        session.commit()
+    while deliver_due(hooked):
+        pass
+    assert [(j["status"], j["stage"]) for j in receiver.jobs()] == [
+        ("queued", None),
+        ("running", None),
+        ("queued", "distill"),
+    ]
