@@ -12,8 +12,17 @@ dedupe on the `Distillery-Event-Id` header). Several API processes share the wor
 lease per row.
 
 The body is JSON: {"id": <event id>, "type": "job.status", "created_at", "data": {"job": {id,
-name, status, stage, error, result's compression, finished_at}}}, signed with the job's secret
-(distillery/signatures.py: `Distillery-Signature: t=...,v1=...`).
+name, status, stage, error, compression, finished_at}}}: the job as it was at that status
+change, however late the delivery (the snapshot the status event stored when it was written,
+app/jobs/rows.status_event); `status` is the job's status value (`queued`, `running`, ...).
+It is signed with the job's secret (distillery/types/webhooks.py: `Distillery-Signature:
+t=...,v1=...`).
+
+Where it goes: a URL naming `localhost` or a loopback, private, link-local, reserved or
+multicast address (IPv4, or IPv6 standing for or embedding such an IPv4 address) is refused at
+creation (check_url); at delivery the host is resolved once, every address it resolves to is
+checked, and the POST goes to those checked addresses, with the URL's name as Host, TLS server
+name and the name the certificate is verified against (DNS rebinding cannot redirect it).
 """
 
 import ipaddress
