@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.db import rows_changed, utc_now_plus
 from app.jobs.errors import LeaseLost
 from app.jobs.queue import lock_tenant, tenant_running
-from app.jobs.rows import RUNNING_STATUSES, unscoped_job
+from app.jobs.rows import RUNNING_STATUSES, status_event, unscoped_job
 from app.models import Artifact, Job, JobEvent, JobStatus, Metric, utcnow
 
 WAITING_FOR_TENANT_SLOT = "waiting: tenant at its running-job limit"
@@ -79,11 +79,11 @@ def claim(
         return None
     job = unscoped_job(session, job_id)
     session.add(
-        JobEvent(
-            job_id=job_id,
-            kind="status",
-            message=f"running (attempt {job.attempt})",
-            data={"attempt": job.attempt, "worker": owner},
+        status_event(
+            session,
+            job_id,
+            f"running (attempt {job.attempt})",
+            {"attempt": job.attempt, "worker": owner},
         )
     )
     session.commit()
@@ -302,7 +302,7 @@ def finish(
     )
     if done:
         message = status if error is None else f"{status}: {error.get('message', '')}"
-        session.add(JobEvent(job_id=job_id, kind="status", message=message, data=error))
+        session.add(status_event(session, job_id, message, error))
     session.commit()
     return bool(done)
 
@@ -372,7 +372,7 @@ def requeue(
         )
         unchanged = and_(_held_by(job_id, owner), Job.status == status)
         if rows_changed(session.execute(update(Job).where(unchanged).values(**values))):
-            session.add(JobEvent(job_id=job_id, kind="status", message=message, data=error))
+            session.add(status_event(session, job_id, message, error))
             session.commit()
             return str(values["status"])
         session.rollback()
@@ -398,7 +398,7 @@ def mark_paused(session: Session, job_id: str, owner: str, progress: dict) -> bo
         )
     )
     if paused:
-        session.add(JobEvent(job_id=job_id, kind="status", message=JobStatus.PAUSED))
+        session.add(status_event(session, job_id, JobStatus.PAUSED))
     session.commit()
     return bool(paused)
 
@@ -414,6 +414,6 @@ def fail_unclaimed(session: Session, job_id: str, error: dict) -> bool:
         )
     )
     if done:
-        session.add(JobEvent(job_id=job_id, kind="status", message="failed", data=error))
+        session.add(status_event(session, job_id, "failed", error))
     session.commit()
     return bool(done)

@@ -6,8 +6,8 @@ from sqlalchemy.orm import Session
 
 from app.db import rows_changed, utc_now_plus
 from app.jobs.lease import lease_ended
-from app.jobs.rows import RUNNING_STATUSES
-from app.models import Job, JobEvent, JobStatus, utcnow
+from app.jobs.rows import RUNNING_STATUSES, status_event
+from app.models import Job, JobStatus, utcnow
 
 
 def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
@@ -38,8 +38,8 @@ def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
             now=now,
         )
         if rows_changed(session.execute(update(Job).where(still_expired).values(**values))):
-            # The event carries no error data (the job's error column has it).
-            session.add(JobEvent(job_id=job_id, kind="status", message=message))
+            # The event carries no error data of its own (its "job" has the job's error).
+            session.add(status_event(session, job_id, message))
             if values["status"] == JobStatus.QUEUED:
                 requeued.append(job_id)
     session.commit()

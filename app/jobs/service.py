@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.db import newest_first_page, rows_changed
 from app.files.usage import check_job_files
 from app.jobs.errors import IdempotencyConflict, JobConflict, JobNotFound, QuotaExceeded
-from app.jobs.rows import RUNNING_STATUSES, unscoped_job
+from app.jobs.rows import RUNNING_STATUSES, status_event, unscoped_job
 from app.jobs.spec import request_hash, resolve_spec
 from app.models import (
     Artifact,
@@ -72,7 +72,7 @@ def create_job(
     )
     session.add(job)
     session.add_all(JobFile(job_id=job.id, file_id=f, role=role) for f, role in used_files)
-    session.add(JobEvent(job_id=job.id, kind="status", message="queued"))
+    session.add(status_event(session, job.id, "queued", new=job))
     if body.webhook is not None:
         session.add(JobWebhook(job_id=job.id, url=body.webhook.url, secret=body.webhook.secret))
     try:
@@ -166,16 +166,18 @@ def cancel_job(session: Session, job_id: str, tenant: str) -> Job:
             return job
         now = utcnow()
         if job.status in (JobStatus.QUEUED, JobStatus.PAUSED):  # no worker holds it
-            target = {"status": JobStatus.CANCELLED, "finished_at": now, "updated_at": now}
+            status = JobStatus.CANCELLED
+            target = {"status": status, "finished_at": now, "updated_at": now}
         else:
-            target = {"status": JobStatus.CANCELLING, "updated_at": now}
+            status = JobStatus.CANCELLING
+            target = {"status": status, "updated_at": now}
         changed = rows_changed(
             session.execute(
                 update(Job).where(Job.id == job_id, Job.status == job.status).values(**target)
             )
         )
         if changed:
-            session.add(JobEvent(job_id=job_id, kind="status", message=target["status"]))
+            session.add(status_event(session, job_id, status))
             session.commit()
             session.refresh(job)
             return job
@@ -247,7 +249,7 @@ def _transition(
             )
         )
         if changed:
-            session.add(JobEvent(job_id=job_id, kind="status", message=target))
+            session.add(status_event(session, job_id, target))
             session.commit()
             session.refresh(job)
             return job

@@ -183,8 +183,11 @@ def logs(client: Client, args: argparse.Namespace, out: Output) -> int:
             out.json_line(event)
             continue
         data = ""
-        if event.data and event.kind not in ("stage", "info"):
-            data = "  " + json.dumps(event.data, separators=(",", ":"))
+        # A status event's "job" (the job at that change, what its webhook delivers) only
+        # repeats the line's message and the stage lines.
+        shown = {k: v for k, v in (event.data or {}).items() if k != "job"}
+        if shown and event.kind not in ("stage", "info"):
+            data = "  " + json.dumps(shown, separators=(",", ":"))
         style = "red" if event.kind in ("error", "warning") or event.message == "failed" else None
         out.line(f"{when(event.created_at)}  {event.kind:<7} {event.message}{data}", style=style)
     return OK

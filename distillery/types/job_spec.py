@@ -8,7 +8,7 @@ from operator import or_
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from distillery.types.catalog.augmentations import AUGMENTATIONS, AugmentSpecBase
 from distillery.types.catalog.schedules import (
@@ -120,18 +120,27 @@ class WebhookSpec(Strict):
     secret is never shown again)."""
 
     url: Annotated[Text, Field(min_length=8, max_length=2000)] = Field(
-        description="an http:// or https:// URL"
+        description="an http:// or https:// URL, without credentials (user:password@)"
     )
     secret: Annotated[Text, Field(min_length=16, max_length=200)] = Field(
         description="signs every delivery (Distillery-Signature header); 16-200 characters"
     )
 
-    @model_validator(mode="after")
-    def _http_url(self) -> "WebhookSpec":
-        parsed = urlsplit(self.url)
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parsed = urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("url must be an http:// or https:// URL with a host")
-        return self
+        _ = parsed.port  # raises ValueError for a port out of 0-65535
+        # The job's spec shows the URL, and every webhook event names it: a password in it
+        # would be shown too. Receivers check the signature under `secret` instead.
+        if "@" in parsed.netloc:
+            raise ValueError(
+                "url may not carry credentials (user:password@): receivers authenticate "
+                "deliveries by their signature under `secret`"
+            )
+        return url
 
 
 class JobCreate(Strict):

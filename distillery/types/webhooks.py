@@ -4,6 +4,15 @@ A delivery carries `Distillery-Signature: t=<unix seconds>,v1=<hex>` where the h
 HMAC-SHA256 under the job's webhook secret of `<t>.<the raw request body>`. A receiver
 recomputes it over the bytes it received and refuses a timestamp older than its tolerance, so
 a captured delivery cannot be replayed later. (Stdlib only: the service and the SDK share it.)
+
+The body is JSON: {"id": <event id, also the Distillery-Event-Id header>, "type": "job.status",
+"created_at", "data": {"job": {"id", "name", "status", "stage", "error", "compression",
+"finished_at"}}}, the job as it was at that status change, however late it is delivered:
+`status` is the job's status value (`queued`, `running`, `pausing`, `paused`, `cancelling`,
+`succeeded`, `failed`, `cancelled`), `stage` the stage it was in (null before the first),
+`error` its error ({"code", "message", ...}) once `failed`, `compression` its result's
+compression figures ({"param_ratio", "size_ratio", ...}) once `succeeded`, `finished_at` once
+finished; else null.
 """
 
 import hashlib
