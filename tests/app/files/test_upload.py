@@ -202,5 +202,8 @@ def test_a_client_dropping_an_upload_mid_body_is_one_quiet_log_line(
     assert "ERROR" not in log and "Traceback" not in log, log
     [line] = [line for line in log.splitlines() if "dropped" in line]
     assert " INFO " in line, line
-    # The server still serves.
+    # The server still serves, and counts the request as dropped by the client, not failed.
     assert httpx.get(f"http://127.0.0.1:{port}/v1/files").json()["data"] == []
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'method="POST",route="/v1/files",status="499"' in metrics
+    assert 'route="/v1/files",status="500"' not in metrics
