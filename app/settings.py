@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     # GET /metrics (Prometheus), without an API key: keep it off the public network.
     metrics_enabled: bool = True
+    # Series per running job (its id a label, whatever its tenant); off: summed per stage.
+    metrics_job_labels: bool = True
 
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
