@@ -8,6 +8,8 @@ loop every DISTILLERY_GC_INTERVAL_SECONDS):
 - the soft-label store down to DISTILLERY_SOFT_LABEL_STORE_BYTES, least recently used first,
   and partial entries whose writer died;
 - upload staging files an API process killed mid-upload left behind;
+- the data of refused uploads (the check removes it at once; this takes what a checker that
+  died, or a store that was away, left), which then no longer counts against the quota;
 - with DISTILLERY_JOB_RETENTION_DAYS, finished jobs older than that, as DELETE /v1/jobs/{id}
   deletes them: rows, stored artifacts, work files.
 """
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 from app import jobs
 from app.capped_folder import CappedFolder, Freed
 from app.db import session_scope
+from app.files import service as files
 from app.files.upload import STALE_STAGING_SECONDS, sweep_staging
 from app.models import Job, JobStatus, utcnow
 from app.settings import Settings
@@ -58,6 +61,7 @@ class GcReport:
         default_factory=Freed, metadata={"label": "soft-label partial writes"}
     )
     upload_staging: Freed = field(default_factory=Freed, metadata={"label": "upload staging files"})
+    refused_uploads: Freed = field(default_factory=Freed, metadata={"label": "refused uploads"})
 
     def kinds(self) -> list[tuple[str, Freed]]:
         return [(f.metadata["label"], getattr(self, f.name)) for f in fields(self)]
@@ -163,6 +167,7 @@ def collect_garbage(settings: Settings, store: Store | None = None) -> GcReport:
     if settings.job_retention_days is not None:
         cutoff = utcnow() - timedelta(days=settings.job_retention_days)
         report.expired_jobs = _delete_finished_before(settings, store, cutoff)
+    report.refused_uploads = _remove_refused_uploads(settings, store)
     if report.total.count:
         log.info(
             "gc freed %s",
@@ -228,6 +233,19 @@ def _delete_finished_before(settings: Settings, store: Store, cutoff: datetime) 
                 # Deleted meanwhile (DELETE, or another pass): JobNotFound.
                 with suppress(jobs.JobNotFound):
                     freed.add(delete_unscoped_job(settings, store, session, job_id))
+
+
+def _remove_refused_uploads(settings: Settings, store: Store) -> Freed:
+    freed = Freed()
+    with session_scope(settings.database_url) as session:
+        while refused := files.refused_with_data(session, BATCH):
+            for file_id, size in refused:
+                # Removed meanwhile (by its check, or another pass): not counted again.
+                if files.remove_refused_data(session, store, file_id):
+                    freed.add(size)
+            if len(refused) < BATCH:
+                return freed
+    return freed
 
 
 def _sweep_staging(staging: Path) -> Freed:

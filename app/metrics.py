@@ -107,8 +107,9 @@ class JobsCollector(Collector):
     """Job gauges, read with a few cheap queries at each scrape. When the database does not
     answer, `distillery_database_up` is 0 and the job gauges are left out."""
 
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
+    def __init__(self, session_factory: Callable[[], Session], job_labels: bool = True) -> None:
         self.session_factory = session_factory
+        self.job_labels = job_labels
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -116,7 +117,7 @@ class JobsCollector(Collector):
         )
         try:
             with self.session_factory() as session:
-                families = list(job_metrics(session))
+                families = list(job_metrics(session, self.job_labels))
         except Exception as exc:
             log.warning("metrics: the database did not answer: %s", exc)
             up.add_metric([], 0)
@@ -127,7 +128,8 @@ class JobsCollector(Collector):
         yield from families
 
 
-def job_metrics(session: Session) -> Iterator[Metric]:
+def job_metrics(session: Session, job_labels: bool = True) -> Iterator[Metric]:
+    """The job gauges; `job_labels` False names no job (series per stage, not per job)."""
     now = utcnow()
     counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
     jobs = GaugeMetricFamily(
@@ -149,16 +151,34 @@ def job_metrics(session: Session) -> Iterator[Metric]:
 
     yield from stage_duration_metrics(session, now)
 
-    speed = GaugeMetricFamily(
-        "distillery_training_samples_per_second",
-        "Samples per second of the last epoch each running job recorded, by job and stage.",
-        labels=["job_id", "stage"],
-    )
+    yield samples_per_second(session, job_labels)
+
+
+def samples_per_second(session: Session, job_labels: bool) -> Metric:
+    """Each running job's last recorded epoch rate, by job and stage; or, without job labels,
+    their sum per stage."""
+    name = "distillery_training_samples_per_second"
+    rates: dict[tuple[str, ...], float] = defaultdict(float)
     for job_id, stage, values in latest_epochs_of_running_jobs(session):
         rate = values.get("samples_per_second") if isinstance(values, dict) else None
         if isinstance(rate, int | float) and math.isfinite(rate):
-            speed.add_metric([job_id, stage], float(rate))
-    yield speed
+            rates[(job_id, stage) if job_labels else (stage,)] += float(rate)
+    if job_labels:
+        speed = GaugeMetricFamily(
+            name,
+            "Samples per second of the last epoch each running job recorded, by job and stage.",
+            labels=["job_id", "stage"],
+        )
+    else:
+        speed = GaugeMetricFamily(
+            name,
+            "Samples per second of the last epoch each running job recorded, summed over the "
+            "running jobs, by stage.",
+            labels=["stage"],
+        )
+    for labels, rate in sorted(rates.items()):
+        speed.add_metric(list(labels), rate)
+    return speed
 
 
 def latest_epochs_of_running_jobs(session: Session) -> list[Any]:
@@ -236,9 +256,10 @@ def quantile(ordered: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def exposition(session_factory: Callable[[], Session]) -> bytes:
+def exposition(session_factory: Callable[[], Session], job_labels: bool = True) -> bytes:
     """The text a scrape gets: HTTP latency (this process's, or every worker's in multiprocess
-    mode), this process's resource use (single-process mode only) and the job gauges."""
+    mode), this process's resource use (single-process mode only) and the job gauges (per job
+    too, unless `job_labels` is False)."""
     registry = CollectorRegistry(auto_describe=False)
     folder = multiprocess_dir()
     if folder:
@@ -246,5 +267,5 @@ def exposition(session_factory: Callable[[], Session]) -> bytes:
     else:
         registry.register(HTTP_SECONDS)
         registry.register(ProcessCollector(registry=None))
-    registry.register(JobsCollector(session_factory))
+    registry.register(JobsCollector(session_factory, job_labels))
     return generate_latest(registry)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     access_log: bool = False
     # GET /metrics (Prometheus), without an API key: keep it off the public network.
     metrics_enabled: bool = True
+    # Series per running job (its id a label, whatever its tenant); off: summed per stage.
+    metrics_job_labels: bool = True
 
     # GET /docs: Swagger UI, pinned and integrity-checked, from a CDN (app/api/docs.py). Off by
     # default: no third-party script runs on the origin where the dashboard signs in.

@@ -1,20 +1,27 @@
 """/v1/files: upload (streamed, checked in the background), list, get, delete."""
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api_error import ApiError
 from app.db import session_scope
 from app.files import formats, service
-from app.files.upload import FILE_FIELD, Upload, receive_upload
+from app.files.upload import FILE_FIELD, Upload, UploadDropped, receive_upload
 from app.jobs.queue import lock_tenant
 from app.models import File, FileStatus
 from app.settings import Settings
 from app.store.base import Store, file_key
 from distillery import types as schemas
+
+log = logging.getLogger(__name__)
+
+# The status an upload the client abandoned mid-body is answered (to no one) and counted with:
+# nginx's "client closed request", so it is neither a client error it saw nor a server error.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -204,7 +211,7 @@ def _save(
 )
 async def upload_file(
     request: Request, settings: SettingsDep, store: StoreDep, tenant: TenantDep
-) -> schemas.File:
+) -> schemas.File | Response:
     """Upload a dataset (.npz, .csv, .zip of images, .txt / .jsonl text), a teacher
     (.safetensors, .onnx) or teacher logits (.npy, .npz). The file is stored as it streams
     in; its check runs in the background: poll the file until `status` is `ready` (see `info`)
@@ -222,15 +229,23 @@ async def upload_file(
             )
         if body > quota_left:
             raise ApiError(413, "payload_too_large", quota_message, FILE_FIELD)
-    upload = await receive_upload(
-        request.headers.get("content-type", ""),
-        request.stream(),
-        staging=store.staging_dir(),
-        max_bytes=settings.max_upload_bytes,
-        quota_left=quota_left,
-        quota_message=quota_message,
-        on_filename=_early_filename_check,
-    )
+    try:
+        upload = await receive_upload(
+            request.headers.get("content-type", ""),
+            request.stream(),
+            staging=store.staging_dir(),
+            max_bytes=settings.max_upload_bytes,
+            quota_left=quota_left,
+            quota_message=quota_message,
+            on_filename=_early_filename_check,
+        )
+    except UploadDropped as exc:
+        log.info(
+            "upload dropped by the client of tenant %s: %s; its partial data is removed",
+            tenant,
+            exc,
+        )
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     try:
         if upload.path is None or upload.filename is None:
             raise ApiError(422, "invalid_request", "file: required (the upload)", FILE_FIELD)

@@ -68,5 +68,5 @@ def metrics(settings: SettingsDep) -> Response:
     """Prometheus text format; 404 with DISTILLERY_METRICS_ENABLED=false."""
     if not settings.metrics_enabled:
         raise ApiError(404, "not_found", "metrics are disabled (DISTILLERY_METRICS_ENABLED)")
-    body = exposition(probe_sessions(settings.database_url))
+    body = exposition(probe_sessions(settings.database_url), job_labels=settings.metrics_job_labels)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

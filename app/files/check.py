@@ -5,7 +5,8 @@ file (a zip bomb, a decompression bomb, a header claiming gigabytes) can at wors
 process, never the API. The memory limit is set first thing, before any upload byte is read.
 
 On success the file becomes `ready` with `info` (rows, shapes, classes, ONNX signature, keys of
-the prepared arrays); on a refusal it becomes `error` with a message naming what is wrong.
+the prepared arrays); on a refusal it becomes `error` with a message naming what is wrong, and
+its data is removed from the store.
 """
 
 import errno
@@ -64,7 +65,7 @@ def check_file(settings: Settings, file_id: str) -> None:
             error = f"could not read the file as {fmt_name}: {type(exc).__name__}: {exc}"
         with session_scope(settings.database_url) as session:
             if error is not None:
-                service.finish_error(session, file_id, error)
+                service.refuse(session, store, file_id, error)
                 return
             prepared = 0
             for name, path in context.outputs.items():

@@ -17,6 +17,8 @@ from typing import IO
 from app.db import session_scope
 from app.files import service
 from app.settings import Settings
+from app.store import make_store
+from app.store.base import Store
 from distillery.types.protocol import EXIT_OUT_OF_MEMORY
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class FileChecker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
+        self._store: Store | None = None
         self._thread = threading.Thread(
             target=self._loop, name="distillery-file-checker", daemon=True
         )
@@ -113,13 +116,19 @@ class FileChecker:
             except Exception:
                 log.exception("checking %s failed", file_id)
 
+    def store(self) -> Store:
+        """The store a refused file's data is removed from (made on first use)."""
+        if self._store is None:
+            self._store = make_store(self.settings.artifact_url, self.settings.s3_endpoint_url)
+        return self._store
+
     def command(self, file_id: str) -> list[str]:
         return [sys.executable, "-m", "app.files.check", file_id]
 
     def run(self, file_id: str) -> None:
-        """Check one claimed file in a child process; mark it refused if the child runs out of
-        memory or time, and record the child's own error if it fails otherwise (after
-        MAX_ATTEMPTS tries: such a failure may be a passing one)."""
+        """Check one claimed file in a child process; mark it refused (its data removed) if the
+        child runs out of memory or time, and record the child's own error if it fails otherwise
+        (after MAX_ATTEMPTS tries: such a failure may be a passing one)."""
         settings = self.settings
         for attempt in range(1, MAX_ATTEMPTS + 1):
             code, stderr = self._run_child(file_id)
@@ -132,8 +141,9 @@ class FileChecker:
                     return
                 if code is None or ran_out_of_memory(code, stderr):
                     log.warning("check of %s ran out of memory or time (code %s)", file_id, code)
-                    service.finish_error(
+                    service.refuse(
                         session,
+                        self.store(),
                         file_id,
                         CRASHED.format(
                             memory=settings.file_check_memory_bytes,
@@ -150,7 +160,9 @@ class FileChecker:
                     stderr[-2000:],
                 )
                 if attempt == MAX_ATTEMPTS or self._stop.is_set():
-                    service.finish_error(session, file_id, FAILED.format(cause=last_line(stderr)))
+                    service.refuse(
+                        session, self.store(), file_id, FAILED.format(cause=last_line(stderr))
+                    )
                     return
                 service.renew_lease(session, file_id, settings.lease_seconds)
 

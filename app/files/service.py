@@ -1,7 +1,9 @@
-"""File records: create, list, get, delete, stored bytes per tenant, and the check's lease.
+"""File records: create, list, get, delete, stored bytes per tenant, the check's lease, and a
+refused file's data (removed; the record stays with its error).
 
 Every query filters by tenant; a file of another tenant is "not found"."""
 
+import logging
 import secrets
 from typing import Any
 
@@ -10,8 +12,14 @@ from sqlalchemy.orm import Session
 
 from app.db import newest_first_page, rows_changed, utc_now_plus
 from app.models import Artifact, File, FileStatus, Job, JobFile, JobStatus, utcnow
+from app.store.base import Store
+
+log = logging.getLogger(__name__)
 
 LIVE_JOB_STATUSES = JobStatus.LIVE
+# The storage key of a refused file whose data has been removed (its record stays, with why
+# it was refused).
+DATA_REMOVED = ""
 
 
 class FileNotFound(LookupError):
@@ -47,10 +55,11 @@ def list_files(
 
 
 def stored_bytes(session: Session, tenant: str) -> int:
-    """What the tenant keeps in the store: uploads, prepared arrays and job artifacts."""
+    """What the tenant keeps in the store: uploads (a refused one until its data is removed),
+    prepared arrays and job artifacts."""
     files = session.scalar(
         select(func.coalesce(func.sum(File.bytes + File.prepared_bytes), 0)).where(
-            File.tenant == tenant
+            File.tenant == tenant, File.storage_key != DATA_REMOVED
         )
     )
     artifacts = session.scalar(
@@ -152,6 +161,19 @@ def finish_error(session: Session, file_id: str, message: str) -> bool:
     return _finish(session, file_id, status=FileStatus.ERROR, error=error)
 
 
+def refuse(session: Session, store: Store, file_id: str, message: str) -> bool:
+    """finish_error, then remove the file's data from the store at once (when that fails, the
+    next gc pass removes it). False when the file is gone or not processing."""
+    if not finish_error(session, file_id, message):
+        return False
+    try:
+        remove_refused_data(session, store, file_id)
+    except Exception:
+        session.rollback()
+        log.warning("could not remove the data of refused file %s; gc will", file_id, exc_info=True)
+    return True
+
+
 def _finish(session: Session, file_id: str, **values: Any) -> bool:
     """End the check of a file still processing (the check's lease goes with it)."""
     done = rows_changed(
@@ -163,3 +185,35 @@ def _finish(session: Session, file_id: str, **values: Any) -> bool:
     )
     session.commit()
     return bool(done)
+
+
+# --- a refused file's data ---------------------------------------------------------------------
+
+
+def refused_with_data(session: Session, limit: int) -> list[tuple[str, int]]:
+    """(file id, bytes) of refused files whose data is still in the store, any tenant's."""
+    query = (
+        select(File.id, File.bytes)
+        .where(File.status == FileStatus.ERROR, File.storage_key != DATA_REMOVED)
+        .order_by(File.updated_at, File.id)
+        .limit(limit)
+    )
+    return [(str(file_id), int(size)) for file_id, size in session.execute(query).all()]
+
+
+def remove_refused_data(session: Session, store: Store, file_id: str) -> bool:
+    """Remove a refused file's data from the store, and record it gone (it no longer counts
+    against the tenant's quota). False when the file is not refused or its data already gone."""
+    row = session.get(File, file_id)
+    if row is None or row.status != FileStatus.ERROR or row.storage_key == DATA_REMOVED:
+        return False
+    store.delete_prefix(f"files/{file_id}/")
+    removed = rows_changed(
+        session.execute(
+            update(File)
+            .where(File.id == file_id, File.storage_key != DATA_REMOVED)
+            .values(storage_key=DATA_REMOVED)
+        )
+    )
+    session.commit()
+    return bool(removed)

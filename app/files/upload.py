@@ -19,6 +19,7 @@ from typing import IO
 import anyio
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
 from app.api_error import ApiError
 
@@ -59,6 +60,15 @@ class Upload:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
             self.path = None
+
+
+class UploadDropped(Exception):
+    """The client closed the connection before the whole body arrived (an ordinary event: its
+    partial file is already removed)."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"the client closed the connection after {received} bytes of the file")
+        self.received = received
 
 
 class _Receiver:
@@ -229,7 +239,8 @@ async def receive_upload(
     quota_message: str,
     on_filename: Callable[[str, dict[str, str]], None],
 ) -> Upload:
-    """Parse the request body; raises ApiError (and removes the partial file) on any problem.
+    """Parse the request body; raises ApiError (and removes the partial file) on any problem,
+    UploadDropped when the client goes away mid-body.
 
     `on_filename(filename, fields so far)` may refuse the file (raise ApiError) as soon as its
     name is known, before any byte of it is stored."""
@@ -274,9 +285,11 @@ async def receive_upload(
         await anyio.to_thread.run_sync(feed, batch, True)
         if receiver.error is not None:
             raise receiver.error
-    except BaseException:
+    except BaseException as exc:
         receiver.close()
         receiver.upload.discard()
+        if isinstance(exc, ClientDisconnect):
+            raise UploadDropped(receiver.upload.bytes) from None
         raise
     return receiver.upload
 

@@ -1,7 +1,7 @@
 """What a job may do with the files it names (checked when the job is created): each file is the
-tenant's, ready, of the purpose and format its role takes, and fits the dataset. What a teacher
-source reads and how its file must fit come from its catalog entry
-(distillery.types.catalog.teacher_sources)."""
+tenant's, ready, of the purpose and format its role takes, and fits the dataset, whose examples
+each zoo model can read (its catalog entry's Misfit rule). What a teacher source reads and how
+its file must fit come from its catalog entry (distillery.types.catalog.teacher_sources)."""
 
 from typing import Any
 
@@ -72,6 +72,8 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
 
     if task == "classification":
         _check_model_inputs(spec, data_info.get("modality", "values"))
+    if dataset is not None:
+        _check_model_shapes(spec, dataset.id, data_info.get("input_shape") or [])
     augment = spec["dataset"].get("augment")
     modality = data_info.get("modality", "values")
     if augment is not None and modality not in AUGMENTATIONS[augment["kind"]].modalities:
@@ -143,3 +145,15 @@ def _check_model_inputs(spec: dict[str, Any], modality: str) -> None:
             f"{arch!r} reads {MODELS[arch].inputs}; {what} takes "
             + ", ".join(repr(n) for n in fitting),
         )
+
+
+def _check_model_shapes(spec: dict[str, Any], file_id: str, input_shape: list[int]) -> None:
+    """Each zoo model, with its resolved params, can read the dataset file's examples (the
+    shape its check recorded): the worker's validate would refuse it otherwise."""
+    for role in ("teacher", "student"):
+        arch = spec[role].get("arch")
+        if arch is None:
+            continue
+        misfit = MODELS[arch].input_misfit(spec[role]["params"], list(input_shape))
+        if misfit is not None:
+            raise SpecError(f"{role}.{misfit.field}", f"{misfit.message} (file {file_id!r})")

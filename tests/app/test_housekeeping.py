@@ -13,11 +13,12 @@ from sqlalchemy import update
 from app import jobs
 from app.capped_folder import CappedFolder
 from app.db import session_scope
+from app.files.service import stored_bytes
 from app.housekeeping import collect_garbage, work_folder
-from app.models import DEFAULT_TENANT, Artifact, Job, JobStatus, utcnow
+from app.models import DEFAULT_TENANT, Artifact, File, FileStatus, Job, JobStatus, utcnow
 from app.settings import Settings
 from app.store import make_store
-from app.store.base import artifact_key, job_work_prefix
+from app.store.base import artifact_key, file_key, job_work_prefix
 from distillery.types import JobCreate
 from tests.app.test_cli import distillery
 from tests.conftest import MINIMAL_JOB, make_settings
@@ -137,6 +138,49 @@ def test_soft_labels_over_the_cap_and_stale_upload_staging_files_go(settings: Se
     assert (report.total.count, report.total.bytes) == (3, 670)
     lines = report.lines()
     assert lines[-1].split()[:3] == ["total", "3", "670"]
+
+
+def stored_file(settings: Settings, file_id: str, status: str, size: int) -> None:
+    """A file record with `size` bytes of upload in the store."""
+    source = settings.work_root / f"{file_id}.upload"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(b"f" * size)
+    make_store(settings.artifact_url).put_file(file_key(file_id, "upload"), source)
+    error = {"code": "invalid_file", "message": "not an ONNX model", "param": None}
+    with session_scope(settings.database_url) as session:
+        session.add(
+            File(
+                id=file_id,
+                purpose="teacher",
+                filename="t.onnx",
+                format="onnx",
+                bytes=size,
+                status=status,
+                error=error if status == FileStatus.ERROR else None,
+                storage_key=file_key(file_id, "upload"),
+            )
+        )
+
+
+def test_a_refused_uploads_data_left_in_the_store_goes(settings: Settings) -> None:
+    """A checker that died between refusing a file and removing its data left it there: gc
+    takes it, and the tenant's quota no longer counts it; the record and its error stay."""
+    stored_file(settings, "file_refused", FileStatus.ERROR, 300)
+    stored_file(settings, "file_ready", FileStatus.READY, 40)
+    stored_file(settings, "file_checking", FileStatus.PROCESSING, 5)
+    with session_scope(settings.database_url) as session:
+        assert stored_bytes(session, DEFAULT_TENANT) == 345
+
+    report = collect_garbage(settings)
+    assert (report.refused_uploads.count, report.refused_uploads.bytes) == (1, 300)
+    keys = make_store(settings.artifact_url).list_keys("files/")
+    assert keys == [file_key("file_checking", "upload"), file_key("file_ready", "upload")]
+    with session_scope(settings.database_url) as session:
+        assert stored_bytes(session, DEFAULT_TENANT) == 45
+        refused = session.get(File, "file_refused")
+        assert refused is not None and refused.error is not None
+        assert refused.error["message"] == "not an ONNX model"
+    assert collect_garbage(settings).refused_uploads.count == 0
 
 
 def test_a_failed_jobs_work_files_in_s3_go_with_its_folder(

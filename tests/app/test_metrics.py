@@ -102,6 +102,30 @@ def test_samples_per_second_of_each_running_job(client: TestClient, settings: Se
     assert value(samples, "distillery_training_samples_per_second", job_id=job_id, stage="distill")
 
 
+def test_without_job_labels_no_job_id_is_shown_and_rates_are_summed_per_stage(
+    settings: Settings,
+) -> None:
+    """DISTILLERY_METRICS_JOB_LABELS=false: a scrape names no job (any tenant's), and the
+    samples/s gauge is the sum over running jobs, per stage."""
+    off = settings.model_copy(update={"metrics_job_labels": False})
+    with TestClient(create_app(off, dispatcher=RecordingDispatcher())) as client:
+        running = {submit(client): ("distill", 900.0), submit(client): ("distill", 300.0)}
+        running[submit(client)] = ("teacher", 100.0)
+        for job_id in running:
+            claim(settings, job_id)
+        with session_scope(settings.database_url) as session:
+            for job_id, (stage, rate) in running.items():
+                values = {"samples_per_second": rate}
+                jobs.record_epoch(session, job_id, "worker-1", stage, 1, values, {})
+        text = client.get("/metrics").text
+        samples = scrape(client)
+    assert not any(job_id in text for job_id in running)
+    assert not any("job_id" in dict(labels) for _name, labels in samples)
+    name = "distillery_training_samples_per_second"
+    assert value(samples, name, stage="distill") == 1200.0
+    assert value(samples, name, stage="teacher") == 100.0
+
+
 def test_stage_durations_over_recently_succeeded_jobs(
     client: TestClient, settings: Settings
 ) -> None:

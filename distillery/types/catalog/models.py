@@ -12,6 +12,20 @@ from distillery.types.catalog.base import Entry, Params, by_name, numbered
 
 
 @dataclass(frozen=True)
+class Misfit:
+    """Why a model cannot read a dataset's examples: the field at fault under the model's role
+    (`arch`, or a parameter such as `params.context`) and the reason. The worker's model
+    builders (worker/models/) refuse the same inputs when they build the model."""
+
+    field: str
+    message: str
+
+
+# A model's rule: why, with resolved params, it cannot read examples of a shape (or None).
+MisfitRule = Callable[[dict[str, Any], list[int]], Misfit | None]
+
+
+@dataclass(frozen=True)
 class ModelEntry(Entry):
     name_field: ClassVar[str] = "arch"
     # The names of the layers distillation methods may tap, given resolved params.
@@ -20,10 +34,17 @@ class ModelEntry(Entry):
     # What the model reads: "values" (numbers, normalised inside) or "bytes" (text as UTF-8
     # byte ids).
     inputs: str = "values"
+    # Why the model, with resolved params, cannot read examples of a shape: see Misfit.
+    misfit: MisfitRule | None = field(default=None, compare=False)
 
     def layer_names(self, params: dict[str, Any]) -> list[str]:
         """The layer names for resolved `params` (forward order)."""
         return self.layers(params) if self.layers is not None else []
+
+    def input_misfit(self, params: dict[str, Any], input_shape: list[int]) -> Misfit | None:
+        """Why the model with resolved `params` cannot read examples of `input_shape` (one
+        example's shape, no batch dimension), or None when it can."""
+        return self.misfit(params, input_shape) if self.misfit is not None else None
 
     def capabilities(self) -> dict[str, Any]:
         defaults = self.params().model_dump(mode="json")
@@ -39,6 +60,42 @@ class ModelEntry(Entry):
 
 
 Width = Annotated[int, Field(ge=1, le=4096)]
+
+
+def _wrong_rank(arch: str, takes: str, ranks: tuple[int, ...], shape: list[int]) -> Misfit | None:
+    if len(shape) in ranks:
+        return None
+    return Misfit("arch", f"{arch} takes {takes} inputs; the dataset's examples have shape {shape}")
+
+
+def _ranks(arch: str, takes: str, *ranks: int) -> MisfitRule:
+    """The rule of a model that reads examples of any size of these ranks."""
+    return lambda params, shape: _wrong_rank(arch, takes, ranks, shape)
+
+
+def _cnn1d_misfit(params: dict[str, Any], shape: list[int]) -> Misfit | None:
+    wrong = _wrong_rank("cnn1d", "(length,) or (channels, length)", (1, 2), shape)
+    if wrong is not None:
+        return wrong
+    out = shape[-1]
+    for kernel in (5, 3, 3):  # its convolutions, padding 1 and stride 2 (worker/models/cnn.py)
+        out = (out + 2 - kernel) // 2 + 1
+    if out < 1:
+        return Misfit("arch", f"cnn1d needs sequences of at least 3 steps, not {shape[-1]} steps")
+    return None
+
+
+def _gpt_misfit(params: dict[str, Any], shape: list[int]) -> Misfit | None:
+    wrong = _wrong_rank("gpt", "token sequences (time,)", (1,), shape)
+    if wrong is not None:
+        return wrong
+    if shape[0] > params["context"]:
+        return Misfit(
+            "params.context",
+            f"gpt with context {params['context']} cannot read the dataset's windows of "
+            f"{shape[0]} bytes; set context to at least {shape[0]}",
+        )
+    return None
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -123,6 +180,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             layers=lambda p: numbered("conv", 3),
             layers_note="conv1..conv3: each convolution after its ReLU",
             inputs="values",
+            misfit=_cnn1d_misfit,
         ),
         ModelEntry(
             "cnn2d",
@@ -132,6 +190,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             layers_note="block1..blockN: each block after its pooling (one per entry of "
             "`channels`)",
             inputs="values",
+            misfit=_ranks("cnn2d", "(height, width) or (channels, height, width)", 2, 3),
         ),
         ModelEntry(
             "resnet_cifar",
@@ -140,6 +199,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             layers=lambda p: ["stem", *numbered("stage", 3)],
             layers_note="stem, then stage1..stage3: the output of each stage's last residual block",
             inputs="values",
+            misfit=_ranks("resnet_cifar", "(channels, height, width)", 3),
         ),
         ModelEntry(
             "gpt",
@@ -149,6 +209,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             layers_note="block1..blockN: each transformer block's output, per position",
             tasks=("language_model",),
             inputs="bytes",
+            misfit=_gpt_misfit,
         ),
         ModelEntry(
             "text_transformer",
@@ -157,6 +218,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             "(padding masked) and a linear head.",
             TextTransformerParams,
             inputs="bytes",
+            misfit=_ranks("text_transformer", "texts as bytes (length,)", 1),
         ),
         ModelEntry(
             "text_cnn",
@@ -164,6 +226,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             "1-D convolutions of several widths, max over the text's positions, a linear head.",
             TextCnnParams,
             inputs="bytes",
+            misfit=_ranks("text_cnn", "texts as bytes (length,)", 1),
         ),
     ]
 )

@@ -117,6 +117,22 @@ def test_upload_past_the_tenant_quota_is_413(make_client: Callable[..., TestClie
     assert len(client.get("/v1/files").json()["data"]) == 1
 
 
+def test_a_refused_uploads_bytes_are_removed_and_leave_the_quota(
+    make_client: Callable[..., TestClient], settings: Settings
+) -> None:
+    client = make_client(tenant_max_stored_bytes=1500)
+    response = upload(client, "a.onnx", b"x" * 1000, "teacher")
+    assert response.status_code == 201, response.text
+    refused = wait_checked(client, response.json()["id"])
+    assert refused["status"] == "error" and refused["error"]["code"] == "invalid_file", refused
+    assert refused["error"]["message"], refused  # why it was refused stays on the record
+    assert refused["bytes"] == 1000  # what was uploaded
+    assert not (settings.artifact_root / "files" / refused["id"]).exists()
+    # The 1000 refused bytes no longer count: another 1000 fit under the 1500.
+    assert upload(client, "b.onnx", b"x" * 1000, "teacher").status_code == 201
+    assert client.get(f"/v1/files/{refused['id']}").json() == refused
+
+
 def test_uploads_racing_past_the_quota_are_caught_when_saved(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,9 +3,10 @@ file part happen in a worker thread, never on the event loop."""
 
 import hashlib
 import os
+import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anyio
@@ -24,6 +25,7 @@ from app.files.upload import (
 )
 from app.settings import Settings
 from tests.app.files.conftest import staging_files
+from tests.e2e.conftest import BIN, Service, free_port, wait_ready
 
 BOUNDARY = "xyzBOUNDARYzyx"
 
@@ -149,3 +151,59 @@ def test_staging_files_left_by_a_killed_upload_are_swept(tmp_path: Path) -> None
     os.utime(old, (a_day_ago, a_day_ago))
     assert sweep_staging(tmp_path) == 1
     assert not old.exists() and live.exists()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, Service]]:
+    """`distillery serve` in a process of its own: (port, its artifact folder, the service)."""
+    folder = tmp_path_factory.mktemp("served")
+    port = free_port()
+    env = {
+        "DISTILLERY_DATABASE_URL": f"sqlite:///{folder}/d.db",
+        "DISTILLERY_ARTIFACT_URL": str(folder / "artifacts"),
+        "DISTILLERY_WORK_DIR": str(folder / "work"),
+    }
+    argv = [str(BIN / "distillery"), "serve", "--port", str(port)]
+    service = Service("serve", argv, env, folder)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", service)
+        yield port, folder / "artifacts", service
+    finally:
+        service.stop()
+
+
+def test_a_client_dropping_an_upload_mid_body_is_one_quiet_log_line(
+    served: tuple[int, Path, Service],
+) -> None:
+    """An ordinary event, not a server error: no ERROR line, no traceback, and the partial
+    bytes are removed."""
+    port, artifacts, service = served
+    purpose = body(('Content-Disposition: form-data; name="purpose"', b"dataset"))
+    file_part = 'Content-Disposition: form-data; name="file"; filename="d.npz"\r\n\r\n'
+    head = purpose[: -len(f"--{BOUNDARY}--\r\n")] + f"--{BOUNDARY}\r\n{file_part}".encode()
+    sent = head + b"\x00" * (3 * BATCH_BYTES)  # written to the staging file as it comes
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"POST /v1/files HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n".encode()
+            + f"Content-Length: {len(sent) + 10 * BATCH_BYTES}\r\n\r\n".encode()
+            + sent
+        )
+        staging = artifacts / ".staging"
+        deadline = time.monotonic() + 20
+        while not any(staging.glob("upload-*.part")):
+            assert time.monotonic() < deadline, "the upload never reached its staging file"
+            time.sleep(0.02)
+    deadline = time.monotonic() + 20
+    while "dropped" not in service.output() or any(staging.glob("upload-*.part")):
+        assert time.monotonic() < deadline, service.output()
+        time.sleep(0.05)
+    log = service.output()
+    assert "ERROR" not in log and "Traceback" not in log, log
+    [line] = [line for line in log.splitlines() if "dropped" in line]
+    assert " INFO " in line, line
+    # The server still serves, and counts the request as dropped by the client, not failed.
+    assert httpx.get(f"http://127.0.0.1:{port}/v1/files").json()["data"] == []
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'method="POST",route="/v1/files",status="499"' in metrics
+    assert 'route="/v1/files",status="500"' not in metrics

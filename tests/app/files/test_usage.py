@@ -147,3 +147,67 @@ def test_onnx_and_transfer_shapes_must_fit_the_dataset(client: TestClient) -> No
         "/v1/jobs", json=job(dataset={**spec, "transfer": {"name": f"file:{other['id']}"}})
     )
     assert_422(response, "dataset.transfer.name", "[5]", "[4]")
+
+
+TEXT = ("def greet(name):\n    return f'hello {name}'\n\n" * 120).encode()
+GPT = {"layers": 1, "heads": 1, "dim": 16}
+
+
+def test_a_model_whose_context_is_shorter_than_the_text_windows_is_422(
+    client: TestClient,
+) -> None:
+    text = upload_checked(client, "code.txt", TEXT, "dataset", context=64)
+    assert text["status"] == "ready", text
+
+    def lm_job(teacher_context: int, student_context: int) -> dict[str, Any]:
+        return {
+            "task": "language_model",
+            "dataset": {"name": f"file:{text['id']}"},
+            "teacher": {"arch": "gpt", "params": {**GPT, "context": teacher_context}},
+            "student": {"arch": "gpt", "params": {**GPT, "context": student_context}},
+        }
+
+    short_student = client.post("/v1/jobs", json=lm_job(64, 32))
+    assert_422(short_student, "student.params.context", "32", "64")
+    short_teacher = client.post("/v1/jobs", json=lm_job(63, 128))
+    assert_422(short_teacher, "teacher.params.context", "63", "64")
+    fits = client.post("/v1/jobs", json=lm_job(64, 128))
+    assert fits.status_code == 201, fits.text
+
+
+def test_a_model_that_cannot_read_the_dataset_files_shape_is_422(client: TestClient) -> None:
+    flat = {"name": f"file:{dataset(client)}"}  # examples of shape [4]
+    images = upload_checked(
+        client,
+        "i.npz",
+        npz_bytes(x=np.zeros((10, 3, 8, 8), np.float32), y=np.arange(10) % 3),
+        "dataset",
+    )
+    short = upload_checked(
+        client, "s.npz", npz_bytes(x=np.zeros((10, 2), np.float32), y=np.arange(10) % 3), "dataset"
+    )
+    cases = [
+        (job(dataset=flat, student={"arch": "resnet_cifar"}), "student.arch", "[4]"),
+        (job(dataset=flat, teacher={"arch": "cnn2d"}), "teacher.arch", "[4]"),
+        (
+            job(dataset={"name": f"file:{short['id']}"}, student={"arch": "cnn1d"}),
+            "student.arch",
+            "2 steps",
+        ),
+        (
+            job(
+                dataset={"name": f"file:{images['id']}"},
+                teacher={"source": "weights", "arch": "cnn1d", "file_id": "file_x"},
+            ),
+            "teacher.arch",
+            "[3, 8, 8]",
+        ),
+    ]
+    for body, param, needle in cases:
+        assert_422(client.post("/v1/jobs", json=body), param, needle)
+    for body in [
+        job(dataset={"name": f"file:{images['id']}"}, student={"arch": "resnet_cifar"}),
+        job(dataset=flat, student={"arch": "cnn1d"}),
+    ]:
+        response = client.post("/v1/jobs", json=body)
+        assert response.status_code == 201, response.text

@@ -91,3 +91,22 @@ def test_layer_taps_leave_the_weights_names_as_they_were() -> None:
         for layer in ("conv1", "conv2", "conv3", "head")
         for p in ("weight", "bias")
     ]
+
+
+@pytest.mark.parametrize("arch", list(catalog.MODELS))
+def test_the_catalogs_misfit_rule_refuses_what_the_builder_refuses(arch: str) -> None:
+    """The API refuses at POST /v1/jobs (catalog rule) exactly the inputs the worker's validate
+    would (the builder), so no spec the API accepted fails later for its shape."""
+    params = catalog.resolve_params(
+        catalog.MODELS, arch, {"context": 8} if arch == "gpt" else {}, "student"
+    )
+    shapes = [(1,), (2,), (3,), (8,), (9,), (40,), (2, 8), (1, 8, 8), (3, 8, 8), (1, 2, 3, 4)]
+    classes = 256 if arch == "gpt" else 10
+    for shape in shapes:
+        misfit = catalog.MODELS[arch].input_misfit(params, list(shape))
+        try:
+            build_model(arch, params, shape, classes)
+            built = True
+        except InputMismatch:
+            built = False
+        assert built == (misfit is None), (shape, misfit)

@@ -136,6 +136,7 @@ def test_decoded_pixels_past_the_tenant_quota_are_refused_before_anything_is_sto
     refused(body, "storage quota", str(2 * 3 * 1024 * 1024))
     assert body["info"] is None
     store = LocalStore(settings.artifact_url)
-    assert store.list_keys(f"files/{body['id']}/") == [f"files/{body['id']}/upload"]
-    # Only the upload counts against the quota: a small upload still fits.
+    # No prepared array was stored, and the refused upload itself is removed.
+    assert store.list_keys(f"files/{body['id']}/") == []
+    # Nothing of it counts against the quota: a small upload still fits.
     assert upload(client, "e.npz", npz_bytes(x=np.zeros((2, 2))), "dataset").status_code == 201
