@@ -153,25 +153,33 @@ def finish_ready(session: Session, file_id: str, info: dict[str, Any], prepared:
 MAX_MESSAGE_CHARS = 2000
 
 
-def finish_error(session: Session, file_id: str, message: str) -> bool:
-    """Mark the check failed with `message`; False when the file is gone or not processing."""
+def _error(message: str) -> dict[str, Any]:
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[: MAX_MESSAGE_CHARS - 3] + "..."
-    error = {"code": "invalid_file", "message": message, "param": None}
-    return _finish(session, file_id, status=FileStatus.ERROR, error=error)
+    return {"code": "invalid_file", "message": message, "param": None}
+
+
+def finish_error(session: Session, file_id: str, message: str) -> bool:
+    """Mark the check failed with `message`; False when the file is gone or not processing."""
+    return _finish(session, file_id, status=FileStatus.ERROR, error=_error(message))
 
 
 def refuse(session: Session, store: Store, file_id: str, message: str) -> bool:
-    """finish_error, then remove the file's data from the store at once (when that fails, the
-    next gc pass removes it). False when the file is gone or not processing."""
-    if not finish_error(session, file_id, message):
+    """Remove the file's data from the store, then mark the check failed and the data gone in
+    one update: the moment the file reads `error`, its bytes no longer count against the
+    quota. When the removal fails, the file is marked failed with its data still recorded, and
+    the next gc pass removes it. False when the file is gone or not processing."""
+    row = session.get(File, file_id)
+    if row is None or row.status != FileStatus.PROCESSING:
         return False
+    session.rollback()  # no transaction held while the store is reached
     try:
-        remove_refused_data(session, store, file_id)
+        store.delete_prefix(f"files/{file_id}/")
+        gone: dict[str, Any] = {"storage_key": DATA_REMOVED}
     except Exception:
-        session.rollback()
         log.warning("could not remove the data of refused file %s; gc will", file_id, exc_info=True)
-    return True
+        gone = {}
+    return _finish(session, file_id, status=FileStatus.ERROR, error=_error(message), **gone)
 
 
 def _finish(session: Session, file_id: str, **values: Any) -> bool:
