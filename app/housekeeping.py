@@ -117,9 +117,14 @@ def tree_bytes(path: Path) -> int:
 def remove_job_work(settings: Settings, store: Store, job_id: str) -> int:
     """Remove a job's work files: its folder on this host, and their copies in a remote store.
     Returns the local bytes freed."""
+    remove_remote_work(store, job_id)
+    return remove_tree(work_folder(settings, job_id))
+
+
+def remove_remote_work(store: Store, job_id: str) -> None:
+    """Remove a job's work files from a remote store (none are kept in a local one)."""
     if store.remote:
         store.delete_prefix(job_work_prefix(job_id))
-    return remove_tree(work_folder(settings, job_id))
 
 
 def delete_job(settings: Settings, store: Store, session: Session, job_id: str, tenant: str) -> int:

@@ -1,6 +1,7 @@
 """With a remote store, a job's work files follow it to the next host that runs it, and are
-removed from the store once the job has ended."""
+removed from the store once the job has ended (however it ended)."""
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -87,4 +88,24 @@ def test_a_failed_job_leaves_no_work_files_in_the_store(
     lifecycle.run(job_id, sqlite_settings)
     job = load(sqlite_settings, job_id)[0]
     assert job.status == JobStatus.FAILED and "evaluation broke" in job.error["message"]
+    assert RemoteLikeStore(store_url).list_keys(f"jobs/{job_id}/") == []
+
+
+def test_a_job_failed_by_an_infrastructure_error_on_its_last_attempt_leaves_no_work_files(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An infrastructure error requeues the job with its work files; on the last attempt it
+    fails the job instead, and then nothing will resume from them (they used to stay)."""
+    settings = sqlite_settings.model_copy(update={"max_attempts": 1})
+    store_url = settings.artifact_url
+    monkeypatch.setattr(pipeline_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
+    job_id = submit(settings, {**TINY, "baseline": False, "export": ["safetensors"]})
+
+    def disk_full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Evaluate, "run", disk_full)
+    lifecycle.run(job_id, settings)
+    job = load(settings, job_id)[0]
+    assert job.status == JobStatus.FAILED and job.error["code"] == "infrastructure_error"
     assert RemoteLikeStore(store_url).list_keys(f"jobs/{job_id}/") == []
