@@ -21,6 +21,7 @@ from app.jobs.rows import RUNNING_STATUSES, unscoped_job
 from app.jobs.spec import request_hash, resolve_spec
 from app.models import (
     Artifact,
+    DeletedJob,
     Job,
     JobEvent,
     JobFile,
@@ -238,7 +239,10 @@ def _delete_finished(session: Session, job: Job, remove_files: Callable[[Job], N
         remove_files(job)
     for table in (JobEvent, Metric, Artifact, JobFile, JobWebhook):
         session.execute(delete(table).where(table.job_id == job_id))
-    session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(JobStatus.FINISHED)))
+    gone = delete(Job).where(Job.id == job_id, Job.status.in_(JobStatus.FINISHED))
+    if rows_changed(session.execute(gone)):  # not a second DELETE racing this one
+        # Remembered for gc: a worker that had lost the job may still write under its prefix.
+        session.add(DeletedJob(id=job_id))
     session.commit()
     return job
 

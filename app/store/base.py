@@ -50,6 +50,10 @@ class Store(Protocol):
         """Every key under `prefix` (a folder-like prefix ending in '/'), sorted."""
         ...
 
+    def list_objects(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, bytes) of every key under `prefix`, sorted by key."""
+        ...
+
 
 def job_prefix(job_id: str) -> str:
     """Everything a job keeps in the store: its artifacts, and its work files in a remote one."""

@@ -167,19 +167,26 @@ class S3Store:
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under the folder `prefix` (store keys, without the store's own prefix),
         sorted."""
+        return [key for key, _ in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, bytes) of every key under the folder `prefix`, sorted by key."""
         folder = prefix.strip("/")
         full = self._key(folder) + "/" if folder else self.prefix
-        keys: list[str] = []
+        objects: list[tuple[str, int]] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
             )
             for page in pages:
-                keys.extend(item["Key"][len(self.prefix) :] for item in page.get("Contents", []))
+                objects.extend(
+                    (item["Key"][len(self.prefix) :], int(item["Size"]))
+                    for item in page.get("Contents", [])
+                )
         except ClientError:
             self._check_bucket()
             raise
-        return sorted(keys)
+        return sorted(objects)
 
     def presigned_url(self, key: str, expires: int = 3600) -> str:
         """A URL that downloads the key without credentials until it expires (seconds)."""
