@@ -6,7 +6,8 @@ loop every DISTILLERY_GC_INTERVAL_SECONDS):
   jobs once DISTILLERY_FAILED_WORK_RETENTION_HOURS have passed, and of jobs that no longer
   exist; a queued or running job's folder stays (a requeued job resumes from its checkpoints);
 - the soft-label store down to DISTILLERY_SOFT_LABEL_STORE_BYTES, least recently used first,
-  and partial entries whose writer died;
+  and partial entries whose writer died; the download cache of a remote store's files likewise,
+  down to DISTILLERY_DOWNLOAD_CACHE_BYTES (never a copy a running job reads);
 - upload staging files an API process killed mid-upload left behind;
 - with DISTILLERY_JOB_RETENTION_DAYS, finished jobs older than that, as DELETE /v1/jobs/{id}
   deletes them: rows, stored artifacts, work files;
@@ -63,6 +64,9 @@ class GcReport:
     )
     soft_label_partials: Freed = field(
         default_factory=Freed, metadata={"label": "soft-label partial writes"}
+    )
+    download_cache: Freed = field(
+        default_factory=Freed, metadata={"label": "download cache evicted"}
     )
     upload_staging: Freed = field(default_factory=Freed, metadata={"label": "upload staging files"})
     deleted_jobs_objects: Freed = field(
@@ -177,6 +181,9 @@ def collect_garbage(settings: Settings, store: Store | None = None) -> GcReport:
     soft_labels = CappedFolder(settings.soft_label_root, settings.soft_label_store_bytes)
     report.soft_label_partials = soft_labels.sweep_partials()
     report.soft_labels = soft_labels.make_room()
+    cache = CappedFolder(settings.download_cache_root, settings.download_cache_bytes)
+    report.download_cache = cache.sweep_partials()
+    report.download_cache += cache.make_room()
     report.upload_staging = _sweep_staging(store.staging_dir())
     report.deleted_jobs_objects, report.store_work_files = _sweep_store(settings, store)
     if settings.job_retention_days is not None:

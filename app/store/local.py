@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.store.base import CHUNK_BYTES, sha256_of
+from app.store.cache import DownloadCache
 
 
 class LocalStore:
@@ -52,7 +53,7 @@ class LocalStore:
             while chunk := f.read(CHUNK_BYTES):
                 yield chunk
 
-    def local_path(self, key: str, cache_root: Path) -> Path:
+    def local_path(self, key: str, cache: DownloadCache) -> Path:
         return self._path(key)
 
     def delete_prefix(self, prefix: str) -> None:

@@ -6,12 +6,10 @@ environment, config files, instance or pod roles. The bucket must exist: the sto
 creates one, and says so clearly when it is missing.
 """
 
-import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -20,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from app.store.base import CHUNK_BYTES, sha256_of
+from app.store.cache import DownloadCache
 
 MIB = 1024 * 1024
 # Objects up to this size go up in one PUT; larger ones in parallel parts of MULTIPART_CHUNK.
@@ -123,25 +122,18 @@ class S3Store:
         finally:
             body.close()
 
-    def local_path(self, key: str, cache_root: Path) -> Path:
-        target = (cache_root / self._key(key)).resolve()
-        if not target.is_relative_to(cache_root.resolve()):  # _key refuses '..'; belt and braces
+    def local_path(self, key: str, cache: DownloadCache) -> Path:
+        name = self._key(key)
+        target = (cache.root / name).resolve()
+        if not target.is_relative_to(cache.root.resolve()):  # _key refuses '..'; belt and braces
             raise ValueError(f"store key {key!r} leaves the cache")
-        size = self.size(key)
-        if target.is_file() and target.stat().st_size == size:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A partial file of its own, renamed into place: concurrent readers of the same key each
-        # download whole copies and the last rename wins; nobody ever sees half a file.
-        partial = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-        try:
-            self.client.download_file(
-                self.bucket, self._key(key), str(partial), Config=self.transfer
-            )
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        return target
+
+        def download(f: BinaryIO) -> None:
+            self.client.download_fileobj(self.bucket, name, f, Config=self.transfer)
+
+        # Written to a partial file of its own and renamed into place: concurrent readers of
+        # one key each see a whole copy, never half of one.
+        return cache.get(name, self.size(key), download)
 
     def delete_prefix(self, prefix: str) -> None:
         folder = prefix.strip("/")
