@@ -1,6 +1,8 @@
 """A folder of files under a byte cap: the least recently used go first to make room.
 
-The soft-label store keeps its entries in one (worker/softlabels.py); `distillery gc` trims it.
+The soft-label store keeps its entries in one (worker/softlabels.py), the download cache of a
+remote store its copies (app/store/cache.py: names with folders, `files/<id>/upload`);
+`distillery gc` trims both.
 Several processes on one host share it safely, through flock locks, which the kernel drops when
 their process dies (a crashed reader or writer never leaves one behind):
 
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import BinaryIO
 
 log = logging.getLogger(__name__)
@@ -82,8 +85,15 @@ class CappedFolder:
         caller needs it); it is the next to go once nobody uses it."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.make_room(size)
-        partial = self.root / f".{name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
-        f = partial.open("w+b")
+        target = self.path(name)
+        partial = target.with_name(
+            f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+        )
+        # Under the folder's lock: an eviction removing emptied folders does not remove this
+        # one between its creation and the partial file's.
+        with self._folder_lock(fcntl.LOCK_SH):
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            f = partial.open("w+b")
         try:
             fcntl.flock(f, fcntl.LOCK_EX)  # tells gc the writer is alive
             write(f)
@@ -120,6 +130,7 @@ class CappedFolder:
                 if _evict(path):
                     total -= entry_size
                     freed.add(entry_size)
+                    self._remove_empty_folders(path.parent)
         if total > self.max_bytes:
             log.warning(
                 "%s: %d bytes wanted over a cap of %d; the entries left are in use",
@@ -139,6 +150,16 @@ class CappedFolder:
                 freed.add(stat.st_size)
         return freed
 
+    def _remove_empty_folders(self, folder: Path) -> None:
+        """Remove `folder` and its parents up to the root while they are empty (the caller
+        holds the folder's exclusive lock)."""
+        while folder != self.root and folder.is_relative_to(self.root):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or gone
+                return
+            folder = folder.parent
+
     @contextmanager
     def _folder_lock(self, operation: int) -> Iterator[None]:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
@@ -150,10 +171,14 @@ class CappedFolder:
 
 
 def _files(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    for entry in os.scandir(root):
-        with suppress(FileNotFoundError):
-            if entry.is_file(follow_symlinks=False):
-                yield Path(entry.path), entry.stat(follow_symlinks=False)
+    """Every file under `root`, in its folders too."""
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            with suppress(FileNotFoundError):
+                info = path.lstat()
+                if S_ISREG(info.st_mode):
+                    yield path, info
 
 
 def _same_file(f: BinaryIO, path: Path) -> bool:

@@ -1,9 +1,14 @@
-"""Engine, session factory and the metadata naming convention."""
+"""Engine, session factory and the metadata naming convention; file locks beside a SQLite
+database (its schema upgrade, a tenant's quota), where PostgreSQL has advisory locks."""
 
+import fcntl
+import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -17,7 +22,7 @@ from sqlalchemy import (
     event,
     or_,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -111,6 +116,62 @@ def newest_first_page(
     ordered = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
     rows = list(session.scalars(ordered))
     return rows[:limit], len(rows) > limit
+
+
+def sqlite_lock_path(url: str | URL, name: str) -> Path | None:
+    """The lock file `<database>.<name>.lock` beside a SQLite database file; None for another
+    database, or a SQLite database in memory (one process: nothing to lock against)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(f"{database}.{name}.lock")
+
+
+def acquire_file_lock(path: Path) -> int:
+    """An exclusive flock on `path` (created if need be), waited for; close the descriptor it
+    returns to release it. The kernel drops it with its process, so a crashed holder never
+    leaves it behind."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold acquire_file_lock(path) for the block."""
+    fd = acquire_file_lock(path)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def lock_sqlite_tenant(session: Session, tenant: str) -> None:
+    """On a SQLite file, take the tenant's file lock until the session's transaction ends, so
+    processes checking and then changing what the tenant holds take turns (PostgreSQL: an
+    advisory lock, app.jobs.queue.lock_tenant). Call it before the transaction writes: a
+    writer waiting for this lock would otherwise hold SQLite's."""
+    digest = hashlib.sha256(tenant.encode()).hexdigest()[:16]
+    path = sqlite_lock_path(session.connection().engine.url, f"tenant-{digest}")
+    if path is None:
+        return
+    # session.connection() began the session's transaction (SQLite's own begins at its first
+    # write); the lock goes when that transaction ends, committed or rolled back.
+    transaction = session.get_transaction()
+    held = [acquire_file_lock(path)]
+
+    def release(_: Session, ended: Any) -> None:
+        if ended is transaction and held:
+            os.close(held.pop())
+
+    event.listen(session, "after_transaction_end", release)
 
 
 def upgrade_database(url: str) -> None:

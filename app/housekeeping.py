@@ -6,12 +6,17 @@ loop every DISTILLERY_GC_INTERVAL_SECONDS):
   jobs once DISTILLERY_FAILED_WORK_RETENTION_HOURS have passed, and of jobs that no longer
   exist; a queued or running job's folder stays (a requeued job resumes from its checkpoints);
 - the soft-label store down to DISTILLERY_SOFT_LABEL_STORE_BYTES, least recently used first,
-  and partial entries whose writer died;
+  and partial entries whose writer died; the download cache of a remote store's files likewise,
+  down to DISTILLERY_DOWNLOAD_CACHE_BYTES (never a copy a running job reads);
 - upload staging files an API process killed mid-upload left behind;
 - the data of refused uploads (the check removes it at once; this takes what a checker that
   died, or a store that was away, left), which then no longer counts against the quota;
 - with DISTILLERY_JOB_RETENTION_DAYS, finished jobs older than that, as DELETE /v1/jobs/{id}
-  deletes them: rows, stored artifacts, work files.
+  deletes them: rows, stored artifacts, work files;
+- in the store (shared by every host): objects under the prefix of a job deleted in the last
+  DELETED_JOB_MEMORY_DAYS (a worker frozen past its lease wrote them after the delete), and the
+  work files in a remote store of ended jobs, by the work folders' rule. Objects of a job this
+  database never had are left alone: they may be another database's.
 """
 
 import logging
@@ -25,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app import jobs
@@ -33,7 +38,7 @@ from app.capped_folder import CappedFolder, Freed
 from app.db import session_scope
 from app.files import service as files
 from app.files.upload import STALE_STAGING_SECONDS, sweep_staging
-from app.models import Job, JobStatus, utcnow
+from app.models import DeletedJob, Job, JobStatus, utcnow
 from app.settings import Settings
 from app.store import make_store
 from app.store.base import Store, job_prefix, job_work_prefix
@@ -46,6 +51,9 @@ log = logging.getLogger(__name__)
 UNKNOWN_JOB_GRACE_SECONDS = 3600.0
 # Jobs looked up, or deleted, per query.
 BATCH = 500
+# How long gc remembers a deleted job (app.models.DeletedJob) to remove what a worker that had
+# lost it writes under its prefix afterwards.
+DELETED_JOB_MEMORY_DAYS = 30
 
 
 @dataclass
@@ -60,8 +68,17 @@ class GcReport:
     soft_label_partials: Freed = field(
         default_factory=Freed, metadata={"label": "soft-label partial writes"}
     )
+    download_cache: Freed = field(
+        default_factory=Freed, metadata={"label": "download cache evicted"}
+    )
     upload_staging: Freed = field(default_factory=Freed, metadata={"label": "upload staging files"})
     refused_uploads: Freed = field(default_factory=Freed, metadata={"label": "refused uploads"})
+    deleted_jobs_objects: Freed = field(
+        default_factory=Freed, metadata={"label": "deleted jobs' store objects"}
+    )
+    store_work_files: Freed = field(
+        default_factory=Freed, metadata={"label": "ended jobs' store work files"}
+    )
 
     def kinds(self) -> list[tuple[str, Freed]]:
         return [(f.metadata["label"], getattr(self, f.name)) for f in fields(self)]
@@ -121,9 +138,14 @@ def tree_bytes(path: Path) -> int:
 def remove_job_work(settings: Settings, store: Store, job_id: str) -> int:
     """Remove a job's work files: its folder on this host, and their copies in a remote store.
     Returns the local bytes freed."""
+    remove_remote_work(store, job_id)
+    return remove_tree(work_folder(settings, job_id))
+
+
+def remove_remote_work(store: Store, job_id: str) -> None:
+    """Remove a job's work files from a remote store (none are kept in a local one)."""
     if store.remote:
         store.delete_prefix(job_work_prefix(job_id))
-    return remove_tree(work_folder(settings, job_id))
 
 
 def delete_job(settings: Settings, store: Store, session: Session, job_id: str, tenant: str) -> int:
@@ -163,7 +185,11 @@ def collect_garbage(settings: Settings, store: Store | None = None) -> GcReport:
     soft_labels = CappedFolder(settings.soft_label_root, settings.soft_label_store_bytes)
     report.soft_label_partials = soft_labels.sweep_partials()
     report.soft_labels = soft_labels.make_room()
+    cache = CappedFolder(settings.download_cache_root, settings.download_cache_bytes)
+    report.download_cache = cache.sweep_partials()
+    report.download_cache += cache.make_room()
     report.upload_staging = _sweep_staging(store.staging_dir())
+    report.deleted_jobs_objects, report.store_work_files = _sweep_store(settings, store)
     if settings.job_retention_days is not None:
         cutoff = utcnow() - timedelta(days=settings.job_retention_days)
         report.expired_jobs = _delete_finished_before(settings, store, cutoff)
@@ -195,14 +221,56 @@ def _sweep_work_folders(settings: Settings, store: Store) -> Freed:
             if idle:
                 freed.add(remove_tree(folder))
             continue
-        status, finished_at = state
-        done = status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED)
-        expired = status == JobStatus.FAILED and (
-            finished_at is None or finished_at <= failed_cutoff
-        )
-        if done or expired:
+        if _work_may_go(state, failed_cutoff):
             freed.add(remove_job_work(settings, store, folder.name))
     return freed
+
+
+def _work_may_go(state: tuple[str, datetime | None], failed_cutoff: datetime) -> bool:
+    """A job's work files go once it succeeded or was cancelled, or failed before the cutoff."""
+    status, finished_at = state
+    if status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
+        return True
+    return status == JobStatus.FAILED and (finished_at is None or finished_at <= failed_cutoff)
+
+
+def _sweep_store(settings: Settings, store: Store) -> tuple[Freed, Freed]:
+    """Remove from the store the objects of jobs deleted lately, and the work files in a
+    remote store of ended jobs; returns what each freed. Forgets deleted jobs past
+    DELETED_JOB_MEMORY_DAYS."""
+    by_job: dict[str, list[tuple[str, int]]] = {}
+    for key, size in store.list_objects("jobs/"):
+        by_job.setdefault(key.split("/")[1], []).append((key, size))
+    states = _job_states(settings, list(by_job))
+    deleted_ids = _deleted_jobs(settings, [job_id for job_id in by_job if job_id not in states])
+    failed_cutoff = utcnow() - timedelta(hours=settings.failed_work_retention_hours)
+    deleted, work = Freed(), Freed()
+    for job_id, objects in by_job.items():
+        if job_id in deleted_ids:
+            store.delete_prefix(job_prefix(job_id))
+            gone, freed = objects, deleted
+        elif store.remote and job_id in states and _work_may_go(states[job_id], failed_cutoff):
+            gone = [o for o in objects if o[0].startswith(job_work_prefix(job_id))]
+            if gone:
+                remove_remote_work(store, job_id)
+            freed = work
+        else:
+            continue
+        for _, size in gone:
+            freed.add(size)
+    with session_scope(settings.database_url) as session:
+        forgotten = utcnow() - timedelta(days=DELETED_JOB_MEMORY_DAYS)
+        session.execute(delete(DeletedJob).where(DeletedJob.deleted_at < forgotten))
+    return deleted, work
+
+
+def _deleted_jobs(settings: Settings, job_ids: list[str]) -> set[str]:
+    """Those of `job_ids` this database deleted (and still remembers)."""
+    found: set[str] = set()
+    with session_scope(settings.database_url) as session:
+        for chunk in _batches(job_ids):
+            found.update(session.scalars(select(DeletedJob.id).where(DeletedJob.id.in_(chunk))))
+    return found
 
 
 def _job_states(settings: Settings, job_ids: list[str]) -> dict[str, tuple[str, datetime | None]]:

@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: job, job_event, metric, artifact, file, job_file, api_key."""
+"""SQLAlchemy tables: job, job_event, metric, artifact, file, job_file, api_key, deleted_job."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -202,3 +202,15 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+
+
+class DeletedJob(Base):
+    """A deleted job's id, for a while: `distillery gc` removes whatever a worker that had lost
+    the job (frozen past its lease) wrote under the job's store prefix after the delete."""
+
+    __tablename__ = "deleted_job"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_deleted_job_deleted_at", "deleted_at"),)

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     failed_work_retention_hours: float = Field(default=24.0, ge=0)
     # The soft-label store's byte cap: writing an entry evicts the least recently used first.
     soft_label_store_bytes: int = 20 * 1024**3
+    # The byte cap of the local copies of an S3 store's files (uploads, teachers) that workers
+    # and file checks read: a new copy evicts the least recently used ones not in use.
+    download_cache_bytes: int = Field(default=20 * 1024**3, ge=0)
     # Finished jobs older than this are deleted (rows, artifacts, work) by gc; unset: kept.
     job_retention_days: float | None = Field(default=None, ge=0)
     # How often the API's maintenance loop runs the housekeeping (`distillery gc` runs it once).
@@ -150,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def soft_label_root(self) -> Path:
         return self.work_root / "soft_labels"
+
+    @property
+    def download_cache_root(self) -> Path:
+        return self.work_root / "cache"
 
 
 class SettingsError(ValueError):

@@ -1,10 +1,12 @@
 """Alembic environment: the URL comes from app.settings, the tables from app.models."""
 
+from contextlib import nullcontext
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool, text
 
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
-from app.db import Base
+from app.db import Base, file_lock, sqlite_lock_path
 from app.settings import get_settings
 
 config = context.config
@@ -24,7 +26,10 @@ def run_migrations_online() -> None:
     connectable = engine_from_config(
         {"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool
     )
-    with connectable.connect() as connection:
+    # SQLite has no advisory lock, and runs DDL outside transactions: processes starting
+    # together on a new file take turns through a file lock beside it instead.
+    lock_path = sqlite_lock_path(url, "migrate")
+    with file_lock(lock_path) if lock_path else nullcontext(), connectable.connect() as connection:
         # Batch mode lets ALTER-style migrations run on SQLite too.
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True

@@ -102,6 +102,16 @@ class JobControl:
         if self.pause_requested.is_set():
             raise JobPaused(self.job_id)
 
+    def ensure_held(self) -> None:
+        """Raise LeaseLost unless this worker still holds the job, read now from the database
+        (not the heartbeat's last reading): called right before the worker writes to the store,
+        so a worker that was frozen (SIGSTOP, a VM paused) past its lease, its job meanwhile
+        ended and perhaps deleted, leaves nothing under that job's prefix."""
+        status = self.write(lambda session: jobs.held_status(session, self.job_id, self.owner))
+        if status is None:
+            self.lease_lost.set()
+            raise LeaseLost(self.job_id)
+
     def write(self, change: Callable[[Session], T]) -> T:
         """Run one change of the job's rows in its own transaction, retrying while the database
         is unreachable (up to database_retry_seconds): a blip costs the job a pause, not an

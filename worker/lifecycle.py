@@ -71,7 +71,9 @@ def _run_to_final_status(pipeline: Pipeline, control: JobControl) -> None:
         control.finish(JobStatus.FAILED, error={**error, "stage": job.stage})
     except Exception as exc:
         if is_infrastructure_error(exc):
-            _requeue(control, job.stage, exc)
+            if _requeue(control, job.stage, exc) in JobStatus.FINISHED:
+                # Its last attempt (or cancelled meanwhile): nothing resumes from them now.
+                pipeline.clear_remote_work()
             return
         # The traceback and the server's paths go to the log; the user sees what failed.
         log.exception("job %s failed in %s", job_id, job.stage)
@@ -86,9 +88,10 @@ def _run_to_final_status(pipeline: Pipeline, control: JobControl) -> None:
         control.finish(JobStatus.SUCCEEDED, result=result, progress=job.progress.snapshot(True))
 
 
-def _requeue(control: JobControl, stage: str, exc: BaseException) -> None:
+def _requeue(control: JobControl, stage: str, exc: BaseException) -> str | None:
     """Not the job's fault: another attempt (after the database or disk recovers, or on
-    another worker) resumes it from its checkpoints; the last attempt fails it."""
+    another worker) resumes it from its checkpoints; the last attempt fails it. Returns the
+    job's new status (None when it could not be written)."""
     log.warning("job %s hit an infrastructure error in %s", control.job_id, stage, exc_info=exc)
     reason = f"{infrastructure_message(exc)} in stage {stage}"
     try:
@@ -97,5 +100,6 @@ def _requeue(control: JobControl, stage: str, exc: BaseException) -> None:
         # Still unreachable: the lease expires and the reaper requeues the job (or fails it
         # after its last attempt), so it is not lost either way.
         log.exception("could not requeue %s; its lease will expire", control.job_id)
-        return
+        return None
     log.info("job %s %s: %s", control.job_id, status, reason)
+    return status

@@ -145,6 +145,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
 
 def _upload(job: JobContext, name: str, fmt: str, path: Path) -> tuple[int, str]:
     key = artifact_key(job.job_id, name)
+    job.control.ensure_held()  # a worker that lost the job writes nothing under its prefix
     size, digest = job.store.put_file(key, path)
     job.control.artifact(name=name, fmt=fmt, size=size, sha256=digest, key=key)
     return size, digest

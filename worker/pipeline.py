@@ -74,7 +74,7 @@ class Pipeline:
             raise
         except Exception as exc:
             if not is_infrastructure_error(exc):
-                self._clear_remote_work()
+                self.clear_remote_work()
             raise
         self._remove_work()
         return self.job.report
@@ -168,7 +168,8 @@ class Pipeline:
         except Exception:
             log.warning("could not remove the work files of %s", self.job_id, exc_info=True)
 
-    def _clear_remote_work(self) -> None:
+    def clear_remote_work(self) -> None:
+        """Remove the job's work files from a remote store (it failed: they resume nothing)."""
         try:
             worksync.clear(self.job.store, self.job_id)
         except Exception:

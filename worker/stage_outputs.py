@@ -19,7 +19,10 @@ class StageOutputs:
         self.job = job
 
     def push(self, path: Path) -> None:
-        """Copy a work file to a remote store (no-op for a local one)."""
+        """Copy a work file to a remote store (no-op for a local one), while this worker still
+        holds the job (LeaseLost otherwise)."""
+        if self.job.store.remote:
+            self.job.control.ensure_held()
         worksync.push(self.job.store, self.job.job_id, path)
 
     def save_output(self, model: nn.Module, name: str) -> Path:

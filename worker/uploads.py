@@ -9,6 +9,7 @@ from app.db import session_scope
 from app.models import File, FileStatus
 from app.settings import Settings
 from app.store import make_store
+from app.store.cache import DownloadCache
 from distillery.types.catalog import SpecError
 
 
@@ -25,8 +26,10 @@ class UploadedFile:
 
     def local_path(self, key: str | None = None) -> Path:
         """A local copy of the upload itself, or of one of its prepared arrays (a store key)."""
-        store = make_store(self.settings.artifact_url, self.settings.s3_endpoint_url)
-        return store.local_path(key or self.storage_key, self.settings.work_root / "cache")
+        settings = self.settings
+        store = make_store(settings.artifact_url, settings.s3_endpoint_url)
+        cache = DownloadCache(settings.download_cache_root, settings.download_cache_bytes)
+        return store.local_path(key or self.storage_key, cache)
 
     def array_path(self, name: str) -> Path | None:
         key = self.info.get("arrays", {}).get(name)

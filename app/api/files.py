@@ -135,7 +135,8 @@ def _save(
     key = file_key(file_id, "upload")
     with session_scope(settings.database_url) as session:
         # Two uploads finishing at once must count each other against the quota: the
-        # tenant's lock (PostgreSQL) is held from this count until the row is committed.
+        # tenant's lock (PostgreSQL; a file lock on SQLite) is held from this count until the row
+        # is committed, in every API process.
         lock_tenant(session, tenant)
         used = service.stored_bytes(session, tenant)
         limit = settings.tenant_max_stored_bytes

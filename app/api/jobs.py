@@ -69,7 +69,7 @@ def job_out(job: Job) -> schemas.Job:
     responses={
         200: {"model": schemas.Job, "description": "Replay of an Idempotency-Key: the first job"},
         400: _error("Body is not UTF-8 JSON"),
-        409: _error("Idempotency-Key already used with another body"),
+        409: _error("Idempotency-Key already used with another body (or its job deleted, 3 times)"),
         413: _error("Body over the size limit"),
         429: _error("The tenant is at its running or queued job limit (see Retry-After)"),
     },

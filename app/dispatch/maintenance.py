@@ -1,8 +1,9 @@
 """The maintenance loop each API process runs beside its dispatcher: requeue jobs whose worker
-died (lease expired), re-send jobs whose first send failed, and re-send jobs the broker lost (a
-Redis restarted without its data) or that no worker claimed for too long, so a job accepted by
-the API is never lost (a job sent twice runs once: the second delivery finds it claimed and is
-skipped). It also delivers webhooks and runs the disk housekeeping.
+died (lease expired; those it ends lose their remote work files), re-send jobs whose first send
+failed, and re-send jobs the broker lost (a Redis restarted without its data) or that no worker
+claimed for too long, so a job accepted by the API is never lost (a job sent twice runs once:
+the second delivery finds it claimed and is skipped). It also delivers webhooks and runs the
+disk housekeeping.
 """
 
 import logging
@@ -31,8 +32,9 @@ def maintain_once(settings: Settings, dispatcher: Dispatcher) -> None:
     except Exception as exc:
         log.warning("could not check the broker (will retry): %s", exc)
         restarted = False
+    ended: list[str] = []
     with session_scope(settings.database_url) as session:
-        requeued = jobs.reap_expired(session, max_attempts=settings.max_attempts)
+        requeued = jobs.reap_expired(session, max_attempts=settings.max_attempts, ended=ended)
         stranded = jobs.undispatched_job_ids(
             session,
             idle_seconds=REDISPATCH_AFTER_SECONDS,
@@ -45,6 +47,24 @@ def maintain_once(settings: Settings, dispatcher: Dispatcher) -> None:
         log.warning("the broker lost its queue: sending %d jobs again", len(unclaimed))
     for job_id in dict.fromkeys([*requeued, *stranded, *unclaimed]):
         dispatch(settings, dispatcher, job_id)
+    if ended:
+        _clear_remote_work(settings, ended)
+
+
+def _clear_remote_work(settings: Settings, job_ids: list[str]) -> None:
+    """The work files in a remote store of jobs the reaper ended: nothing resumes from them
+    now. (A failure here is logged; gc removes a finished job's remote work files too.)"""
+    from app.housekeeping import remove_remote_work
+    from app.store import make_store
+
+    store = make_store(settings.artifact_url, settings.s3_endpoint_url)
+    for job_id in job_ids:
+        try:
+            remove_remote_work(store, job_id)
+        except Exception:
+            log.warning(
+                "could not remove the work files of %s from the store", job_id, exc_info=True
+            )
 
 
 class MaintenanceLoop:

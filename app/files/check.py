@@ -34,6 +34,7 @@ def check_file(settings: Settings, file_id: str) -> None:
     from app.files import formats, service
     from app.models import File, FileStatus
     from app.store import make_store
+    from app.store.cache import DownloadCache
 
     store = make_store(settings.artifact_url, settings.s3_endpoint_url)
     with session_scope(settings.database_url) as session:
@@ -47,7 +48,9 @@ def check_file(settings: Settings, file_id: str) -> None:
         fmt = formats.get(purpose, fmt_name)
         context = formats.CheckContext(
             file_id=file_id,
-            path=store.local_path(key, settings.work_root / "cache"),
+            path=store.local_path(
+                key, DownloadCache(settings.download_cache_root, settings.download_cache_bytes)
+            ),
             options=dict(options or {}),
             settings=settings,
             workdir=workdir,

@@ -7,7 +7,7 @@ from sqlalchemy import Integer, ScalarSelect, and_, func, literal, select, updat
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, aliased
 
-from app.db import rows_changed
+from app.db import lock_sqlite_tenant, rows_changed
 from app.jobs.rows import RUNNING_STATUSES
 from app.models import Job, JobStatus, utcnow
 
@@ -114,9 +114,14 @@ def tenant_running() -> ScalarSelect[int]:
 
 
 def lock_tenant(session: Session, tenant: str) -> None:
-    """On PostgreSQL, hold the tenant's claim lock until this transaction ends, so two workers
-    claiming jobs of one tenant at once count each other's running jobs (under READ COMMITTED
-    each would otherwise count before the other commits). SQLite serialises writers itself."""
+    """Hold the tenant's lock until this transaction ends, so two processes that count what
+    the tenant has and then add to it take turns: two workers claiming jobs of one tenant count
+    each other's running jobs (under READ COMMITTED each would otherwise count before the other
+    commits), two uploads count each other's bytes. PostgreSQL: an advisory lock; a SQLite
+    file: a file lock beside it (app.db.lock_sqlite_tenant). Take it before the transaction's
+    first write."""
     if session.get_bind().dialect.name == "postgresql":
         key = sql_cast(literal(TENANT_LOCK_SPACE), Integer)
         session.execute(select(func.pg_advisory_xact_lock(key, func.hashtext(tenant))))
+    else:
+        lock_sqlite_tenant(session, tenant)

@@ -10,10 +10,15 @@ from app.jobs.rows import RUNNING_STATUSES, status_event
 from app.models import Job, JobStatus, utcnow
 
 
-def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
-    """Requeue jobs whose worker stopped renewing its lease; fail those out of attempts.
+def reap_expired(
+    session: Session, *, max_attempts: int, ended: list[str] | None = None
+) -> list[str]:
+    """Requeue jobs whose worker stopped renewing its lease; fail those out of attempts (and
+    cancel those asked to cancel).
 
-    Returns the ids put back in the queue (the caller dispatches them again).
+    Returns the ids put back in the queue (the caller dispatches them again); the ids of the
+    jobs it ended (failed or cancelled) are added to `ended` (the caller removes their work
+    files from a remote store, as a worker ending a job does).
     """
     now = utcnow()
     expired = session.execute(
@@ -42,5 +47,7 @@ def reap_expired(session: Session, *, max_attempts: int) -> list[str]:
             session.add(status_event(session, job_id, message))
             if values["status"] == JobStatus.QUEUED:
                 requeued.append(job_id)
+            elif values["status"] in JobStatus.FINISHED and ended is not None:
+                ended.append(job_id)
     session.commit()
     return requeued

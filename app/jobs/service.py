@@ -21,6 +21,7 @@ from app.jobs.rows import RUNNING_STATUSES, status_event, unscoped_job
 from app.jobs.spec import request_hash, resolve_spec
 from app.models import (
     Artifact,
+    DeletedJob,
     Job,
     JobEvent,
     JobFile,
@@ -30,6 +31,9 @@ from app.models import (
     utcnow,
 )
 from distillery.types import JobCreate
+
+# A request whose key is taken and freed again this many times in a row gives up (409).
+CREATE_TRIES = 3
 
 
 def new_job_id() -> str:
@@ -50,13 +54,39 @@ def create_job(
     Idempotency keys are per tenant. A replay is answered before the tenant's limits are
     checked (QuotaExceeded when it already has `max_running` running or cancelling jobs, or
     `max_queued` queued ones; None: no limit). The check is not a lock: requests racing each
-    other can overshoot a limit by their number."""
+    other can overshoot a limit by their number.
+
+    A request racing another with the same key replays the job that won; should that job be
+    deleted before it is read (a DELETE in between), the key is free again and this request
+    creates its job after all, as a request after the DELETE would."""
     digest = request_hash(body)
-    if idempotency_key is not None:
-        existing = _by_idempotency_key(session, tenant, idempotency_key, digest)
-        if existing is not None:
-            return existing, False
-    check_quota(session, tenant, max_running=max_running, max_queued=max_queued)
+    for _ in range(CREATE_TRIES):
+        if idempotency_key is not None:
+            existing = _by_idempotency_key(session, tenant, idempotency_key, digest)
+            if existing is not None:
+                return existing, False
+        check_quota(session, tenant, max_running=max_running, max_queued=max_queued)
+        job = _new_job(session, body, digest, idempotency_key, tenant)
+        try:
+            session.commit()
+        except IntegrityError:
+            # Another request with the same key won the race: the next turn answers with its
+            # job, or creates this one if that job was deleted meanwhile.
+            session.rollback()
+            if idempotency_key is None:
+                raise
+            continue
+        return job, True
+    raise IdempotencyConflict(
+        "this Idempotency-Key's job was created and deleted by other requests while this one "
+        "ran; retry"
+    )
+
+
+def _new_job(
+    session: Session, body: JobCreate, digest: str, idempotency_key: str | None, tenant: str
+) -> Job:
+    """Add a queued job's rows to the session (the caller commits)."""
     spec = resolve_spec(body)
     used_files = check_job_files(session, tenant, spec)
     job = Job(
@@ -75,17 +105,7 @@ def create_job(
     session.add(status_event(session, job.id, "queued", new=job))
     if body.webhook is not None:
         session.add(JobWebhook(job_id=job.id, url=body.webhook.url, secret=body.webhook.secret))
-    try:
-        session.commit()
-    except IntegrityError:
-        # Another request with the same key won the race: answer with its job.
-        session.rollback()
-        assert idempotency_key is not None
-        existing = _by_idempotency_key(session, tenant, idempotency_key, digest)
-        if existing is None:
-            raise
-        return existing, False
-    return job, True
+    return job
 
 
 def check_quota(
@@ -221,7 +241,10 @@ def _delete_finished(session: Session, job: Job, remove_files: Callable[[Job], N
         remove_files(job)
     for table in (JobEvent, Metric, Artifact, JobFile, JobWebhook):
         session.execute(delete(table).where(table.job_id == job_id))
-    session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(JobStatus.FINISHED)))
+    gone = delete(Job).where(Job.id == job_id, Job.status.in_(JobStatus.FINISHED))
+    if rows_changed(session.execute(gone)):  # not a second DELETE racing this one
+        # Remembered for gc: a worker that had lost the job may still write under its prefix.
+        session.add(DeletedJob(id=job_id))
     session.commit()
     return job
 

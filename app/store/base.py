@@ -9,7 +9,10 @@ never from a URL.
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from app.store.cache import DownloadCache
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -37,9 +40,9 @@ class Store(Protocol):
 
     def open_chunks(self, key: str) -> Iterator[bytes]: ...
 
-    def local_path(self, key: str, cache_root: Path) -> Path:
+    def local_path(self, key: str, cache: "DownloadCache") -> Path:
         """A local file with the key's content: the file itself for a local store, a copy
-        kept under `cache_root` for a remote one."""
+        kept in `cache` for a remote one (pinned until this process ends)."""
         ...
 
     def delete_prefix(self, prefix: str) -> None:
@@ -48,6 +51,10 @@ class Store(Protocol):
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under `prefix` (a folder-like prefix ending in '/'), sorted."""
+        ...
+
+    def list_objects(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, bytes) of every key under `prefix`, sorted by key."""
         ...
 
 

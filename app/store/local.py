@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.store.base import CHUNK_BYTES, sha256_of
+from app.store.cache import DownloadCache
 
 
 class LocalStore:
@@ -52,7 +53,7 @@ class LocalStore:
             while chunk := f.read(CHUNK_BYTES):
                 yield chunk
 
-    def local_path(self, key: str, cache_root: Path) -> Path:
+    def local_path(self, key: str, cache: DownloadCache) -> Path:
         return self._path(key)
 
     def delete_prefix(self, prefix: str) -> None:
@@ -65,16 +66,24 @@ class LocalStore:
             path.unlink()
 
     def list_keys(self, prefix: str) -> list[str]:
+        return [key for key, _ in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> list[tuple[str, int]]:
         folder = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if not folder.is_dir():
             return []
-        keys = []
+        objects = []
         for path in folder.rglob("*"):
             key = path.relative_to(self.root).as_posix()
             # Files still being written (.partial) and uploads not yet in place (.staging).
-            if path.is_file() and not key.endswith(".partial") and not key.startswith(".staging/"):
-                keys.append(key)
-        return sorted(keys)
+            if key.endswith(".partial") or key.startswith(".staging/"):
+                continue
+            try:
+                if path.is_file():
+                    objects.append((key, path.stat().st_size))
+            except FileNotFoundError:  # removed meanwhile
+                continue
+        return sorted(objects)
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()

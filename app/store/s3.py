@@ -6,12 +6,10 @@ environment, config files, instance or pod roles. The bucket must exist: the sto
 creates one, and says so clearly when it is missing.
 """
 
-import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -20,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from app.store.base import CHUNK_BYTES, sha256_of
+from app.store.cache import DownloadCache
 
 MIB = 1024 * 1024
 # Objects up to this size go up in one PUT; larger ones in parallel parts of MULTIPART_CHUNK.
@@ -123,25 +122,18 @@ class S3Store:
         finally:
             body.close()
 
-    def local_path(self, key: str, cache_root: Path) -> Path:
-        target = (cache_root / self._key(key)).resolve()
-        if not target.is_relative_to(cache_root.resolve()):  # _key refuses '..'; belt and braces
+    def local_path(self, key: str, cache: DownloadCache) -> Path:
+        name = self._key(key)
+        target = (cache.root / name).resolve()
+        if not target.is_relative_to(cache.root.resolve()):  # _key refuses '..'; belt and braces
             raise ValueError(f"store key {key!r} leaves the cache")
-        size = self.size(key)
-        if target.is_file() and target.stat().st_size == size:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A partial file of its own, renamed into place: concurrent readers of the same key each
-        # download whole copies and the last rename wins; nobody ever sees half a file.
-        partial = target.with_name(f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
-        try:
-            self.client.download_file(
-                self.bucket, self._key(key), str(partial), Config=self.transfer
-            )
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        return target
+
+        def download(f: BinaryIO) -> None:
+            self.client.download_fileobj(self.bucket, name, f, Config=self.transfer)
+
+        # Written to a partial file of its own and renamed into place: concurrent readers of
+        # one key each see a whole copy, never half of one.
+        return cache.get(name, self.size(key), download)
 
     def delete_prefix(self, prefix: str) -> None:
         folder = prefix.strip("/")
@@ -167,19 +159,26 @@ class S3Store:
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under the folder `prefix` (store keys, without the store's own prefix),
         sorted."""
+        return [key for key, _ in self.list_objects(prefix)]
+
+    def list_objects(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, bytes) of every key under the folder `prefix`, sorted by key."""
         folder = prefix.strip("/")
         full = self._key(folder) + "/" if folder else self.prefix
-        keys: list[str] = []
+        objects: list[tuple[str, int]] = []
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
             )
             for page in pages:
-                keys.extend(item["Key"][len(self.prefix) :] for item in page.get("Contents", []))
+                objects.extend(
+                    (item["Key"][len(self.prefix) :], int(item["Size"]))
+                    for item in page.get("Contents", [])
+                )
         except ClientError:
             self._check_bucket()
             raise
-        return sorted(keys)
+        return sorted(objects)
 
     def presigned_url(self, key: str, expires: int = 3600) -> str:
         """A URL that downloads the key without credentials until it expires (seconds)."""

@@ -1,6 +1,6 @@
 """One garbage-collection pass (`collect_garbage`, what `distillery gc` runs): which work
-folders, soft labels, staging files and expired jobs go, and what it reports freed. On SQLite
-and PostgreSQL, except the S3 test (SQLite)."""
+folders, soft labels, staging files, expired jobs and store objects no job needs go, and what
+it reports freed. On SQLite and PostgreSQL."""
 
 import os
 import time
@@ -8,13 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from app import jobs
 from app.capped_folder import CappedFolder
 from app.db import session_scope
 from app.files.service import stored_bytes
-from app.housekeeping import collect_garbage, work_folder
+from app.housekeeping import collect_garbage, delete_job, work_folder
 from app.models import DEFAULT_TENANT, Artifact, File, FileStatus, Job, JobStatus, utcnow
 from app.settings import Settings
 from app.store import make_store
@@ -234,3 +235,79 @@ def test_distillery_gc_prints_what_it_freed(sqlite_url: str, tmp_path: Path) -> 
     assert "no Distillery database" in refused.stderr
     assert not nowhere.exists()
     assert (settings.work_root / "jobs" / "job_of_some_other_database").exists()
+
+
+def store_settings(settings: Settings, request: pytest.FixtureRequest, kind: str) -> Settings:
+    if kind == "local":
+        return settings
+    return settings.model_copy(
+        update={
+            "artifact_url": request.getfixturevalue("s3_bucket_url"),
+            "s3_endpoint_url": request.getfixturevalue("s3_server"),
+        }
+    )
+
+
+@pytest.mark.parametrize("store_kind", ["local", "s3"])
+def test_what_a_lost_worker_wrote_after_its_job_was_deleted_goes(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest, store_kind: str
+) -> None:
+    """A worker frozen past its lease writes under the job's prefix after the job was deleted
+    (between its last lease check and the write): gc removes it. Objects of a job this
+    database never had (another database's store?) are left alone."""
+    settings = store_settings(settings, request, store_kind)
+    store = make_store(settings.artifact_url, settings.s3_endpoint_url)
+    source = tmp_path / "bytes"
+    source.write_bytes(b"b" * 100)
+    deleted = job_in(settings, JobStatus.FAILED)
+    with session_scope(settings.database_url) as session:
+        delete_job(settings, store, session, deleted, DEFAULT_TENANT)
+    store.put_file(artifact_key(deleted, "student.onnx"), source)  # the late writes
+    store.put_file(job_work_prefix(deleted) + "student.ckpt", source)
+    kept = job_in(settings, JobStatus.SUCCEEDED)
+    store.put_file(artifact_key(kept, "student.onnx"), source)
+    store.put_file(artifact_key("job_of_another_database", "student.onnx"), source)
+
+    report = collect_garbage(settings)
+    assert store.list_keys("jobs/") == sorted(
+        [
+            artifact_key(kept, "student.onnx"),
+            artifact_key("job_of_another_database", "student.onnx"),
+        ]
+    )
+    assert (report.deleted_jobs_objects.count, report.deleted_jobs_objects.bytes) == (2, 200)
+    assert collect_garbage(settings).total.count == 0
+
+
+def test_work_files_in_s3_of_ended_jobs_go_even_without_a_work_folder_here(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A job the reaper ended while the store was unreachable, or whose worker died while
+    removing them: its work files in S3 go as its status says (no host need have its folder)."""
+    settings = store_settings(settings, request, "s3").model_copy(
+        update={"failed_work_retention_hours": 24}
+    )
+    store = make_store(settings.artifact_url, settings.s3_endpoint_url)
+    source = tmp_path / "bytes"
+    source.write_bytes(b"w" * 10)
+    jobs_by_state = {
+        "succeeded": job_in(settings, JobStatus.SUCCEEDED),
+        "cancelled": job_in(settings, JobStatus.CANCELLED),
+        "failed 2 days ago": job_in(settings, JobStatus.FAILED, days_ago=2),
+        "failed an hour ago": job_in(settings, JobStatus.FAILED, days_ago=1 / 24),
+        "running": job_in(settings, JobStatus.RUNNING),
+        "requeued": job_in(settings, JobStatus.QUEUED, attempt=1),
+    }
+    for job_id in jobs_by_state.values():
+        store.put_file(job_work_prefix(job_id) + "student.ckpt", source)
+        store.put_file(artifact_key(job_id, "report.json"), source)
+
+    report = collect_garbage(settings)
+    left = {
+        state for state, job_id in jobs_by_state.items() if store.list_keys(job_work_prefix(job_id))
+    }
+    assert left == {"failed an hour ago", "running", "requeued"}
+    assert all(
+        store.exists(artifact_key(job_id, "report.json")) for job_id in jobs_by_state.values()
+    )
+    assert (report.store_work_files.count, report.store_work_files.bytes) == (3, 30)

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
+from celery import Celery
 
 from tests.e2e.conftest import Service, free_port, start, uvicorn_argv, wait_for_job, wait_ready
 from tests.e2e.jobs import DIGITS_JOB, check_downloaded_student
@@ -73,6 +74,10 @@ def test_digits_job_through_celery(
     estimate, actual = job["cost"]["estimate"], job["cost"]["actual"]
     assert actual["student_steps"] == estimate["work"]["student_steps"] > 0
     assert set(actual["stages"]) == set(estimate["wall_seconds"]["cpu"]["stages"])
+    # The worker runs the pool that replaces its exited child at once (celery/celery#9588).
+    stats = Celery(broker=redis_url).control.inspect(timeout=10).stats() or {}
+    pools = {worker["pool"]["implementation"] for worker in stats.values()}
+    assert pools == {"worker.celery_pool:TaskPool"}, stats
 
 
 def test_estimates_go_to_their_own_queue_and_wait_for_no_job(

@@ -42,3 +42,20 @@ def test_the_parent_preloads_the_pipeline_without_touching_cuda() -> None:
         "cuda_calls": [],
         "cuda_initialized": False,
     }
+
+
+def test_the_worker_runs_the_pool_that_replaces_an_exited_child_at_once() -> None:
+    """`celery -A worker.celery_app worker` (compose, the tests' workers) without `-P` uses the
+    configured pool: the prefork pool whose exited child is replaced as soon as the exit is
+    reported, not at the next 5 s timer (celery/celery#9588; benchmarks/celery_gap.py)."""
+    from celery import concurrency
+    from celery.concurrency import asynpool, prefork
+
+    from worker.celery_app import app
+    from worker.celery_pool import PromptAsynPool, TaskPool
+
+    pool = concurrency.get_implementation(app.conf.worker_pool)
+    assert pool is TaskPool and issubclass(pool, prefork.TaskPool)
+    assert pool.Pool is PromptAsynPool
+    assert PromptAsynPool._event_process_exit is not asynpool.AsynPool._event_process_exit
+    assert app.conf.worker_max_tasks_per_child == 1

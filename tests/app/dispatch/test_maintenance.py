@@ -1,10 +1,12 @@
 """The maintenance loop sends again a job whose first send failed (broker down), every job
-the broker lost (a Redis restarted without its data), and a job left unclaimed too long."""
+the broker lost (a Redis restarted without its data), and a job left unclaimed too long; a job
+its reaper ends loses its work files in the store."""
 
 import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from app import jobs
@@ -15,8 +17,10 @@ from app.dispatch.maintenance import MaintenanceLoop, maintain_once
 from app.housekeeping import work_folder
 from app.models import DEFAULT_TENANT, Job, utcnow
 from app.settings import Settings
+from app.store import make_store
+from app.store.base import artifact_key, job_prefix, job_work_prefix
 from distillery.types import JobCreate
-from tests.conftest import MINIMAL_JOB
+from tests.conftest import MINIMAL_JOB, make_settings
 
 
 class FlakyBroker:
@@ -139,3 +143,42 @@ def test_the_maintenance_loop_runs_the_housekeeping(settings: Settings) -> None:
     finally:
         loop.stop()
     assert not left_over.exists()
+
+
+@pytest.mark.parametrize("asked", ["nothing", "cancel"])
+def test_a_job_the_reaper_ends_loses_its_work_files_in_the_store(
+    postgres_url: str, tmp_path: Path, s3_server: str, s3_bucket_url: str, asked: str
+) -> None:
+    """Its worker died on the last attempt (failed, worker_lost), or while cancelling
+    (cancelled): its checkpoints and stage outputs in S3 go, as they do when a worker ends a
+    job itself; they used to stay forever."""
+    settings = make_settings(postgres_url, tmp_path).model_copy(
+        update={"artifact_url": s3_bucket_url, "s3_endpoint_url": s3_server, "max_attempts": 1}
+    )
+    store = make_store(settings.artifact_url, settings.s3_endpoint_url)
+    with session_scope(settings.database_url) as session:
+        job_id = jobs.create_job(
+            session, JobCreate.model_validate(MINIMAL_JOB), tenant=DEFAULT_TENANT
+        )[0].id
+        assert jobs.claim(session, job_id, "w1", lease_seconds=60, max_attempts=1) is not None
+        if asked == "cancel":
+            jobs.cancel_job(session, job_id, DEFAULT_TENANT)
+    checkpoint = tmp_path / "student.ckpt"
+    checkpoint.write_bytes(b"c" * 100)
+    for name in ("student.ckpt", "teacher.safetensors"):
+        store.put_file(job_work_prefix(job_id) + name, checkpoint)
+    store.put_file(artifact_key(job_id, "metrics.csv"), checkpoint)
+    other = "job_still_running"  # another job's work files stay
+    store.put_file(job_work_prefix(other) + "student.ckpt", checkpoint)
+    with session_scope(settings.database_url) as session:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(1))
+        )
+
+    maintain_once(settings, FlakyBroker())
+    with session_scope(settings.database_url) as session:
+        job = jobs.unscoped_job(session, job_id)
+        assert job.status == ("failed" if asked == "nothing" else "cancelled")
+    assert store.list_keys(job_work_prefix(job_id)) == []
+    assert store.list_keys(job_prefix(job_id)) == [artifact_key(job_id, "metrics.csv")]
+    assert store.list_keys(job_work_prefix(other)) == [job_work_prefix(other) + "student.ckpt"]

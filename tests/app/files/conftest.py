@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from app.store.cache import DownloadCache
 from app.store.local import LocalStore
 
 CHECK_TIMEOUT_SECONDS = 120.0
@@ -83,7 +84,9 @@ def png_bytes(size: tuple[int, int] = (8, 6), color: tuple[int, int, int] = (200
 
 
 def stored_array(settings: Settings, key: str) -> np.ndarray:
-    path = LocalStore(settings.artifact_url).local_path(key, Path(settings.work_dir))
+    path = LocalStore(settings.artifact_url).local_path(
+        key, DownloadCache(Path(settings.work_dir), 0)
+    )
     return np.load(path, allow_pickle=False)
 
 

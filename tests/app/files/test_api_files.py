@@ -1,13 +1,21 @@
-"""/v1/files: upload (streamed, size and quota limits, extension allow-list), list, get,
-delete (409 while a live job uses the file), tenants."""
+"""/v1/files: upload (streamed, size and quota limits, in one process and across processes on
+one SQLite file, extension allow-list), list, get, delete (409 while a live job uses the file),
+tenants."""
 
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from app.db import session_scope, upgrade_database
+from app.models import File
 from app.settings import Settings
 from tests.app.files.conftest import (
     npz_bytes,
@@ -243,3 +251,75 @@ def test_another_tenants_file_is_404(
     )
     assert job.status_code == 422
     assert job.json()["error"]["param"] == "dataset.name"
+
+
+# One process saving an upload (app.api.files._save) on a SQLite file; `hold` makes it wait in
+# the commit of its file row, past the quota check, until the file `go` exists.
+SAVE = """
+import sys, time
+from pathlib import Path
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from app.api.files import _save
+from app.api_error import ApiError
+from app.files import formats
+from app.files.upload import Upload
+from app.models import File
+from app.settings import Settings
+from app.store import make_store
+
+url, root, name, hold = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4] == "hold"
+settings = Settings(database_url=url, artifact_url=str(root / "artifacts"),
+                    work_dir=str(root / "work"), auto_migrate=False, tenant_max_stored_bytes=1500)
+
+def wait_for_go(session):
+    if hold and any(isinstance(row, File) for row in session.new):
+        (root / f"{name}.checked").touch()
+        while not (root / "go").exists():
+            time.sleep(0.01)
+
+event.listen(Session, "before_commit", wait_for_go)
+staged = root / f"{name}.onnx"
+staged.write_bytes(b"x" * 1000)
+upload = Upload(filename=f"{name}.onnx", path=staged, bytes=1000, sha256="0" * 64)
+try:
+    row = _save(settings, make_store(settings.artifact_url), "default", upload,
+                formats.get("teacher", "onnx"), {})
+    print("saved", row.id)
+except ApiError as exc:
+    print("refused", exc.status)
+"""
+
+
+def waiting_for_a_file_lock(pid: int) -> bool:
+    """The process waits for a flock another holds (a blocked entry in /proc/locks)."""
+    lines = Path("/proc/locks").read_text().splitlines()
+    return any("-> FLOCK" in line and line.split()[5] == str(pid) for line in lines)
+
+
+def test_uploads_in_two_processes_on_one_sqlite_file_keep_the_quota(tmp_path: Path) -> None:
+    """Process A has checked the quota (1000 of 1500 bytes free for its 1000) and not yet
+    committed; process B's check must wait for A's commit, count A's bytes and refuse. Before
+    the tenant's file lock B counted 0 bytes stored, and both uploads were saved."""
+    url = f"sqlite:///{tmp_path / 'distillery.db'}"
+    upgrade_database(url)
+    started = []
+    for name in ("a", "b"):
+        argv = [sys.executable, "-c", SAVE, url, str(tmp_path), name, "hold"]
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started.append(process)
+        deadline = time.monotonic() + 60
+        # A: until it is past its check. B: until it is past its check too (the race), or
+        # waiting for A's lock.
+        while not (tmp_path / f"{name}.checked").exists():
+            if name == "b" and waiting_for_a_file_lock(process.pid):
+                break
+            assert process.poll() is None, process.communicate()[0].decode()
+            assert time.monotonic() < deadline, f"{name} neither checked nor waited"
+            time.sleep(0.02)
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=60)[0].decode() for p in started]
+    assert [p.returncode for p in started] == [0, 0], outputs
+    assert outputs[0].startswith("saved") and outputs[1].strip() == "refused 413", outputs
+    with session_scope(url) as session:
+        assert session.scalar(select(func.count()).select_from(File)) == 1

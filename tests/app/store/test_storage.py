@@ -11,6 +11,7 @@ import pytest
 
 from app.store import make_store
 from app.store.base import Store
+from app.store.cache import DownloadCache
 from app.store.local import LocalStore
 from tests.conftest import s3_client
 
@@ -99,11 +100,11 @@ def test_local_path_gives_a_readable_copy(store: Store, tmp_path: Path) -> None:
     source = tmp_path / "x.npy"
     data = write(source, 3000)
     store.put_file("files/file_2/x.npy", source)
-    cache = tmp_path / "cache"
+    cache = DownloadCache(tmp_path / "cache", 10**9)
     path = store.local_path("files/file_2/x.npy", cache)
     assert path.read_bytes() == data
     if store.remote:
-        assert path.is_relative_to(cache)
+        assert path.is_relative_to(cache.root)
     # Asked again, the same file (a remote store reuses its complete copy).
     assert store.local_path("files/file_2/x.npy", cache) == path
     assert path.read_bytes() == data
@@ -114,7 +115,7 @@ def test_local_path_refreshes_a_stale_copy(store: Store, tmp_path: Path) -> None
     source = tmp_path / "x"
     source.write_bytes(b"new content")
     store.put_file("files/f/x", source)
-    cache = tmp_path / "cache"
+    cache = DownloadCache(tmp_path / "cache", 10**9)
     path = store.local_path("files/f/x", cache)
     if store.remote:
         path.write_bytes(b"truncated")  # a copy of the wrong size is not reused
@@ -151,7 +152,7 @@ def test_keys_escaping_the_store_are_refused(store: Store, tmp_path: Path, key: 
     with pytest.raises(ValueError, match="key"):
         store.exists(key)
     with pytest.raises(ValueError, match="key"):
-        store.local_path(key, tmp_path / "cache")
+        store.local_path(key, DownloadCache(tmp_path / "cache", 10**9))
     assert not (tmp_path / "outside").exists()
 
 
@@ -166,7 +167,7 @@ def test_a_multipart_upload_round_trips(new_store: MakeStore, tmp_path: Path) ->
     )
     assert store.size("files/big/upload") == len(data)
     assert hashlib.sha256(read(store, "files/big/upload")).digest() == hashlib.sha256(data).digest()
-    copy = store.local_path("files/big/upload", tmp_path / "cache")
+    copy = store.local_path("files/big/upload", DownloadCache(tmp_path / "cache", 10**9))
     assert copy.stat().st_size == len(data)
     if store.remote:
         s3: Any = store

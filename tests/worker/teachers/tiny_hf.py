@@ -13,6 +13,7 @@ from app.files.formats import CheckContext
 from app.models import File
 from app.settings import Settings
 from app.store.base import file_key
+from app.store.cache import DownloadCache
 from app.store.local import LocalStore
 from tests.worker.uploads import add_file
 
@@ -157,7 +158,7 @@ def add_hf_teacher(settings: Settings, tmp: Path, archive: bytes) -> str:
     workdir.mkdir()
     context = CheckContext(
         file_id=file_id,
-        path=store.local_path(file_key(file_id, "upload"), tmp),
+        path=store.local_path(file_key(file_id, "upload"), DownloadCache(tmp, 0)),
         options={},
         settings=settings,
         workdir=workdir,

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.models import JobFile
 from app.settings import Settings
+from app.store.cache import DownloadCache
 from app.store.local import LocalStore
 from tests.app.files.conftest import refused, upload_checked
 from tests.app.files.test_usage import assert_422, dataset, job
@@ -31,7 +32,9 @@ def folder(saved: Path, tmp_path: Path) -> Path:
 
 
 def stored(settings: Settings, key: str) -> Path:
-    return LocalStore(settings.artifact_url).local_path(key, Path(settings.work_dir))
+    return LocalStore(settings.artifact_url).local_path(
+        key, DownloadCache(Path(settings.work_dir), 0)
+    )
 
 
 def test_a_model_folder_is_described_and_its_files_extracted(
