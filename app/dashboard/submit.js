@@ -29,9 +29,8 @@ export function newJobView() {
     el(
       "p",
       {},
-      "A job spec as JSON: the README's spec table says what each field means, and the ",
-      el("a", { href: "docs#/catalog", target: "_blank", rel: "noopener" }, "catalog"),
-      " (GET /v1/catalog/models, datasets, methods) what it may name.",
+      "A job spec as JSON: the README's spec table says what each field means, and the " +
+        "catalog (GET /v1/catalog/models, datasets, methods) what it may name.",
     ),
     text,
     problem,

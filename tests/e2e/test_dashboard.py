@@ -213,6 +213,8 @@ def test_dashboard_shows_a_running_jobs_curves(
     page.wait("the key panel", lambda: page.visible("#key-panel"))
     browser.find_element("id", "key-input").send_keys(key)
     browser.find_element("css selector", "#key-panel button[type=submit]").click()
+    # The panel closes once the service took the key, and the view is drawn again then.
+    page.wait("the key accepted", lambda: not page.visible("#key-panel"))
     page.wait(
         "the form again, with the draft",
         lambda: "no_such_arch" in page.js("return document.getElementById('spec-input').value"),
