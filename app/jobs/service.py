@@ -186,22 +186,29 @@ def cancel_job(session: Session, job_id: str, tenant: str) -> Job:
             return job
         now = utcnow()
         if job.status in (JobStatus.QUEUED, JobStatus.PAUSED):  # no worker holds it
-            status = JobStatus.CANCELLED
-            target = {"status": status, "finished_at": now, "updated_at": now}
+            target = {"status": JobStatus.CANCELLED, "finished_at": now, "updated_at": now}
         else:
-            status = JobStatus.CANCELLING
-            target = {"status": status, "updated_at": now}
-        changed = rows_changed(
-            session.execute(
-                update(Job).where(Job.id == job_id, Job.status == job.status).values(**target)
-            )
-        )
-        if changed:
-            session.add(status_event(session, job_id, status))
-            session.commit()
-            session.refresh(job)
+            target = {"status": JobStatus.CANCELLING, "updated_at": now}
+        if _change_status(session, job, target):
             return job
+
+
+def _change_status(session: Session, job: Job, values: dict[str, Any]) -> bool:
+    """Set `values` (a new "status" among them) on `job` if its status is still the one read,
+    with the status event in the same transaction; False when another writer changed it first
+    (the caller reads the job again and decides anew)."""
+    changed = rows_changed(
+        session.execute(
+            update(Job).where(Job.id == job.id, Job.status == job.status).values(**values)
+        )
+    )
+    if not changed:
         session.rollback()
+        return False
+    session.add(status_event(session, job.id, values["status"]))
+    session.commit()
+    session.refresh(job)
+    return True
 
 
 def delete_job(
@@ -266,17 +273,8 @@ def _transition(
         values: dict[str, Any] = {"status": target, "updated_at": utcnow()}
         if target == JobStatus.QUEUED:
             values["dispatched_at"] = None
-        changed = rows_changed(
-            session.execute(
-                update(Job).where(Job.id == job_id, Job.status == job.status).values(**values)
-            )
-        )
-        if changed:
-            session.add(status_event(session, job_id, target))
-            session.commit()
-            session.refresh(job)
+        if _change_status(session, job, values):
             return job
-        session.rollback()
 
 
 def pause_job(session: Session, job_id: str, tenant: str) -> Job:
