@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -20,6 +21,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "DISTILLERY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("DISTILLERY_BENCH_REDIS", "redis://127.0.0.1:6379/14")
+
+# A digits job of one epoch per stage, no baseline, one export (submit.py, celery_gap.py):
+# what is measured is the process around a job (start, torch, database), not its training.
+TINY_DIGITS_JOB: dict[str, Any] = {
+    "dataset": {"name": "digits"},
+    "teacher": {"arch": "mlp", "params": {"hidden": [8]}, "train": {"epochs": 1}},
+    "student": {"arch": "mlp", "params": {"hidden": [4]}},
+    "distill": {"epochs": 1},
+    "baseline": False,
+    "export": ["safetensors"],
+}
 
 
 def free_port() -> int:

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.services import (
     REDIS_URL,
     ROOT,
+    TINY_DIGITS_JOB,
     Process,
     free_port,
     postgres_database,
@@ -42,15 +43,7 @@ from benchmarks.services import (
 
 TARGET_P95_SECONDS = 1.0
 # A job that trains for well under a second: the latency measured is the service's, not torch's.
-TINY_JOB: dict[str, Any] = {
-    "name": "bench-submit",
-    "dataset": {"name": "digits"},
-    "teacher": {"arch": "mlp", "params": {"hidden": [8]}, "train": {"epochs": 1}},
-    "student": {"arch": "mlp", "params": {"hidden": [4]}},
-    "distill": {"epochs": 1},
-    "baseline": False,
-    "export": ["safetensors"],
-}
+TINY_JOB: dict[str, Any] = {**TINY_DIGITS_JOB, "name": "bench-submit"}
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
