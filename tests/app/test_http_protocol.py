@@ -5,12 +5,11 @@ slow or hostile client cannot hold connections open or make the server buffer wi
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import BIN, Service, free_port, wait_ready
+from tests.e2e.conftest import serving
 
 LIMITS = {
     "DISTILLERY_MAX_HEADER_BYTES": "8192",
@@ -21,21 +20,8 @@ LIMITS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    folder = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    env = {
-        **LIMITS,
-        "DISTILLERY_DATABASE_URL": f"sqlite:///{folder}/d.db",
-        "DISTILLERY_ARTIFACT_URL": str(folder / "artifacts"),
-        "DISTILLERY_WORK_DIR": str(folder / "work"),
-    }
-    argv = [str(BIN / "distillery"), "serve", "--port", str(port)]
-    service = Service("serve", argv, env, Path(folder))
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", service)
+    with serving(tmp_path_factory.mktemp("serve"), **LIMITS) as (port, _):
         yield "127.0.0.1", port
-    finally:
-        service.stop()
 
 
 def _closed_by_server(sock: socket.socket, within: float) -> bytes:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -57,6 +58,26 @@ def wait_ready(url: str, service: Service, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{service.name} not ready in {timeout}s:\n{service.output()}")
+
+
+@contextmanager
+def serving(folder: Path, **env: str) -> Iterator[tuple[int, Service]]:
+    """`distillery serve` in a process of its own on SQLite in `folder` (artifacts and work
+    files there too), ready: (its port, the service). `env` adds or overrides settings."""
+    port = free_port()
+    settings = {
+        "DISTILLERY_DATABASE_URL": f"sqlite:///{folder}/d.db",
+        "DISTILLERY_ARTIFACT_URL": str(folder / "artifacts"),
+        "DISTILLERY_WORK_DIR": str(folder / "work"),
+        **env,
+    }
+    argv = [str(BIN / "distillery"), "serve", "--port", str(port)]
+    service = Service("serve", argv, settings, folder)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", service)
+        yield port, service
+    finally:
+        service.stop()
 
 
 def wait_for_job(

@@ -25,7 +25,7 @@ from app.files.upload import (
 )
 from app.settings import Settings
 from tests.app.files.conftest import staging_files
-from tests.e2e.conftest import BIN, Service, free_port, wait_ready
+from tests.e2e.conftest import Service, serving
 
 BOUNDARY = "xyzBOUNDARYzyx"
 
@@ -157,19 +157,8 @@ def test_staging_files_left_by_a_killed_upload_are_swept(tmp_path: Path) -> None
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path, Service]]:
     """`distillery serve` in a process of its own: (port, its artifact folder, the service)."""
     folder = tmp_path_factory.mktemp("served")
-    port = free_port()
-    env = {
-        "DISTILLERY_DATABASE_URL": f"sqlite:///{folder}/d.db",
-        "DISTILLERY_ARTIFACT_URL": str(folder / "artifacts"),
-        "DISTILLERY_WORK_DIR": str(folder / "work"),
-    }
-    argv = [str(BIN / "distillery"), "serve", "--port", str(port)]
-    service = Service("serve", argv, env, folder)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", service)
+    with serving(folder) as (port, service):
         yield port, folder / "artifacts", service
-    finally:
-        service.stop()
 
 
 def test_a_client_dropping_an_upload_mid_body_is_one_quiet_log_line(
