@@ -221,7 +221,8 @@ def _teacher_file_rate(job: JobContext) -> float:
 def measure_rates(job: JobContext, device: torch.device) -> dict[str, float]:
     """Seconds per example of each kind of work on `device`, from a few real steps of copies
     of the job's models (its own stay as they are)."""
-    precision = replace(plan_precision(job.settings, device, job.data.input_shape), compile=False)
+    plan = plan_precision(job.settings, device, job.data.input_shape, job.arithmetic)
+    precision = replace(plan, compile=False)
     # The job's context on `device`: its views (augmented, in the device's memory format).
     job = replace(job, device=device, built={**job.built, "precision": precision})
     student = copy.deepcopy(job.student).to(device)

@@ -58,6 +58,11 @@ class JobContext:
         return int(self.spec["seed"])
 
     @property
+    def arithmetic(self) -> str:
+        """The spec's `precision` (jobs stored before it existed: float32)."""
+        return str(self.spec.get("precision", "float32"))
+
+    @property
     def distill_settings(self) -> dict[str, Any]:
         """The spec's `distill`, with "auto" values replaced by what the tune stage chose (or
         is trying), or by the defaults before it ran."""

@@ -1,10 +1,11 @@
-"""How a training step uses the device: mixed precision, memory format, compilation.
+"""How a training step uses the device: its arithmetic, memory format, compilation.
 
-On CUDA: bf16 autocast where the GPU has it (no loss scaling needed), else fp16 with a
-GradScaler; channels_last for conv nets on image batches; optionally `torch.compile`
-(DISTILLERY_TORCH_COMPILE). On the CPU: float32, as is (the worker's thread count is set once,
-DISTILLERY_TORCH_THREADS). The training loop asks the plan for each of these, so a step is the
-same code on every device.
+The job spec's `precision` decides the arithmetic. `float32` (the default): every step as a
+plain PyTorch loop takes it, on every device. `mixed`: bf16 autocast where the GPU has it (no
+loss scaling needed), else fp16 with a GradScaler, and channels_last for conv nets on image
+batches; bf16 autocast on the CPU. Optionally `torch.compile` (DISTILLERY_TORCH_COMPILE). The
+worker's thread count is set once (DISTILLERY_TORCH_THREADS). The training loop asks the plan
+for each of these, so a step is the same code on every device.
 """
 
 import contextlib
@@ -64,11 +65,18 @@ class Precision:
 
 
 def plan_precision(
-    settings: Settings, device: torch.device, input_shape: tuple[int, ...]
+    settings: Settings,
+    device: torch.device,
+    input_shape: tuple[int, ...],
+    arithmetic: str = "float32",
 ) -> Precision:
-    """What a job's training uses on `device` for inputs of `input_shape` (one example)."""
-    if device.type != "cuda":
+    """What a job's training uses on `device` for inputs of `input_shape` (one example), in the
+    spec's `precision` (`arithmetic`): float32 as is, or mixed (bf16 autocast; fp16 with a
+    scaler on a GPU without bf16; channels_last images on CUDA)."""
+    if arithmetic == "float32":
         return Precision(device, compile=settings.torch_compile)
+    if device.type != "cuda":
+        return Precision(device, torch.bfloat16, compile=settings.torch_compile)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     images = len(input_shape) == 3
     return Precision(device, dtype, channels_last=images, compile=settings.torch_compile)

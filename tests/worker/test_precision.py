@@ -20,21 +20,22 @@ CUDA = torch.device("cuda")
 NO_HOOKS = LoopHooks(check=lambda: None, on_epoch=lambda _e, _v: None)
 
 
-def test_the_cpu_trains_in_float32() -> None:
-    plan = plan_precision(Settings(), CPU, (3, 32, 32))
-    assert plan == Precision(CPU)
+def test_a_job_trains_in_float32_on_every_device_unless_its_spec_asks_for_mixed() -> None:
+    assert plan_precision(Settings(), CPU, (3, 32, 32)) == Precision(CPU)
+    assert plan_precision(Settings(), CUDA, (3, 32, 32)) == Precision(CUDA)
+    assert plan_precision(Settings(), CPU, (40,), "mixed") == Precision(CPU, torch.bfloat16)
 
 
 @pytest.mark.parametrize(("bf16", "dtype"), [(True, torch.bfloat16), (False, torch.float16)])
-def test_cuda_takes_bf16_where_it_can_and_fp16_with_a_scaler_otherwise(
+def test_mixed_on_cuda_takes_bf16_where_it_can_and_fp16_with_a_scaler_otherwise(
     monkeypatch: pytest.MonkeyPatch, bf16: bool, dtype: torch.dtype
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
-    plan = plan_precision(Settings(), CUDA, (3, 32, 32))
+    plan = plan_precision(Settings(), CUDA, (3, 32, 32), "mixed")
     assert plan.autocast == dtype and plan.scaled == (not bf16)
     assert plan.channels_last  # a conv net on images
-    assert not plan_precision(Settings(), CUDA, (40,)).channels_last
-    assert plan_precision(Settings(torch_compile=True), CUDA, (40,)).compile
+    assert not plan_precision(Settings(), CUDA, (40,), "mixed").channels_last
+    assert plan_precision(Settings(torch_compile=True), CUDA, (40,), "mixed").compile
 
 
 def test_cuda_copies_go_through_pinned_memory(monkeypatch: pytest.MonkeyPatch) -> None:

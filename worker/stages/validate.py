@@ -26,7 +26,9 @@ class Validate(Stage):
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
         job.built["data"] = data
-        job.built["precision"] = plan_precision(job.settings, job.device, data.input_shape)
+        job.built["precision"] = plan_precision(
+            job.settings, job.device, data.input_shape, job.arithmetic
+        )
         teacher = build_teacher(
             TeacherContext(
                 spec=spec["teacher"],
