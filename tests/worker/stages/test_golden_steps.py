@@ -1,8 +1,9 @@
-"""Golden steps: a real job's distill and baseline stages (run in-process, CPU float32) leave
-the weights that a reference loop written here from DESIGN section 5 reaches from the same
-initial weights, the same batches (worker.train.epoch_order, an input), the same teacher
-logits (the soft-label store's file as stored, or the job's own trained teacher online) and
-the same optimiser (torch.optim.Adam with the spec's lr, weight decay and lr schedule).
+"""Golden steps: a real job's distill and baseline stages (run in-process on the CPU, float32
+or `"precision": "mixed"`) leave the weights that a reference loop written here from DESIGN
+section 5 reaches from the same initial weights, the same batches (worker.train.epoch_order,
+an input), the same teacher logits (the soft-label store's file as stored, or the job's own
+trained teacher online) and the same optimiser (torch.optim.Adam with the spec's lr, weight
+decay and lr schedule).
 
 The reference is plain torch: it calls neither the training loop nor worker.kd, so a change
 to how the service samples, steps, schedules the lr, scales the KD term or masks the
@@ -53,6 +54,9 @@ CASES: dict[str, dict[str, Any]] = {
             "lr_schedule": "cosine",
         },
     },
+    # `"precision": "mixed"`: the forward under bf16 autocast (on the CPU here as on a GPU),
+    # the loss in float32 against the teacher's logits as stored, never rounded to bf16.
+    "kd-mixed": {"dataset": MNIST1D, "distill": {**DISTILL, "method": "kd"}, "precision": "mixed"},
     "at": {
         "dataset": MNIST1D,
         "distill": {**DISTILL, "method": "at", "method_params": {"pairs": AT_PAIRS}},
@@ -61,7 +65,7 @@ CASES: dict[str, dict[str, Any]] = {
 
 # k, the optimiser steps of each case's distillation: 2 epochs of 72 train examples (3 batches
 # of 32, the last one short) or of 72 + 100 transfer examples (6 batches).
-STEPS = {"kd": 6, "kd-transfer-set": 12, "at": 6}
+STEPS = {"kd": 6, "kd-transfer-set": 12, "kd-mixed": 6, "at": 6}
 
 # Both sides compute the same float32 values, up to the order of some ops (F.kl_div against a
 # hand-written sum, a masked mean against a mean over the labelled rows); on x86-64 with
@@ -228,13 +232,18 @@ def distill_set(data: PreparedData) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def kd_loss_of(distill: dict[str, Any], data: PreparedData, settings: Settings) -> BatchLoss:
-    """`kd`: a batch's Hinton loss against the teacher's logits from the store."""
+def kd_loss_of(
+    distill: dict[str, Any], data: PreparedData, settings: Settings, mixed: bool = False
+) -> BatchLoss:
+    """`kd`: a batch's Hinton loss against the teacher's logits from the store; `mixed`: the
+    student's forward under bf16 autocast, the loss of its logits in float32."""
     x, y = distill_set(data)
     logits = stored_teacher_logits(settings, data)
 
     def loss(m: nn.Module, index: torch.Tensor) -> torch.Tensor:
-        return hinton(m(x[index]), logits[index], y[index], distill)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            s = m(x[index])
+        return hinton(s.float(), logits[index], y[index], distill)
 
     return loss
 
@@ -291,7 +300,7 @@ def test_the_distill_stage_takes_the_reference_steps(sqlite_settings: Settings, 
     distill = spec["distill"]
     student = initial_student(spec, data)
     if distill["method"] == "kd":
-        loss = kd_loss_of(distill, data, sqlite_settings)
+        loss = kd_loss_of(distill, data, sqlite_settings, spec["precision"] == "mixed")
     else:
         loss = at_loss_of(distill, data, trained_teacher(spec, data, work), student)
     examples = len(data.train) + len(data.transfer)
