@@ -4,6 +4,8 @@ the report's kd_gain measures what the teacher added. Runs when the spec asks (`
 
 import math
 
+import torch
+
 from worker.job_context import JobContext
 from worker.stages.base import Stage, StageCost, student_training
 
@@ -19,9 +21,18 @@ class Baseline(Stage):
 
     def run(self, job: JobContext) -> None:
         settings = job.distill_settings
-        baseline = job.build_student()  # the student's initial weights
-        if not job.outputs.finished(baseline, "baseline"):
-            steps = math.ceil(len(job.data.distill) / settings["batch_size"])
-            job.trainer.train_with_labels(baseline, settings, "baseline", steps)
-            job.outputs.save_output(baseline, "baseline")
+        # The global RNG (dropout) as distillation, which runs next, would have found it
+        # without this stage: the distilled student does not depend on whether a baseline ran.
+        with torch.random.fork_rng(devices=_cuda_devices(job)):
+            baseline = job.build_student()  # the student's initial weights
+            if not job.outputs.finished(baseline, "baseline"):
+                steps = math.ceil(len(job.data.distill) / settings["batch_size"])
+                job.trainer.train_with_labels(baseline, settings, "baseline", steps)
+                job.outputs.save_output(baseline, "baseline")
         job.baseline = baseline
+
+
+def _cuda_devices(job: JobContext) -> list[int]:
+    if job.device.type != "cuda":
+        return []
+    return [job.device.index if job.device.index is not None else torch.cuda.current_device()]
