@@ -1,6 +1,7 @@
-"""Packaging a finished job: the report (teacher, student, baseline on the test split and the
-compression they add up to), the exported student files, metrics.csv, report.json and the
-manifest that lists them with their sha256, all uploaded as the job's artifacts."""
+"""Packaging a finished job: the report (teacher, student, baseline on the test split, the
+compression they add up to, and the diagnosis: whether distillation helped and, if not, why),
+the exported student files, metrics.csv, report.json and the manifest that lists them with
+their sha256, all uploaded as the job's artifacts."""
 
 import csv
 import json
@@ -12,7 +13,7 @@ from torch import nn
 from app import jobs
 from app.db import session_scope
 from app.store.base import artifact_key
-from worker import export
+from worker import diagnosis, export
 from worker.job_context import JobContext
 from worker.models import count_params
 
@@ -69,6 +70,7 @@ def build_report(job: JobContext) -> dict[str, Any]:
                 model.to(job.device)
     if "tuning" in job.built:
         report["tuning"] = job.built["tuning"]
+    report["diagnosis"] = diagnosis.diagnose(job, report)
     report["task"] = task.name
     report["dataset"] = {
         "name": job.spec["dataset"]["name"],

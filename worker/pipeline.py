@@ -1,8 +1,10 @@
 """The pipeline every job runs, in both modes (worker/stages, in order):
 
-validate -> pretrain_teacher -> soft_labels -> distill -> baseline -> evaluate -> export
+validate -> pretrain_teacher -> soft_labels -> baseline -> distill -> evaluate -> export
 
-(with teacher_text, tune and hints where the spec asks for them). After validate the job
+(with teacher_text, tune and hints where the spec asks for them, before the baseline). The
+baseline runs before distillation so that the teacher is checked against the student trained
+alone (worker/diagnosis.py) before distillation spends its budget. After validate the job
 estimates itself (worker/estimate.py) on its device and records the estimate in its `cost`;
 when the last stage is done it puts what it actually did beside it.
 

@@ -28,6 +28,12 @@ const COMPRESSION_LABELS = {
   latency_speedup_cpu: "CPU latency, teacher / student",
   kd_gain: "distillation gain over the baseline",
 };
+// The diagnosis's verdict, by its `helped` (true, false, null: no baseline to judge by).
+const VERDICTS = {
+  true: "Distillation helped: the student beats the same student trained alone.",
+  false: "Distillation did not help: the student does not beat the same student trained alone.",
+  null: "No baseline was trained, so whether distillation helped is unknown.",
+};
 
 
 export function jobView(view, jobId) {
@@ -278,8 +284,29 @@ export function renderResults(section, result, task) {
     ),
     el("h3", {}, "Compression"),
     el("table", { class: "compression" }, el("tbody", {}, compressionRows)),
+    result.diagnosis ? [el("h3", {}, "Diagnosis"), diagnosisBlock(result.diagnosis)] : null,
   );
   section.hidden = false;
+}
+
+// Whether distillation helped and, where it could not, why: each finding's code and its
+// message, which says what to change.
+function diagnosisBlock(diagnosis) {
+  const findings = diagnosis.findings || [];
+  return el(
+    "div",
+    { class: "diagnosis", "data-helped": String(diagnosis.helped) },
+    el("p", { class: "verdict" }, VERDICTS[String(diagnosis.helped)]),
+    findings.length
+      ? el(
+          "ul",
+          { class: "findings" },
+          findings.map((f) =>
+            el("li", { "data-code": f.code }, el("code", {}, f.code), " ", f.message),
+          ),
+        )
+      : null,
+  );
 }
 
 // The job's estimate (made after validate, on its device) and, once it succeeded, what it

@@ -123,6 +123,8 @@ def print_outcome(job: types.Job, out: Output) -> None:
         for text in report.report_lines(job.result):
             out.line(text)
         out.line(report.gain_line(job.result), style="bold")
+        for text in report.diagnosis_lines(job.result):
+            out.line(text)
     elif job.status == "failed" and job.error is not None:
         where = f" in stage {job.error.stage}" if job.error.stage else ""
         param = f" (param: {job.error.param})" if job.error.param else ""
@@ -165,6 +167,8 @@ def show(client: Client, args: argparse.Namespace, out: Output) -> int:
         for text in report.report_lines(job.result):
             out.line(text)
         out.line(report.gain_line(job.result))
+        for text in report.diagnosis_lines(job.result):
+            out.line(text)
     table = costs.cost_table(job.cost) if job.cost else None
     if table is not None:
         out.line()

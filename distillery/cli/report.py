@@ -1,6 +1,7 @@
 """A finished job's result in words: the report table (teacher, student and baseline on the
-test split, with the compression they add up to) and one sentence on the distillation gain.
-Pure functions of the job's `result` object, shared by `watch`, `submit --wait` and `demo`."""
+test split, with the compression they add up to), one sentence on the distillation gain and the
+diagnosis (whether distillation helped and, if not, why). Pure functions of the job's `result`
+object, shared by `show`, `watch`, `submit --wait` and `demo`."""
 
 from typing import Any
 
@@ -81,3 +82,20 @@ def gain_line(result: dict[str, Any]) -> str:
     if points < 0:
         return f"distillation lost {-points:.1f} points {versus}"
     return f"distillation made no difference {versus}"
+
+
+def diagnosis_lines(result: dict[str, Any]) -> list[str]:
+    """The report's diagnosis: whether distillation helped, then each finding (its code and
+    what to do); nothing for a report from before diagnoses."""
+    diagnosis = result.get("diagnosis")
+    if not isinstance(diagnosis, dict):
+        return []
+    verdict = {
+        True: "distillation helped",
+        False: "distillation did not help",
+        None: "no baseline to tell whether distillation helped",
+    }[diagnosis.get("helped")]
+    findings = diagnosis.get("findings") or []
+    lines = [f"diagnosis: {verdict}" + (":" if findings else "")]
+    lines += [f"  - {f['code']}: {f['message']}" for f in findings]
+    return lines

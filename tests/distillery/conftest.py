@@ -26,8 +26,8 @@ STAGES = [
     "validate",
     "pretrain_teacher",
     "soft_labels",
-    "distill",
     "baseline",
+    "distill",
     "evaluate",
     "export",
 ]

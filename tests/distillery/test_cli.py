@@ -68,7 +68,10 @@ def test_submit_wait_then_list_show_logs_download(
     distill_line = next(line for line in watched if line.startswith("[") and " distill " in line)
     assert "epoch 2/2" in distill_line and "loss " in distill_line, watched
     assert "report" in lines and "val_acc " in waited
-    assert lines[-1].startswith(("distillation gain", "distillation lost", "distillation made"))
+    # The gain, then the diagnosis: whether distillation helped and, if not, why.
+    gain = next(i for i, line in enumerate(lines) if line.startswith("distillation "))
+    assert lines[gain].startswith(("distillation gain", "distillation lost", "distillation made"))
+    assert lines[gain + 1].startswith("diagnosis: distillation ")
 
     listed = json.loads(ok(distillery(server, "list", "--json", "--limit", "100")))
     mine = next(j for j in listed["data"] if j["id"] == job_id)
@@ -80,6 +83,12 @@ def test_submit_wait_then_list_show_logs_download(
     assert json.loads(ok(distillery(server, "show", job_id, "--json")))["status"] == "succeeded"
     shown = ok(distillery(server, "status", job_id))
     assert "status:   succeeded" in shown and "test acc" in shown
+    with Client(server.url, server.api_key) as client:
+        result = client.jobs.retrieve(job_id).result
+    assert result is not None
+    assert "\ndiagnosis: distillation " in shown
+    for finding in result["diagnosis"]["findings"]:
+        assert f"  - {finding['code']}: {finding['message']}\n" in shown
     # The estimate the job made of itself, beside what it did: seconds and steps per stage.
     costs = shown.split("estimate vs actual\n")[1].splitlines()
     assert costs[0].split() == [

@@ -121,6 +121,27 @@ def test_the_report_survives_a_teacher_without_arch_or_params() -> None:
     assert report.gain_line(result).startswith("no distillation gain measured")
 
 
+def test_the_diagnosis_says_whether_distillation_helped_and_why() -> None:
+    finding = {
+        "code": "teacher_below_baseline",
+        "message": "the teacher scores 0.7100 validation accuracy, worse than the 0.7800 ...",
+        "data": {},
+    }
+    result: dict[str, Any] = {"diagnosis": {"helped": False, "findings": [finding]}}
+    assert report.diagnosis_lines(result) == [
+        "diagnosis: distillation did not help:",
+        "  - teacher_below_baseline: the teacher scores 0.7100 validation accuracy, worse than "
+        "the 0.7800 ...",
+    ]
+    result["diagnosis"] = {"helped": True, "findings": []}
+    assert report.diagnosis_lines(result) == ["diagnosis: distillation helped"]
+    result["diagnosis"] = {"helped": None, "findings": []}
+    assert report.diagnosis_lines(result) == [
+        "diagnosis: no baseline to tell whether distillation helped"
+    ]
+    assert report.diagnosis_lines({}) == []  # a report from before diagnoses
+
+
 def test_the_cli_imports_no_torch_database_or_web_framework() -> None:
     heavy = ("torch", "worker", "sqlalchemy", "fastapi", "starlette", "numpy")
     modules = "distillery.cli, distillery.cli.commands, distillery.cli.watch"

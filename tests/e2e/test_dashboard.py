@@ -268,6 +268,15 @@ def test_dashboard_shows_a_running_jobs_curves(
     assert page.js("return document.querySelectorAll('#results tr[data-model]').length") == 3
     retention = f"{job['result']['compression']['accuracy_retention'] * 100:.2f}%"
     assert retention in page.text("#results table.compression"), page.text("#results")
+    # The diagnosis: whether distillation helped and, if not, each finding, by its code.
+    diagnosis = job["result"]["diagnosis"]
+    shown = page.js("return document.querySelector('#results .diagnosis').dataset.helped")
+    assert shown == json.dumps(diagnosis["helped"])
+    codes = page.js(
+        "return [...document.querySelectorAll('#results .diagnosis li')]"
+        ".map((li) => li.dataset.code)"
+    )
+    assert codes == [f["code"] for f in diagnosis["findings"]]
     page.wait("the artifacts", lambda: "report.json" in page.text("table.artifacts"))
     # The estimate the job made of itself, with what it did beside it.
     page.wait("the cost table", lambda: page.visible("#cost"))

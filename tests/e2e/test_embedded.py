@@ -33,8 +33,8 @@ def test_digits_job_from_submit_to_downloaded_student(
         "validate",
         "pretrain_teacher",
         "soft_labels",
-        "distill",
         "baseline",
+        "distill",
         "evaluate",
         "export",
     ]

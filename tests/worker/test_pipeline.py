@@ -262,3 +262,20 @@ def test_pause_frees_the_worker_and_resume_continues_where_it_stopped(settings: 
     recorded = [m.epoch for m in metrics if m.stage == paused_stage]
     assert recorded == list(range(1, epochs + 1))  # each epoch once: none redone, none missing
     assert artifacts
+
+
+def test_the_distilled_student_does_not_depend_on_whether_a_baseline_ran(
+    sqlite_settings: Settings,
+) -> None:
+    # The baseline runs before distill; with dropout, distillation draws from the global RNG,
+    # which the baseline's training must leave as it found it.
+    spec = {**TINY, "student": {"arch": "mlp", "params": {"hidden": [8], "dropout": 0.3}}}
+    curves = []
+    for baseline in (True, False):
+        job_id = submit(sqlite_settings, {**spec, "baseline": baseline})
+        lifecycle.run(job_id, sqlite_settings)
+        job, _, metrics, _ = load(sqlite_settings, job_id)
+        assert job.status == JobStatus.SUCCEEDED, job.error
+        curves.append([m.values["val_loss"] for m in metrics if m.stage == "distill"])
+    with_baseline, without = curves
+    assert with_baseline == without

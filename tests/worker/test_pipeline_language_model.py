@@ -74,6 +74,13 @@ def test_a_language_model_job_reports_bits_per_byte_and_exports_onnx(
     assert compression["kd_gain"] == round(
         report["baseline"]["test_bits_per_byte"] - report["student"]["test_bits_per_byte"], 4
     )
+    # The diagnosis: 32 KB of text is under the 1 MB it asks of a language model, which it
+    # gives as the reason whenever the student gained nothing.
+    diagnosis = report["diagnosis"]
+    assert diagnosis["helped"] is (compression["kd_gain"] > 0)
+    small = [f for f in diagnosis["findings"] if f["code"] == "transfer_set_too_small"]
+    assert len(small) == (0 if diagnosis["helped"] else 1)
+    assert all(f["data"]["unit"] == "bytes" for f in small)
 
     # The ONNX student takes int64 tokens [batch, time] and gives the reported test loss.
     store = Path(sqlite_settings.artifact_url)

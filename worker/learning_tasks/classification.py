@@ -16,11 +16,16 @@ from distillery.types.catalog import MODELS as CATALOG_MODELS
 from worker import export
 from worker.data import PreparedData
 from worker.data.prepare import Examples
-from worker.learning_tasks.registry import TASKS, Normalisation, Task
+from worker.learning_tasks.registry import TASKS, Normalisation, SetSize, Task
 from worker.models import MODELS, InputMismatch, Tokens, build_model
 from worker.train import predict_chunks
 
 TEXT = "text"
+# Distillation examples (train + transfer) per class under which the diagnosis calls the set too
+# small: a heuristic. Hinton et al. 2015 distil on the full training set or more (a transfer
+# set); with a few dozen examples a class the teacher's soft labels have little to add to the
+# labels themselves.
+ENOUGH_PER_CLASS = 100
 
 
 def logits_accuracy_and_loss(
@@ -103,6 +108,10 @@ class Classification(Task):
             "accuracy_retention": round(s / max(t, 1e-9), 4) if t is not None else None,
             "kd_gain": round(s - baseline["test_accuracy"], 4) if baseline else None,
         }
+
+    def distill_set_size(self, data: PreparedData) -> SetSize:
+        per_class = len(data.distill) / max(data.num_classes, 1)
+        return SetSize(per_class, "examples per class", ENOUGH_PER_CLASS)
 
     def example(self, data: PreparedData, n: int) -> torch.Tensor:
         head = data.test.head(n)

@@ -14,7 +14,7 @@ from torch import nn
 from distillery.types.catalog import MODELS as CATALOG_MODELS
 from worker.data import PreparedData
 from worker.kd.losses import UNLABELLED
-from worker.learning_tasks.registry import TASKS, Normalisation, Task
+from worker.learning_tasks.registry import TASKS, Normalisation, SetSize, Task
 from worker.models import MODELS, Tokens
 
 TOKENS = "tokens"
@@ -23,6 +23,11 @@ EVAL_BATCH = 64  # windows per evaluation forward: 64 x 256 positions x 256 logi
 PROMPT_BYTES = 32  # the report's samples continue the first test window's first bytes
 SAMPLE_BYTES = 300
 SAMPLE_TEMPERATURE = 0.8
+# Training bytes under which the diagnosis calls the text too small for distillation to pay: a
+# heuristic, about the size of tiny-shakespeare (1.1 MB), the smallest corpus byte-level models
+# are commonly trained on; under it a student overfits its text before a teacher's soft labels
+# can add much.
+ENOUGH_BYTES = 1_000_000
 
 
 @TASKS.register("language_model")
@@ -88,6 +93,10 @@ class LanguageModel(Task):
             "kd_gain": round(baseline["test_bits_per_byte"] - s, 4) if baseline else None,
             "kd_gain_unit": "bits_per_byte",
         }
+
+    def distill_set_size(self, data: PreparedData) -> SetSize:
+        """Bytes predicted: windows of `context` bytes, one target each (they do not overlap)."""
+        return SetSize(float(len(data.distill) * data.input_shape[0]), "bytes", ENOUGH_BYTES)
 
     def epoch_values(self, values: dict[str, float], data: PreparedData) -> dict[str, float]:
         time = data.input_shape[0]

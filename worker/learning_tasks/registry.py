@@ -7,6 +7,7 @@ which task they are in.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -19,6 +20,17 @@ from worker.registry import Registry
 from worker.train import predict_chunks
 
 Normalisation = tuple[torch.Tensor | None, torch.Tensor | None]
+
+
+@dataclass(frozen=True)
+class SetSize:
+    """How much a distillation set holds as the report's diagnosis judges it: `amount` in
+    `unit`, and `enough`, the amount under which it calls the set too small for distillation
+    to pay (worker/diagnosis.py, `transfer_set_too_small`)."""
+
+    amount: float
+    unit: str
+    enough: float
 
 
 class Task:
@@ -93,6 +105,11 @@ class Task:
     ) -> dict[str, Any]:
         """What the report's `compression` says of quality: the student against the teacher,
         and `kd_gain`, the distilled student against the baseline (None without one)."""
+        raise NotImplementedError
+
+    def distill_set_size(self, data: PreparedData) -> SetSize:
+        """The distillation set's size (train + transfer) in the unit that says whether the
+        teacher has enough to transfer."""
         raise NotImplementedError
 
     def epoch_values(self, values: dict[str, float], data: PreparedData) -> dict[str, float]:

@@ -1,9 +1,17 @@
 """baseline: the same student from scratch on hard labels, with the same seed, optimiser
 settings and number of optimiser steps as distillation (epochs are stretched to match), so
-the report's kd_gain measures what the teacher added. Runs when the spec asks (`baseline`)."""
+the report's kd_gain measures what the teacher added. Runs when the spec asks (`baseline`).
+
+It runs before distill: once it is trained, the teacher is checked against it on the validation
+split (worker/diagnosis.py), and a teacher that scores worse is a warning before distillation
+spends its budget."""
 
 import math
+from dataclasses import replace
 
+import torch
+
+from worker import diagnosis
 from worker.job_context import JobContext
 from worker.stages.base import Stage, StageCost, student_training
 
@@ -15,13 +23,30 @@ class Baseline(Stage):
         return bool(job.spec["baseline"])
 
     def cost(self, job: JobContext) -> StageCost:
-        return student_training(job, job.spec["distill"]["epochs"], distilled=False)
+        cost = student_training(job, job.spec["distill"]["epochs"], distilled=False)
+        # The teacher's check: the validation split through the teacher and the baseline.
+        val = float(len(job.data.val))
+        return replace(
+            cost,
+            teacher_inferred=cost.teacher_inferred + val,
+            student_inferred=cost.student_inferred + val,
+        )
 
     def run(self, job: JobContext) -> None:
         settings = job.distill_settings
-        baseline = job.build_student()  # the student's initial weights
-        if not job.outputs.finished(baseline, "baseline"):
-            steps = math.ceil(len(job.data.distill) / settings["batch_size"])
-            job.trainer.train_with_labels(baseline, settings, "baseline", steps)
-            job.outputs.save_output(baseline, "baseline")
+        # The global RNG (dropout) as distillation, which runs next, would have found it
+        # without this stage: the distilled student does not depend on whether a baseline ran.
+        with torch.random.fork_rng(devices=_cuda_devices(job)):
+            baseline = job.build_student()  # the student's initial weights
+            if not job.outputs.finished(baseline, "baseline"):
+                steps = math.ceil(len(job.data.distill) / settings["batch_size"])
+                job.trainer.train_with_labels(baseline, settings, "baseline", steps)
+                job.outputs.save_output(baseline, "baseline")
         job.baseline = baseline
+        diagnosis.check_teacher(job)
+
+
+def _cuda_devices(job: JobContext) -> list[int]:
+    if job.device.type != "cuda":
+        return []
+    return [job.device.index if job.device.index is not None else torch.cuda.current_device()]

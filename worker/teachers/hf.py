@@ -146,6 +146,9 @@ class HfTeacher(TeacherSource):
         for chunk in self.data.distill.chunks(BATCH):
             yield self._run(chunk)
 
+    def val_logits(self) -> Iterator[torch.Tensor]:
+        return (torch.from_numpy(self._run(c)) for c in self.data.val.chunks(BATCH))
+
     def evaluate(self) -> dict[str, Any]:
         data = self.data
         chunks = (torch.from_numpy(self._run(c)) for c in data.test.chunks(BATCH))

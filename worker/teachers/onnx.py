@@ -118,6 +118,9 @@ class OnnxTeacher(TeacherSource):
         for chunk in self.data.distill.chunks(BATCH):
             yield self._run(chunk.numpy())
 
+    def val_logits(self) -> Iterator[torch.Tensor]:
+        return (torch.from_numpy(self._run(c.numpy())) for c in self.data.val.chunks(BATCH))
+
     def evaluate(self) -> dict[str, Any]:
         import onnxruntime
 

@@ -4,8 +4,10 @@ A source is built from the job's teacher spec and the prepared data, and then:
 `validate()` (the validate stage: fail with SpecError naming the field), `pretrain(runner)`
 (only `train` trains; the others record that they need none), `distill_logits()` (the
 teacher's logits for the distill examples, in order, a batch at a time), `module` (a PyTorch
-model for online soft labels, or None), `sha256()` (what the teacher is, for the soft-label key)
-and `evaluate()` (params, bytes, the task's test metrics, CPU latency; None where unknown).
+model for online soft labels, or None), `sha256()` (what the teacher is, for the soft-label key),
+`val_logits()` (its logits for the validation split, for the report's diagnosis; None where it
+cannot give them) and `evaluate()` (params, bytes, the task's test metrics, CPU latency; None
+where unknown).
 """
 
 import statistics
@@ -111,6 +113,11 @@ class TeacherSource:
     def distill_logits(self) -> Iterator["np.ndarray | torch.Tensor"]:
         """Logits for data.distill, in order, a batch at a time."""
         raise NotImplementedError
+
+    def val_logits(self) -> Iterator[torch.Tensor] | None:
+        """Logits for data.val, in order, a batch at a time; None where the source cannot give
+        them (the diagnosis then skips its check of the teacher against the baseline)."""
+        return None
 
     def evaluate(self) -> dict[str, Any]:
         """{"params", "bytes", "test_<metric>" for each of the task's metrics (e.g.

@@ -34,6 +34,9 @@ class TorchTeacher(TeacherSource):
     def distill_logits(self) -> Iterator[torch.Tensor]:
         return predict_chunks(self.module, self.data.distill)
 
+    def val_logits(self) -> Iterator[torch.Tensor]:
+        return predict_chunks(self.module, self.data.val, self.context.task.eval_batch)
+
     def evaluate(self) -> dict[str, Any]:
         data, task = self.data, self.context.task
         measured = task.measure(self.module, data.test, data.y_test)

@@ -46,12 +46,15 @@ STAGES: dict[str, StageEntry] = by_name(
         ),
         StageEntry("tune", '"auto" temperature / kd_weight: short candidates, the best kept.'),
         StageEntry("hints", "A two-stage method's first stage: its feature terms alone."),
-        StageEntry("distill", "The student, trained with the job's method.", trains="student"),
+        # Before distill: the teacher is checked against the student trained alone (a
+        # `warning` when it scores worse) before distillation spends its budget.
         StageEntry(
             "baseline",
-            "The same student from scratch on hard labels, for the same steps.",
+            "The same student from scratch on hard labels, for the same steps; then the teacher "
+            "is checked against it.",
             trains="baseline",
         ),
+        StageEntry("distill", "The student, trained with the job's method.", trains="student"),
         StageEntry("evaluate", "Teacher, student and baseline on the test split."),
         StageEntry("export", "The student in the spec's formats, the report and manifest."),
     ]
