@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.services import ROOT, Process, free_port, running, wait_answering
+from benchmarks.services import ROOT, embedded_service
 from distillery import Client
 
 
@@ -78,26 +78,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="estimate-bench-") as folder:
         root = Path(folder)
-        port = free_port()
         env = {
-            "DISTILLERY_DATABASE_URL": f"sqlite:///{root / 'distillery.db'}",
-            "DISTILLERY_ARTIFACT_URL": str(root / "artifacts"),
-            "DISTILLERY_WORK_DIR": str(root / "work"),
-            "DISTILLERY_BROKER_URL": "",
             "DISTILLERY_AUTH": "off",
             "DISTILLERY_JOB_ESTIMATES": "true",
             "DISTILLERY_ESTIMATE_TIMEOUT_SECONDS": "600",
+            "DISTILLERY_LOG_LEVEL": "INFO",
         }
-        argv = [str(Path(sys.executable).parent / "distillery"), "serve", "--port", str(port)]
-        api = Process("api", argv, env, root)
-        url = f"http://127.0.0.1:{port}"
-        with running([api]):
-            wait_answering(f"{url}/readyz", api)
-            with Client(url, timeout=900) as client:
-                rows = []
-                for path in args.specs:
-                    rows.append(measure(client, path))
-                    print(json.dumps(rows[-1]), flush=True)
+        with embedded_service(root, env, timeout=900) as client:
+            rows = []
+            for path in args.specs:
+                rows.append(measure(client, path))
+                print(json.dumps(rows[-1]), flush=True)
     out = ROOT / "benchmarks" / "estimate_accuracy.json"
     out.write_text(json.dumps(rows, indent=2) + "\n")
     print(table(rows))

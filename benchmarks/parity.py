@@ -29,15 +29,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import reference_loop
-from benchmarks.services import Process, free_port, running, wait_answering
+from benchmarks.services import embedded_service
 from distillery import Client
 
 HERE = Path(__file__).resolve().parent
@@ -161,26 +159,6 @@ def fashion_files(folder: Path) -> dict[str, Path]:
 
 
 FILES = {"fashion-mnist": fashion_files}
-
-
-@contextmanager
-def serving(folder: Path) -> Iterator[Client]:
-    """`distillery serve` on SQLite in `folder` (its in-process runner runs each job), and an
-    SDK client of it: the service as a user runs it on a laptop."""
-    port = free_port()
-    env = {
-        "DISTILLERY_DATABASE_URL": f"sqlite:///{folder / 'distillery.db'}",
-        "DISTILLERY_ARTIFACT_URL": str(folder / "artifacts"),
-        "DISTILLERY_WORK_DIR": str(folder / "work"),
-        "DISTILLERY_LOG_LEVEL": "WARNING",
-    }
-    argv = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
-    processes: list[Process] = []
-    with running(processes):
-        processes.append(Process("api", argv, env, folder))
-        wait_answering(f"http://127.0.0.1:{port}/readyz", processes[0])
-        with Client(f"http://127.0.0.1:{port}") as client:
-            yield client
 
 
 def with_files(spec: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
@@ -322,7 +300,7 @@ def main() -> None:
         paths = FILES[args.spec](folder) if args.spec in FILES else {}
         client, ids = None, {}
         if args.side != "reference":
-            client = stack.enter_context(serving(folder))
+            client = stack.enter_context(embedded_service(folder))
             ids = uploaded(client, paths)
         rows: list[dict[str, Any]] = []
         for seed in args.seeds:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from distillery import Client
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # A server the benchmarks may create and drop databases in (never one holding real data).
@@ -110,3 +112,27 @@ def wait_answering(url: str, process: Process, timeout: float = 120) -> None:
             pass
         time.sleep(0.2)
     raise SystemExit(f"{process.name} did not answer {url} in {timeout:g}s:\n{process.output()}")
+
+
+@contextmanager
+def embedded_service(
+    folder: Path, env: dict[str, str] | None = None, timeout: float = 30
+) -> Iterator[Client]:
+    """`distillery serve` on SQLite with its database, store and work folder in `folder` (its
+    in-process runner runs each job; `env` adds settings), and an SDK client of it that waits
+    `timeout` seconds for an answer: the service as a user runs it on a laptop."""
+    port = free_port()
+    env = {
+        "DISTILLERY_DATABASE_URL": f"sqlite:///{folder / 'distillery.db'}",
+        "DISTILLERY_ARTIFACT_URL": str(folder / "artifacts"),
+        "DISTILLERY_WORK_DIR": str(folder / "work"),
+        "DISTILLERY_BROKER_URL": "",
+        "DISTILLERY_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    api = Process("api", [str(BIN / "distillery"), "serve", "--port", str(port)], env, folder)
+    url = f"http://127.0.0.1:{port}"
+    with running([api]):
+        wait_answering(f"{url}/readyz", api)
+        with Client(url, timeout=timeout) as client:
+            yield client
