@@ -60,6 +60,7 @@ def job_spec(args: argparse.Namespace, augment: bool) -> dict[str, Any]:
         },
         "baseline": False,
         "export": ["safetensors"],
+        "precision": args.precision,
     }
 
 
@@ -74,7 +75,7 @@ def bare_loop(args: argparse.Namespace, train_examples: int) -> list[float]:
     device used as the pipeline uses it (on CUDA: data resident on the GPU, the same mixed
     precision and memory format), so the ratio is the pipeline's own overhead."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    plan = plan_precision(Settings(), device, SHAPE)
+    plan = plan_precision(Settings(), device, SHAPE, args.precision)
     torch.manual_seed(0)
     model = build_model("resnet_cifar", {"depth": args.student_depth}, SHAPE, CLASSES).to(device)
     step_model = plan.prepare(model)
@@ -108,6 +109,12 @@ def main() -> None:
     parser.add_argument("--student-depth", type=int, default=20)
     parser.add_argument("--teacher-depth", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "mixed"],
+        default="float32",
+        help="the job spec's precision, and the bare loop's (gpu.sh: mixed)",
+    )
     args = parser.parse_args()
     # As the jobs' worker does (lifecycle), before the first bare round too.
     tune_allocator(Settings())
