@@ -1,10 +1,9 @@
 """What a job of each task (`spec.task`) may name, checked before it is queued (torch-free).
 
-Every catalog entry a spec names (datasets, models, method, teacher source, augmentation,
-temperature schedule) lists the tasks it serves; the task's own entry says which spec features
-it takes beyond that (a transfer set, augmentation). All of it comes from the catalog
-(distillery.types.catalog): a new task is its catalog entry and a `worker/learning_tasks` file.
-"""
+Every catalog entry a spec names (datasets, models, method, teacher and student sources,
+augmentation, temperature schedule) lists the tasks it serves; the task's own entry says which spec
+features it takes beyond that (a transfer set, augmentation). All of it comes from the catalog
+(distillery.types.catalog): a new task is its catalog entry and a `worker/learning_tasks` file."""
 
 from typing import Any
 
@@ -13,6 +12,7 @@ from distillery.types.catalog import (
     DATASETS,
     METHODS,
     MODELS,
+    STUDENT_SOURCES,
     TASKS,
     TEACHER_SOURCES,
     TEMPERATURE_SCHEDULES,
@@ -34,6 +34,8 @@ def _named(spec: dict[str, Any]) -> list[tuple[str, dict[str, Entry], str]]:
     if dataset.get("augment"):
         named.append(("dataset.augment.kind", dict(AUGMENTATIONS), dataset["augment"]["kind"]))
     named.append(("teacher.source", dict(TEACHER_SOURCES), teacher["source"]))
+    student = spec["student"].get("source", "zoo")
+    named.append(("student.source", dict(STUDENT_SOURCES), student))
     for role in ("teacher", "student"):
         if "arch" in spec[role]:
             named.append((f"{role}.arch", dict(MODELS), spec[role]["arch"]))

@@ -17,8 +17,15 @@ OUTPUT_NAME = "logits"
 
 
 def save_safetensors(model: nn.Module, path: Path) -> None:
-    """Written to a temporary name and renamed: a file that exists is complete."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    """Written to a temporary name and renamed: a file that exists is complete. A tensor
+    shared under two names (tied embeddings and head, as in GPT-2) is written under each: the
+    file then loads with load_file + load_state_dict like any other."""
+    state, seen = {}, set()
+    for name, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape)
+        state[name] = tensor.clone() if key in seen else tensor
+        seen.add(key)
     partial = path.with_name(path.name + ".partial")
     save_file(state, str(partial))
     os.replace(partial, path)

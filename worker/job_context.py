@@ -28,6 +28,7 @@ from worker.precision import Precision
 from worker.progress import Progress
 from worker.softlabels import StoredLogits
 from worker.stage_outputs import StageOutputs
+from worker.students import StudentContext, StudentSource, build_student_source
 from worker.teachers import TeacherSource
 from worker.trainer import Trainer
 
@@ -123,11 +124,17 @@ class JobContext:
         assert name in self.built, f"{name} is built by the validate stage, which runs first"
         return self.built[name]
 
+    @cached_property
+    def student_source(self) -> StudentSource:
+        """Where the student comes from (`student.source`), once the teacher is built."""
+        return build_student_source(
+            StudentContext(self.spec["student"], self.data, self.task, self.teacher, self.seed)
+        )
+
     def build_student(self) -> nn.Module:
-        """The student arch, seeded: the baseline starts from exactly the student's weights."""
-        part = self.spec["student"]
+        """The student's initial weights, seeded: the baseline starts from exactly them."""
         torch.manual_seed(self.seed)
-        return self.task.build_model(part["arch"], part["params"], self.data).to(self.device)
+        return self.student_source.build().to(self.device)
 
     # --- reporting ----------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from app import jobs
 from app.db import session_scope
 from app.store.base import artifact_key
 from worker import diagnosis, export
+from worker.causal_lm import folder
+from worker.causal_lm.module import TokenLm
 from worker.job_context import JobContext
 from worker.models import count_params
 
@@ -21,6 +23,16 @@ EXPORT_FILES = {
     "safetensors": "student.safetensors",
     "onnx": "student.onnx",
     "torchscript": "student.ts",
+    "hf": "student-hf.zip",
+}
+# How to run each file, as the manifest says.
+HOW_TO_RUN = {
+    "safetensors": "the student's weights: load them into the same architecture "
+    "(safetensors.torch.load_file)",
+    "onnx": "onnxruntime.InferenceSession(path).run(None, {input: ...})",
+    "torchscript": "torch.jit.load(path)(input)",
+    "hf": "unzip; AutoModelForCausalLM.from_pretrained(folder) and "
+    "AutoTokenizer.from_pretrained(folder) (transformers, offline); model.generate(...)",
 }
 # Exported logits may differ from PyTorch's by float rounding; more than this is worth a warning.
 ONNX_TOLERANCE = 1e-3
@@ -37,7 +49,7 @@ def build_report(job: JobContext) -> dict[str, Any]:
             continue
         measured = task.measure(model, data.test, data.y_test)
         report[name] = {
-            "arch": job.spec["student"]["arch"],
+            **_student(job),
             "params": count_params(model),
             "bytes": (job.workdir / f"{name}.safetensors").stat().st_size,
             **{f"test_{k}": round(v, 4) for k, v in measured.items()},
@@ -99,8 +111,22 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
         path = out / EXPORT_FILES[fmt]
         if fmt == "safetensors":
             export.save_safetensors(student, path)
+        elif fmt == "hf":
+            lm = job.teacher.causal_lm
+            assert isinstance(student, TokenLm) and lm is not None  # the spec's source says
+            folder.save_zip(student.hf, lm.tokenizer, path)
         elif fmt == "onnx":
-            export.export_onnx(student, example, path, names, dynamic_time=task.dynamic_time)
+            try:
+                export.export_onnx(student, example, path, names, dynamic_time=task.dynamic_time)
+            except Exception as exc:  # the exporter does not take every architecture
+                if not isinstance(student, TokenLm):
+                    raise
+                job.event(
+                    "warning",
+                    f"no ONNX file: the exporter cannot export this architecture ({exc})"[:2000],
+                )
+                report.setdefault("checks", {})["onnx_export"] = f"failed: {exc}"[:2000]
+                continue
             diff = export.onnx_max_abs_diff(student, path, task.example(data, 256), names)
             report.setdefault("checks", {})["onnx_max_abs_diff"] = diff
             if diff > ONNX_TOLERANCE:
@@ -119,8 +145,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
     manifest = {
         "job_id": job.job_id,
         "task": spec.get("task", "classification"),
-        "arch": spec["student"]["arch"],
-        "arch_params": spec["student"]["params"],
+        **_student(job, manifest=True),
         "params": report["student"]["params"],
         **signature,
         "preprocessing": task.preprocessing(data),
@@ -139,10 +164,26 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
     }
     for name, (fmt, path) in files.items():
         size, digest = _upload(job, name, fmt, path)
-        manifest["files"][name] = {"sha256": digest, "bytes": size, "format": fmt}
+        manifest["files"][name] = {
+            "sha256": digest,
+            "bytes": size,
+            "format": fmt,
+            "how_to_run": HOW_TO_RUN.get(fmt),
+        }
     manifest_path = out / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2))
     _upload(job, "manifest.json", "json", manifest_path)
+
+
+def _student(job: JobContext, manifest: bool = False) -> dict[str, Any]:
+    """What the student is: a zoo arch (`arch`, and `params` as the manifest's
+    `arch_params`), or what its source made (`student_source` and its description)."""
+    described = job.student_source.describe()
+    if described["source"] == "zoo":
+        if manifest:
+            return {"arch": described["arch"], "arch_params": described["params"]}
+        return {"arch": described["arch"]}
+    return {"student_source": described}
 
 
 def _upload(job: JobContext, name: str, fmt: str, path: Path) -> tuple[int, str]:

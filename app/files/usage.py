@@ -126,6 +126,7 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
                 data=data_info if dataset is not None else None,
                 transfer_named=transfer_spec is not None,
                 transfer=(transfer.info or {}) if transfer is not None else None,
+                task=task,
             )
         )
     return used

@@ -9,10 +9,17 @@ import json
 from typing import Any
 
 from app.tasks import check_task
-from distillery.types.catalog import DATASETS, METHODS, MODELS, TEACHER_SOURCES
-from distillery.types.catalog.base import SpecError, resolve_params
+from distillery.types.catalog import (
+    DATASETS,
+    METHODS,
+    MODELS,
+    STUDENT_SOURCES,
+    TEACHER_SOURCES,
+)
+from distillery.types.catalog.base import LANGUAGE_MODEL, SpecError, resolve_params
 from distillery.types.catalog.datasets import dataset_kind
 from distillery.types.catalog.models import model_layers
+from distillery.types.catalog.student_sources import DEFAULT_STUDENT_SOURCE
 from distillery.types.job_spec import EXPORT_FORMATS, JobCreate
 
 
@@ -44,14 +51,44 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
                 MODELS, spec[role]["arch"], spec[role]["params"], role
             )
     _check_teacher_source(spec)
+    _check_student_source(spec)
     distill = spec["distill"]
     distill["method_params"] = resolve_params(
         METHODS, distill["method"], distill["method_params"], "distill"
     )
     check_task(spec)
     resolve_layer_pairs(spec)
-    spec["export"] = sorted(set(spec["export"]), key=EXPORT_FORMATS.index)
+    source = TEACHER_SOURCES[spec["teacher"]["source"]]
+    if spec["task"] == LANGUAGE_MODEL and distill["soft_label_top_k"] is None:
+        distill["soft_label_top_k"] = source.lm_top_k
     return spec
+
+
+def _check_student_source(spec: dict[str, Any]) -> None:
+    """The student source takes the job's teacher (its entry says which) and gives the
+    formats `export` asks for; `export` left out means every format it gives."""
+    student = spec["student"]
+    student.setdefault("source", DEFAULT_STUDENT_SOURCE)
+    entry = STUDENT_SOURCES[student["source"]]
+    teacher = spec["teacher"]["source"]
+    if entry.teachers is not None and teacher not in entry.teachers:
+        raise SpecError(
+            "student.source",
+            f"a student from {entry.name!r} is made from the teacher's own model; a teacher "
+            f"from {teacher!r} has none to give (use a teacher from "
+            + " or ".join(repr(t) for t in entry.teachers)
+            + ")",
+        )
+    if spec["export"] is None:
+        spec["export"] = list(entry.formats)
+    refused = [f for f in spec["export"] if f not in entry.formats]
+    if refused:
+        raise SpecError(
+            "export",
+            f"a student from {entry.name!r} exports to {', '.join(entry.formats)}; "
+            f"not {', '.join(refused)}",
+        )
+    spec["export"] = sorted(set(spec["export"]), key=EXPORT_FORMATS.index)
 
 
 def _check_teacher_source(spec: dict[str, Any]) -> None:

@@ -16,6 +16,11 @@ from distillery.types.catalog.schedules import (
     TEMPERATURE_SCHEDULES,
     ScheduleSpecBase,
 )
+from distillery.types.catalog.student_sources import (
+    DEFAULT_STUDENT_SOURCE,
+    STUDENT_SOURCES,
+    StudentSpecBase,
+)
 from distillery.types.catalog.tasks import DEFAULT_TASK, TASKS
 from distillery.types.catalog.teacher_sources import (
     DEFAULT_SOURCE,
@@ -32,18 +37,23 @@ from distillery.types.fields import (
     TrainSettings,
 )
 
-ExportFormat = Literal["safetensors", "onnx", "torchscript"]
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("safetensors", "onnx", "torchscript")
+# `hf`: a zipped save_pretrained folder, for students of a Hugging Face family.
+ExportFormat = Literal["safetensors", "onnx", "torchscript", "hf"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("safetensors", "onnx", "torchscript", "hf")
 
 
-def _teacher_source(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("source", DEFAULT_SOURCE))
-    return str(getattr(value, "source", DEFAULT_SOURCE))
+def _source(default: str) -> Any:
+    def source(value: Any) -> str:
+        if isinstance(value, dict):
+            return str(value.get("source", default))
+        return str(getattr(value, "source", default))
+
+    return source
 
 
 if TYPE_CHECKING:  # what the checker sees: every member has its tag field
     TeacherSpec = TeacherSpecBase
+    StudentSpec = StudentSpecBase
     Augment = AugmentSpecBase
     TemperatureSchedule = ScheduleSpecBase
     TaskName = str
@@ -51,9 +61,17 @@ else:
     TeacherSpec = Annotated[
         reduce(or_, (Annotated[e.params, Tag(e.name)] for e in TEACHER_SOURCES.values())),
         Discriminator(
-            _teacher_source,
+            _source(DEFAULT_SOURCE),
             custom_error_type="invalid_teacher_source",
             custom_error_message="teacher.source must be one of: " + ", ".join(TEACHER_SOURCES),
+        ),
+    ]
+    StudentSpec = Annotated[
+        reduce(or_, (Annotated[e.params, Tag(e.name)] for e in STUDENT_SOURCES.values())),
+        Discriminator(
+            _source(DEFAULT_STUDENT_SOURCE),
+            custom_error_type="invalid_student_source",
+            custom_error_message="student.source must be one of: " + ", ".join(STUDENT_SOURCES),
         ),
     ]
     Augment = Annotated[
@@ -67,7 +85,10 @@ else:
 
 # The spec fields whose value is a union tagged by a name the user wrote: a validation error's
 # location carries the tag ("teacher.onnx.file_id"), which is no field of theirs.
-UNION_TAGS: dict[str, set[str]] = {"teacher": set(TEACHER_SOURCES)}
+UNION_TAGS: dict[str, set[str]] = {
+    "teacher": set(TEACHER_SOURCES),
+    "student": set(STUDENT_SOURCES),
+}
 
 
 class TransferSet(Strict):
@@ -85,11 +106,6 @@ class DatasetSpec(Strict):
         description="per-example random transforms for every training stage, seeded by "
         "(job seed, epoch, example); the teacher labels the very view the student sees",
     )
-
-
-class StudentSpec(Strict):
-    arch: Text
-    params: JsonObject = Field(default_factory=dict)
 
 
 class DistillSpec(TrainSettings):
@@ -155,7 +171,12 @@ class JobCreate(Strict):
     student: StudentSpec
     distill: DistillSpec = Field(default_factory=DistillSpec)
     baseline: bool = True
-    export: list[ExportFormat] = Field(default_factory=lambda: list(EXPORT_FORMATS), max_length=3)
+    export: list[ExportFormat] | None = Field(
+        default=None,
+        max_length=4,
+        description="the student's formats; default: every format its source gives "
+        "(`GET /v1/catalog/student_sources`)",
+    )
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     precision: Literal["float32", "mixed"] = Field(
         default="float32",

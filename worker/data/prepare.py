@@ -21,6 +21,7 @@ from app.settings import Settings, get_settings
 from worker.data.labels import CLASS_IDS, Labels
 from worker.data.registry import DatasetMismatch, RawDataset, load_dataset
 from worker.data.rows import Concat, Rows, Subset, as_rows, chunk_rows, iter_chunks, row_digests
+from worker.data.tokens import Vocabulary
 from worker.precision import pinned
 
 __all__ = ["DatasetMismatch", "Examples", "PreparedData", "prepare"]
@@ -131,6 +132,8 @@ class PreparedData:
     modality: str = "values"
     # Transfer examples removed because they are also validation or test examples.
     transfer_dropped: int = 0
+    # The tokens a language-model corpus was cut into (None: bytes, or not text).
+    vocabulary: Vocabulary | None = None
 
     def __post_init__(self) -> None:
         # Built once: train then transfer (a copy of both when in memory).
@@ -176,11 +179,20 @@ def prepare(
     tenant: str = DEFAULT_TENANT,
     *,
     labels: Labels = CLASS_IDS,
+    vocabulary: Vocabulary | None = None,
 ) -> PreparedData:
     """`tenant`: the job's, whose uploaded files alone it may read; `labels`: what the job's
-    task learns (its dtype, the unlabelled mark, the check of the dataset's labels)."""
+    task learns (its dtype, the unlabelled mark, the check of the dataset's labels);
+    `vocabulary`: the teacher's tokens, which a language-model corpus is cut into."""
     settings = settings or get_settings()
-    raw = load_dataset(dataset["name"], dataset["options"], settings, "dataset.name", tenant=tenant)
+    raw = load_dataset(
+        dataset["name"],
+        dataset["options"],
+        settings,
+        "dataset.name",
+        tenant=tenant,
+        vocabulary=vocabulary,
+    )
     if raw.y is None or raw.y_test is None or not raw.num_classes:
         raise DatasetMismatch(
             "dataset.name",
@@ -257,7 +269,11 @@ def prepare(
         transfer=Examples(transfer, in_memory),
         input_shape=input_shape,
         num_classes=raw.num_classes,
-        class_names=raw.class_names or [str(c) for c in range(raw.num_classes)],
+        class_names=(
+            raw.class_names
+            if raw.class_names is not None
+            else [str(c) for c in range(raw.num_classes)]
+        ),
         mean=mean,
         std=std,
         test_split=raw.test_split,
@@ -269,6 +285,7 @@ def prepare(
         raw_dtype=raw.raw_dtype,
         modality=raw.modality,
         transfer_dropped=leaked,
+        vocabulary=raw.vocabulary,
     )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from app.models import DEFAULT_TENANT
 from app.settings import Settings, get_settings
 from worker.data.rows import Rows
+from worker.data.tokens import Vocabulary
 from worker.registry import Registry
 
 
@@ -33,6 +34,8 @@ class DatasetRequest:
     param: str = "dataset.name"
     tenant: str = DEFAULT_TENANT
     transfer: bool = False
+    # A language-model corpus is cut into these tokens (the teacher's), not bytes.
+    vocabulary: Vocabulary | None = None
 
 
 @dataclass
@@ -63,6 +66,8 @@ class RawDataset:
     # What the inputs are: "values" (numbers a model normalises) or "text" (UTF-8 bytes padded
     # with byte 0, app/files/text_examples.py: a model reads them as token ids).
     modality: str = "values"
+    # The tokens a language-model corpus was cut into (None: bytes, or not text).
+    vocabulary: Vocabulary | None = None
 
     @property
     def source_rows(self) -> int:
@@ -83,8 +88,11 @@ def load_dataset(
     *,
     tenant: str = DEFAULT_TENANT,
     transfer: bool = False,
+    vocabulary: Vocabulary | None = None,
 ) -> RawDataset:
     from distillery.types.catalog.datasets import dataset_kind
 
-    request = DatasetRequest(name, options, settings or get_settings(), param, tenant, transfer)
+    request = DatasetRequest(
+        name, options, settings or get_settings(), param, tenant, transfer, vocabulary
+    )
     return DATASETS.get(dataset_kind(name))(request)

@@ -2,8 +2,13 @@
 
 The inputs stay on disk (`NpyRows`); `prepare` decides whether they fit in memory. The test
 split is the file's own x_test / y_test, else the fixed split of app.files.splits; a transfer
-set has none: all of its rows (x, then x_test) are transfer examples.
+set has none: all of its rows (x, then x_test) are transfer examples. A language-model
+corpus for a teacher with its own tokenizer is read from the upload itself and cut into its
+tokens (the prepared arrays are bytes).
 """
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -11,6 +16,7 @@ from app.files.splits import DESCRIPTION, fixed_test_split
 from distillery.types.catalog import FILE_PREFIX, SpecError
 from worker.data.registry import DATASETS, DatasetMismatch, DatasetRequest, RawDataset
 from worker.data.rows import NpyRows, Rows, Subset
+from worker.data.text import token_dataset
 from worker.uploads import uploaded_file
 
 
@@ -24,6 +30,13 @@ def load_file(request: DatasetRequest) -> RawDataset:
     except SpecError as exc:
         raise DatasetMismatch(exc.param, exc.message) from None
     info = upload.info
+    if request.vocabulary is not None and info.get("task") == "language_model":
+        return token_dataset(
+            upload_documents(upload.local_path(), upload.format),
+            int(info["context"]),
+            f"file {upload.id} ({upload.format}, {info.get('bytes')} bytes)",
+            request.vocabulary,
+        )
 
     def rows(name: str) -> NpyRows | None:
         path = upload.array_path(name)
@@ -80,3 +93,13 @@ def load_file(request: DatasetRequest) -> RawDataset:
         raw_dtype=str(x.dtype),
         modality=info.get("modality", "values"),
     )
+
+
+def upload_documents(path: Path, fmt: str) -> list[str]:
+    """A language-model upload's documents as its check read them (app/files/checkers/
+    text_corpus.py, which refused anything else): a .txt file is one, a .jsonl file's lines'
+    `text` are the others."""
+    if fmt == "text":
+        return [path.read_text(encoding="utf-8")]
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in f if line.strip()]

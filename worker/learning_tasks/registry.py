@@ -44,7 +44,7 @@ class Task:
     # (`val_<name>`), the report on the test split (`test_<name>`).
     metrics: ClassVar[tuple[str, ...]] = ("loss",)
     # Examples per forward pass when measuring.
-    eval_batch: ClassVar[int] = 1024
+    eval_batch: int = 1024
     # What the task learns: its labels' dtype, the unlabelled mark, the check of a dataset's.
     labels: ClassVar[Labels] = CLASS_IDS
 
@@ -86,6 +86,11 @@ class Task:
             return {f"test_{name}": None for name in self.metrics}
         values = self.measure_logits(chunks, y)
         return {f"test_{name}": round(values[name], 4) for name in self.metrics}
+
+    def prepared(self, data: PreparedData) -> None:
+        """Told the job's data once it is prepared (validate), before anything is measured:
+        a task whose metrics depend on it (a vocabulary's bytes per token) keeps what it
+        needs."""
 
     def positions(self, data: PreparedData) -> int:
         """Rows of logits per example (the soft-label store keeps one row per position)."""

@@ -1,5 +1,6 @@
-"""validate: load the data, build the teacher and the student, and check the job can run
-(names the spec field that is wrong, before any training)."""
+"""validate: build the teacher, load the data (cut into the teacher's tokens where it brings
+a tokenizer), build the student, and check the job can run (names the spec field that is
+wrong, before any training)."""
 
 from distillery.types.catalog import AUGMENTATIONS, TEACHER_SOURCES
 from distillery.types.catalog.base import SpecError
@@ -19,28 +20,33 @@ class Validate(Stage):
 
     def run(self, job: JobContext) -> None:
         spec = job.spec
+        context = TeacherContext(
+            spec=spec["teacher"],
+            data=None,
+            settings=job.settings,
+            device=job.device,
+            workdir=job.workdir,
+            seed=job.seed,
+            dataset_name=spec["dataset"]["name"],
+            tenant=job.tenant,
+            task=job.task,
+        )
+        teacher = build_teacher(context)
         try:
             data = prepare(
-                spec["dataset"], job.seed, job.settings, job.tenant, labels=job.task.labels
+                spec["dataset"],
+                job.seed,
+                job.settings,
+                job.tenant,
+                labels=job.task.labels,
+                vocabulary=teacher.vocabulary(),
             )
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
-        job.built["data"] = data
+        job.built["data"] = context.data = data
+        job.task.prepared(data)
         job.built["precision"] = plan_precision(
             job.settings, job.device, data.input_shape, job.arithmetic
-        )
-        teacher = build_teacher(
-            TeacherContext(
-                spec=spec["teacher"],
-                data=data,
-                settings=job.settings,
-                device=job.device,
-                workdir=job.workdir,
-                seed=job.seed,
-                dataset_name=spec["dataset"]["name"],
-                tenant=job.tenant,
-                task=job.task,
-            )
         )
         teacher.validate()
         source = TEACHER_SOURCES[teacher.name]

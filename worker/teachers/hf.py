@@ -1,14 +1,15 @@
-"""`hf`: an uploaded Hugging Face model directory (app/files/checkers/hf_model.py) that labels a
-text classification dataset.
+"""`hf`: an uploaded Hugging Face model directory (app/files/checkers/hf_model.py), loaded by
+transformers' Auto classes from the upload's prepared files, offline (local_files_only,
+HF_HUB_OFFLINE), never with remote code and from safetensors only: for a `language_model` job
+a causal LM (worker/teachers/causal_lm.py), otherwise a sequence classifier that labels a text
+classification dataset.
 
-Loaded by transformers' Auto classes from the upload's prepared files, offline
-(local_files_only, HF_HUB_OFFLINE), never with remote code and from safetensors only. Each
-example's bytes are decoded back to its text (app/files/text_examples.py) and tokenized by the
-model's own tokenizer; the teacher answers the sequence classifier's logits. No PyTorch module
-is lent for online soft labels (`module` stays None): its inputs are texts, not the student's.
+The classifier: each example's bytes are decoded back to its text (app/files/text_examples.py)
+and tokenized by the model's own tokenizer; the teacher answers the classifier's logits. No
+PyTorch module is lent for online soft labels (`module` stays None): its inputs are texts, not
+the student's.
 """
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,43 +19,74 @@ import torch
 
 from app.files.text_examples import decode
 from distillery.types.catalog import SpecError
-from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
+from distillery.types.catalog.base import LANGUAGE_MODEL
+from worker.causal_lm.loading import CausalLm, load_folder
+from worker.causal_lm.loading import transformers as _transformers
+from worker.teachers.causal_lm import CausalLmTeacher
+from worker.teachers.registry import (
+    TEACHER_SOURCES,
+    TeacherContext,
+    TeacherSource,
+    median_latency_ms,
+)
 from worker.uploads import UploadedFile
-
-# Before transformers (and huggingface_hub) are imported: the service never reaches the Hub.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 PARAM = "teacher.file_id"
 BATCH = 64
 # The most tokens a text is cut to (less when the model or its tokenizer takes fewer).
 MAX_TOKENS = 512
-
-
-def _transformers() -> Any:
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    return transformers
+WANTED = "a Hugging Face model directory (.zip of config.json, *.safetensors and tokenizer files)"
 
 
 @TEACHER_SOURCES.register("hf")
+def hf_teacher(context: TeacherContext) -> TeacherSource:
+    """A causal LM for a language_model job, a sequence classifier otherwise."""
+    if context.task.name == LANGUAGE_MODEL:
+        return HfCausalLmTeacher(context)
+    return HfTeacher(context)
+
+
+def upload_folder(upload: UploadedFile) -> Path:
+    """The model's files in one local folder (the prepared files model/<name>)."""
+    files = upload.info.get("files") or {}
+    if "config.json" not in files:
+        raise SpecError(PARAM, f"file {upload.id} has no prepared model files")
+    paths = {upload.local_path(key) for key in files.values()}
+    folders = {p.parent for p in paths}
+    if len(folders) != 1 or {p.name for p in paths} != set(files):
+        raise SpecError(PARAM, f"file {upload.id}: its model files are not one folder")
+    return folders.pop()
+
+
+class HfCausalLmTeacher(CausalLmTeacher):
+    name = "hf"
+
+    def load(self) -> CausalLm:
+        self.upload = self.uploaded("teacher", "hf", WANTED)
+        if self.upload.info.get("task") != LANGUAGE_MODEL:
+            raise SpecError(
+                PARAM,
+                f"file {self.upload.id} is not a causal LM (*ForCausalLM): a language_model "
+                "job's teacher predicts the next token",
+            )
+        self.folder = upload_folder(self.upload)
+        return load_folder(self.folder)
+
+    def sha256(self) -> str:
+        return self.upload.sha256
+
+    def model_bytes(self) -> int:
+        return sum((self.folder / n).stat().st_size for n in self.upload.info["weights"])
+
+
 class HfTeacher(TeacherSource):
     name = "hf"
     preprocessing = "hf-tokenizer-v1"
     upload: UploadedFile
 
     def validate(self) -> None:
+        self.upload = self.uploaded("teacher", "hf", WANTED)
         data = self.data
-        self.upload = self.uploaded(
-            "teacher",
-            "hf",
-            "a Hugging Face model directory (.zip of config.json, *.safetensors and tokenizer "
-            "files)",
-        )
         if data.modality != "text":
             raise SpecError(
                 PARAM,
@@ -62,7 +94,7 @@ class HfTeacher(TeacherSource):
                 f"examples are {data.modality}",
             )
         transformers = _transformers()
-        self.folder = self._folder()
+        self.folder = upload_folder(self.upload)
         folder = str(self.folder)
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(
@@ -100,17 +132,6 @@ class HfTeacher(TeacherSource):
                 f"the teacher answers shape {list(probe.shape)} for {n} texts; "
                 f"expected [{n}, {data.num_classes}]",
             )
-
-    def _folder(self) -> Path:
-        """The model's files in one local folder (the prepared files model/<name>)."""
-        files = self.upload.info.get("files") or {}
-        if "config.json" not in files:
-            raise SpecError(PARAM, f"file {self.upload.id} has no prepared model files")
-        paths = {self.upload.local_path(key) for key in files.values()}
-        folders = {p.parent for p in paths}
-        if len(folders) != 1 or {p.name for p in paths} != set(files):
-            raise SpecError(PARAM, f"file {self.upload.id}: its model files are not one folder")
-        return folders.pop()
 
     def _max_tokens(self) -> int:
         """The tokens a text is cut to: MAX_TOKENS, or fewer when the tokenizer or the model's

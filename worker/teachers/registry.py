@@ -1,14 +1,13 @@
 """The teacher-source registry and what every source provides.
 
-A source is built from the job's teacher spec and the prepared data, and then:
-`validate()` (the validate stage: fail with SpecError naming the field), `pretrain(runner)`
-(only `train` trains; the others record that they need none), `distill_logits()` (the
-teacher's logits for the distill examples, in order, a batch at a time), `module` (a PyTorch
-model for online soft labels, or None), `sha256()` (what the teacher is, for the soft-label key),
-`val_logits()` (its logits for the validation split, for the report's diagnosis; None where it
-cannot give them) and `evaluate()` (params, bytes, the task's test metrics, CPU latency; None
-where unknown).
-"""
+A source is built from the job's teacher spec, gives the `vocabulary()` text is cut into (None:
+bytes), is handed the prepared data, and then: `validate()` (the validate stage: fail with SpecError
+naming the field), `pretrain(runner)` (only `train` trains; the others record that they need none),
+`distill_logits()` (the teacher's logits for the distill examples, in order, a batch at a time),
+`module` (a PyTorch model for online soft labels, or None), `sha256()` (what the teacher is, for the
+soft-label key), `val_logits()` (its logits for the validation split, for the report's diagnosis;
+None where it cannot give them) and `evaluate()` (params, bytes, the task's test metrics, CPU
+latency; None where unknown)."""
 
 import statistics
 import time
@@ -24,7 +23,9 @@ from torch import nn
 from app.models import DEFAULT_TENANT
 from app.settings import Settings
 from distillery.types.catalog import SpecError
+from worker.causal_lm.loading import CausalLm
 from worker.data import PreparedData
+from worker.data.tokens import Vocabulary
 from worker.learning_tasks import Task
 from worker.learning_tasks.classification import Classification
 from worker.registry import Registry
@@ -60,7 +61,8 @@ class StageRunner(Protocol):
 @dataclass
 class TeacherContext:
     spec: dict[str, Any]  # the job's resolved `teacher`
-    data: PreparedData
+    # Prepared after the source is built (its vocabulary, if any, cuts the text): set by then.
+    data: PreparedData | None
     settings: Settings
     device: torch.device
     workdir: Path
@@ -80,8 +82,20 @@ class TeacherSource:
     def __init__(self, context: TeacherContext) -> None:
         self.context = context
         self.spec = context.spec
-        self.data = context.data
         self.module: nn.Module | None = None
+        # The Hugging Face causal LM behind the teacher, if any (students made from it).
+        self.causal_lm: CausalLm | None = None
+
+    @property
+    def data(self) -> PreparedData:
+        data = self.context.data
+        assert data is not None, "the data is prepared before the teacher is validated"
+        return data
+
+    def vocabulary(self) -> Vocabulary | None:
+        """The tokens the teacher reads text as, when it brings its own tokenizer: the
+        dataset is then cut into them (called before the data is prepared). None: bytes."""
+        return None
 
     def validate(self) -> None:
         """Check the teacher fits the data; raise SpecError naming the field otherwise."""
@@ -135,7 +149,8 @@ class TeacherSource:
         return out
 
 
-TEACHER_SOURCES: Registry[type[TeacherSource]] = Registry("teacher source")
+# A source's class, or a function that picks one from the context (e.g. by the job's task).
+TEACHER_SOURCES: Registry[Callable[[TeacherContext], TeacherSource]] = Registry("teacher source")
 
 
 def median_latency_ms(call: Callable[[], object], runs: int = 50, warmup: int = 5) -> float:

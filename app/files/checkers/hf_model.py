@@ -1,7 +1,8 @@
 """A teacher as a Hugging Face model directory in a .zip: config.json, *.safetensors weights and
 the tokenizer's files (tokenizer.json, vocab.txt, ...), at the archive's root or in its one
-top-level folder. For text classification: the worker loads it with transformers'
-AutoModelForSequenceClassification, offline and never with remote code.
+top-level folder: a sequence classifier (*ForSequenceClassification, `task` classification)
+or a causal LM (*ForCausalLM, `task` language_model). The worker loads it with transformers'
+Auto classes, offline and never with remote code.
 
 Checked here without transformers: pickled weights (pytorch_model.bin, *.pt, ...) and code
 (*.py, ...) anywhere in the archive are refused, and so is `auto_map` (remote code) in a JSON
@@ -40,6 +41,8 @@ TOKENIZER_NAMES = ("tokenizer.json", "vocab.txt", "vocab.json")
 TOKENIZER_EXTENSIONS = (".model", ".spm", ".tiktoken")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 PREFIX = "model/"
+# What a causal LM's class is called (GPT-2's head model is the exception to *ForCausalLM).
+CAUSAL_LM_CLASSES = ("ForCausalLM", "LMHeadModel")
 LISTED = 20
 
 
@@ -127,6 +130,32 @@ def _labels(config: dict[str, Any], count: int) -> list[str] | None:
     return [by_index[i] for i in range(count)]
 
 
+def _whole(config: dict[str, Any], *names: str) -> int | None:
+    """The first of `names` the config has, a positive whole number (None: none of them)."""
+    for name in names:
+        value = config.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CheckError(f"config.json: {name} must be a positive whole number, got {value!r}")
+        return value
+    return None
+
+
+def _causal_lm(config: dict[str, Any], model_type: str, architectures: list[str]) -> dict:
+    vocab = _whole(config, "vocab_size")
+    if vocab is None:
+        raise CheckError("config.json: a causal LM needs its vocab_size")
+    return {
+        "model_type": model_type,
+        "architectures": architectures,
+        "task": "language_model",
+        "vocab_size": vocab,
+        "layers": _whole(config, "num_hidden_layers", "n_layer"),
+        "context_length": _whole(config, "max_position_embeddings", "n_positions"),
+    }
+
+
 def _check_config(config: Any) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckError("config.json is not a JSON object")
@@ -138,10 +167,12 @@ def _check_config(config: Any) -> dict[str, Any]:
         not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures)
     ):
         raise CheckError("config.json: architectures must be a list of class names")
+    if architectures and any(a.endswith(CAUSAL_LM_CLASSES) for a in architectures):
+        return _causal_lm(config, model_type, architectures)
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise CheckError(
-            f"config.json: the model is a {', '.join(architectures)}, not a sequence "
-            "classifier (*ForSequenceClassification); a teacher from 'hf' labels text classes"
+            f"config.json: the model is a {', '.join(architectures)}, neither a sequence "
+            "classifier (*ForSequenceClassification) nor a causal LM (*ForCausalLM)"
         )
     problem = config.get("problem_type")
     if problem not in (None, "single_label_classification"):
@@ -157,6 +188,7 @@ def _check_config(config: Any) -> dict[str, Any]:
     return {
         "model_type": model_type,
         "architectures": architectures or [],
+        "task": "classification",
         "num_labels": num_labels,
         "class_names": _labels(config, num_labels),
     }
@@ -243,7 +275,6 @@ def check(ctx: CheckContext) -> dict[str, Any]:
                 params += int(header["params"])
     return {
         "format": "hf",
-        "task": "classification",
         **described,
         "tokenizer": tokenizer,
         "weights": weights,

@@ -1,7 +1,7 @@
 """The catalog: what a job may name, one module per kind of entry (models, datasets, methods,
-teacher sources, temperature schedules, augmentations, tasks, stages). Each entry carries its name,
-parameter schema, tasks and capabilities; the job spec's unions and the API's checks are
-derived from them, and `GET /v1/catalog/<kind>` lists them."""
+teacher sources, student sources, temperature schedules, augmentations, tasks, stages). Each entry
+carries its name, parameter schema, tasks and capabilities; the job spec's unions and the API's
+checks are derived from them, and `GET /v1/catalog/<kind>` lists them."""
 
 from distillery.types.catalog.augmentations import AUGMENTATIONS
 from distillery.types.catalog.base import Entry, SpecError, resolve_params
@@ -10,6 +10,7 @@ from distillery.types.catalog.methods import METHODS
 from distillery.types.catalog.models import MODELS, model_layers
 from distillery.types.catalog.schedules import TEMPERATURE_SCHEDULES
 from distillery.types.catalog.stages import STAGES
+from distillery.types.catalog.student_sources import STUDENT_SOURCES
 from distillery.types.catalog.tasks import TASKS
 from distillery.types.catalog.teacher_sources import TEACHER_SOURCES
 
@@ -19,6 +20,7 @@ KINDS: dict[str, dict[str, Entry]] = {
     "datasets": dict(DATASETS),
     "methods": dict(METHODS),
     "teacher_sources": dict(TEACHER_SOURCES),
+    "student_sources": dict(STUDENT_SOURCES),
     "schedules": dict(TEMPERATURE_SCHEDULES),
     "augmentations": dict(AUGMENTATIONS),
     "tasks": dict(TASKS),
@@ -33,6 +35,7 @@ __all__ = [
     "METHODS",
     "MODELS",
     "STAGES",
+    "STUDENT_SOURCES",
     "TASKS",
     "TEACHER_SOURCES",
     "TEMPERATURE_SCHEDULES",

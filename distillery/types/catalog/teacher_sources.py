@@ -10,7 +10,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from distillery.types.catalog.base import BOTH_TASKS, Entry, SpecError, by_name
+from distillery.types.catalog.base import (
+    BOTH_TASKS,
+    CLASSIFICATION,
+    LANGUAGE_MODEL,
+    Entry,
+    SpecError,
+    by_name,
+)
 from distillery.types.fields import FileId, JsonObject, Strict, Text, TrainSettings
 
 FILE_PARAM = "teacher.file_id"
@@ -49,8 +56,9 @@ class OnnxTeacher(TeacherSpecBase):
 
 class HfTeacher(TeacherSpecBase):
     """An uploaded Hugging Face model directory (.zip of config.json, *.safetensors and the
-    tokenizer's files): a sequence classifier that labels a text dataset, loaded offline and
-    never with remote code."""
+    tokenizer's files), loaded offline and never with remote code: a sequence classifier that
+    labels a text dataset, or a causal LM that labels the next token of a text corpus cut
+    into its own tokens."""
 
     source: Literal["hf"]
     file_id: FileId
@@ -75,6 +83,7 @@ class FileCheck:
     data: dict[str, Any] | None
     transfer_named: bool
     transfer: dict[str, Any] | None
+    task: str = CLASSIFICATION
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,10 @@ class TeacherSourceEntry(Entry):
     file: FileUse | None = None
     # The source names a zoo arch (`arch`, `params`).
     arch: bool = False
+    # The `distill.soft_label_top_k` a language_model job gets when its spec leaves it out:
+    # a causal LM's vocabulary (tens of thousands of tokens) makes a full row per token far
+    # too big to store (None: all logits, as for any other source).
+    lm_top_k: int | None = None
 
     def capabilities(self) -> dict[str, Any]:
         file = self.file
@@ -106,6 +119,7 @@ class TeacherSourceEntry(Entry):
             "online_labels": self.module,
             "augmentation": self.module,
             "file": None if file is None else {"purpose": file.purpose, "formats": file.formats},
+            "lm_top_k": self.lm_top_k,
         }
 
 
@@ -151,7 +165,15 @@ def _check_onnx(check: FileCheck) -> None:
 
 def _check_hf(check: FileCheck) -> None:
     data, info, file_id = check.data, check.info, check.file_id
-    if data is None:
+    kind = info.get("task", CLASSIFICATION)
+    if kind != check.task:
+        what = {CLASSIFICATION: "a sequence classifier", LANGUAGE_MODEL: "a causal LM"}
+        raise SpecError(
+            FILE_PARAM,
+            f"the Hugging Face model {file_id!r} is {what.get(kind, kind)}, which serves "
+            f"{kind!r} jobs; the job's task is {check.task!r}",
+        )
+    if data is None or kind == LANGUAGE_MODEL:
         return
     if data.get("modality") != "text":
         raise SpecError(
@@ -209,6 +231,9 @@ def _check_logits(check: FileCheck) -> None:
         )
 
 
+# 16 of a token's logits: 100 bytes a token (worker/softlabels.py), under DistillKit's 114.
+LM_TOP_K = 16
+
 # The source a teacher spec without `source` has.
 DEFAULT_SOURCE = "train"
 
@@ -248,10 +273,13 @@ TEACHER_SOURCES: dict[str, TeacherSourceEntry] = by_name(
         ),
         TeacherSourceEntry(
             "hf",
-            "A Hugging Face sequence classifier (a zipped save_pretrained folder), labelling "
-            "a text dataset with its own tokenizer, offline, no remote code.",
+            "A Hugging Face model (a zipped save_pretrained folder), offline, no remote code: "
+            "a sequence classifier labelling a text dataset with its own tokenizer, or a "
+            "causal LM labelling the next token of a text corpus cut into its tokens.",
             HfTeacher,
+            tasks=BOTH_TASKS,
             module=False,
+            lm_top_k=LM_TOP_K,
             file=FileUse(
                 "teacher", ("hf",), "a Hugging Face model .zip teacher file", check=_check_hf
             ),

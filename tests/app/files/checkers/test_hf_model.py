@@ -17,6 +17,7 @@ from app.store.cache import DownloadCache
 from app.store.local import LocalStore
 from tests.app.files.conftest import refused, upload_checked
 from tests.app.files.test_usage import assert_422, dataset, job
+from tests.worker.teachers.tiny_causal_lm import save_tiny_causal_lm
 from tests.worker.teachers.tiny_hf import edit_config, save_tiny_classifier, zip_folder
 
 
@@ -120,7 +121,7 @@ def test_a_missing_part_is_refused(
 def test_a_base_model_or_a_regression_head_is_refused(client: TestClient, folder: Path) -> None:
     edit_config(folder, architectures=["BertModel"])
     body = upload_checked(client, "tiny.zip", zip_folder(folder), "teacher")
-    refused(body, "BertModel", "not a sequence classifier")
+    refused(body, "BertModel", "neither a sequence classifier")
     edit_config(folder, architectures=["BertForSequenceClassification"], problem_type="regression")
     refused(upload_checked(client, "tiny.zip", zip_folder(folder), "teacher"), "'regression'")
 
@@ -156,3 +157,47 @@ def test_a_job_records_the_model_and_refuses_data_it_cannot_label(
     with session_scope(settings.database_url) as session:
         used = session.scalars(select(JobFile).where(JobFile.job_id == response.json()["id"]))
         assert [(f.file_id, f.role) for f in used] == [(body["id"], "teacher")]
+
+
+@pytest.fixture(scope="module")
+def causal_lm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("causal") / "model", "llama")
+
+
+def test_a_causal_lm_folder_is_a_language_model_teacher(
+    client: TestClient, causal_lm: Path, tmp_path: Path
+) -> None:
+    body = upload_checked(client, "llama.zip", zip_folder(causal_lm), "teacher")
+    assert body["status"] == "ready", body
+    info = body["info"]
+    assert info["task"] == "language_model" and info["model_type"] == "llama"
+    assert info["architectures"] == ["LlamaForCausalLM"]
+    assert (info["vocab_size"], info["layers"], info["context_length"]) == (320, 4, 128)
+    assert info["tokenizer"] == ["tokenizer.json"]
+    # A classification job cannot name it; a language-model job with a student made from it can.
+    teacher = {"source": "hf", "file_id": body["id"]}
+    response = client.post("/v1/jobs", json=job(teacher=teacher))
+    assert_422(response, "teacher.file_id", "is a causal LM, which serves 'language_model' jobs")
+    lm = {
+        "task": "language_model",
+        "dataset": {"name": "pystdlib"},
+        "teacher": teacher,
+        "student": {"source": "from_teacher", "layers": [0, 2]},
+    }
+    response = client.post("/v1/jobs", json=lm)
+    assert response.status_code == 201, response.text
+    spec = response.json()["spec"]
+    assert spec["export"] == ["safetensors", "onnx", "hf"]
+    assert spec["distill"]["soft_label_top_k"] == 16
+
+
+def test_a_causal_lm_with_remote_code_or_pickled_weights_is_refused(
+    client: TestClient, causal_lm: Path, tmp_path: Path
+) -> None:
+    folder = Path(shutil.copytree(causal_lm, tmp_path / "evil"))
+    edit_config(folder, auto_map={"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"})
+    refused(upload_checked(client, "evil.zip", zip_folder(folder), "teacher"), "auto_map")
+    archive = zip_folder(causal_lm, extra={"model/modeling_evil.py": b"import os"})
+    refused(upload_checked(client, "evil.zip", archive, "teacher"), "is code")
+    archive = zip_folder(causal_lm, extra={"model/pytorch_model.bin": b"\x80\x04pickle"})
+    refused(upload_checked(client, "evil.zip", archive, "teacher"), "pickle")

@@ -1,0 +1,86 @@
+"""A `language_model` job with a Hugging Face causal LM teacher, end to end in the worker: the
+corpus cut into the teacher's tokens, its logits stored once per token as top-k, a student made
+from the teacher's own layers (and one from its config), distilled and against the same
+initialisation trained on next-token CE alone, and the student back as a save_pretrained folder
+that transformers loads offline and whose held-out loss is the one the report states."""
+
+import io
+import math
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from app.models import JobStatus
+from app.settings import Settings
+from app.store.base import artifact_key
+from app.store.local import LocalStore
+from tests.worker.teachers.tiny_causal_lm import save_tiny_causal_lm
+from tests.worker.teachers.tiny_hf import add_hf_teacher, zip_folder
+from tests.worker.test_pipeline import load, submit
+from worker import lifecycle
+from worker.causal_lm.loading import load_folder
+from worker.causal_lm.vocabulary import HfVocabulary
+from worker.data.text import stdlib_documents, windows
+
+CONTEXT = 32
+MAX_BYTES = 30_000
+
+
+def lm_spec(file_id: str, student: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {
+        "task": "language_model",
+        "dataset": {"name": "pystdlib", "options": {"context": CONTEXT, "max_bytes": MAX_BYTES}},
+        "teacher": {"source": "hf", "file_id": file_id},
+        "student": student,
+        "distill": {"epochs": 1, "batch_size": 16, "optimizer": "adamw", "lr": 0.003},
+        **changes,
+    }
+
+
+def held_out_loss(folder: Path, settings: Settings) -> float:
+    """Mean next-token CE over the test windows, computed from the downloaded folder alone:
+    the corpus cut by the published split rule with the folder's own tokenizer."""
+    lm = load_folder(folder)
+    vocabulary = HfVocabulary(lm.tokenizer, lm.model.config.vocab_size, folder.name)
+    tokens = vocabulary.encode(stdlib_documents(MAX_BYTES))
+    _, _, x_test, y_test = windows(tokens, CONTEXT)
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.from_numpy(x_test.astype("int64"))).logits
+    return float(
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), torch.from_numpy(y_test).flatten())
+    )
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "qwen2"])
+def test_a_student_from_the_teachers_layers_comes_back_as_a_folder_transformers_loads(
+    sqlite_settings: Settings, tmp_path: Path, family: str
+) -> None:
+    folder = save_tiny_causal_lm(tmp_path / "teacher", family)
+    file_id = add_hf_teacher(sqlite_settings, tmp_path, zip_folder(folder))
+    job_id = submit(sqlite_settings, lm_spec(file_id, {"source": "from_teacher", "layers": [0, 3]}))
+    lifecycle.run(job_id, sqlite_settings)
+    job, events, _, artifacts = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    messages = [e.message for e in events]
+    assert any("top-16" in m and "written to the store" in m for m in messages), messages
+    report = job.result
+    assert report["student"]["student_source"]["layers"] == [0, 3]
+    assert report["baseline"]["params"] == report["student"]["params"]
+    assert report["student"]["params"] < report["teacher"]["params"]
+
+    names = {a.name for a in artifacts}
+    assert "student-hf.zip" in names, names
+    store = LocalStore(sqlite_settings.artifact_url)
+    archive = b"".join(store.open_chunks(artifact_key(job_id, "student-hf.zip")))
+    out = tmp_path / "download"
+    zipfile.ZipFile(io.BytesIO(archive)).extractall(out)
+    student = out / "student"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in student.iterdir()
+    }
+    loss = held_out_loss(student, sqlite_settings)
+    assert loss == pytest.approx(report["student"]["test_loss"], abs=1e-3)
+    assert math.exp(loss) == pytest.approx(report["student"]["test_perplexity"], rel=1e-2)

@@ -1,0 +1,34 @@
+"""`from_teacher`: the teacher's causal LM with only the layers `layers` names, each initialised
+from the teacher's layer (worker/causal_lm/shrink.py); the teacher's embeddings, final norm,
+head and tokenizer."""
+
+from typing import Any
+
+from torch import nn
+
+from worker.causal_lm.module import TokenLm
+from worker.causal_lm.shrink import every_other, keep_layers, layer_count
+from worker.students.registry import STUDENT_SOURCES, StudentSource
+
+
+@STUDENT_SOURCES.register("from_teacher")
+class FromTeacherStudent(StudentSource):
+    name = "from_teacher"
+
+    def layers(self) -> list[int]:
+        layers = self.spec["layers"]
+        if layers == "every_other":
+            return every_other(layer_count(self.teacher_lm().model))
+        return list(layers)
+
+    def build(self) -> nn.Module:
+        return TokenLm(keep_layers(self.teacher_lm().model, self.layers()).float())
+
+    def describe(self) -> dict[str, Any]:
+        teacher = self.teacher_lm().model
+        return {
+            "source": self.name,
+            "model_type": teacher.config.model_type,
+            "layers": self.layers(),
+            "teacher_layers": layer_count(teacher),
+        }
