@@ -18,6 +18,7 @@ from app.settings import Settings
 from app.store.base import artifact_key
 from app.store.local import LocalStore
 from tests.worker.teachers.tiny_causal_lm import save_tiny_causal_lm
+from tests.worker.teachers.tiny_gguf import save_tiny_gguf
 from tests.worker.teachers.tiny_hf import add_hf_teacher, zip_folder
 from tests.worker.test_pipeline import load, submit
 from worker import lifecycle
@@ -29,11 +30,13 @@ CONTEXT = 32
 MAX_BYTES = 30_000
 
 
-def lm_spec(file_id: str, student: dict[str, Any], **changes: Any) -> dict[str, Any]:
+def lm_spec(
+    file_id: str, student: dict[str, Any], source: str = "hf", **changes: Any
+) -> dict[str, Any]:
     return {
         "task": "language_model",
         "dataset": {"name": "pystdlib", "options": {"context": CONTEXT, "max_bytes": MAX_BYTES}},
-        "teacher": {"source": "hf", "file_id": file_id},
+        "teacher": {"source": source, "file_id": file_id},
         "student": student,
         "distill": {"epochs": 1, "batch_size": 16, "optimizer": "adamw", "lr": 0.003},
         **changes,
@@ -64,16 +67,24 @@ def test_a_student_from_the_teachers_layers_comes_back_as_a_folder_transformers_
     lifecycle.run(job_id, sqlite_settings)
     job, events, _, artifacts = load(sqlite_settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error
+    report = job.result
     messages = [e.message for e in events]
     assert any("top-16" in m and "written to the store" in m for m in messages), messages
-    report = job.result
     assert report["student"]["student_source"]["layers"] == [0, 3]
     assert report["baseline"]["params"] == report["student"]["params"]
     assert report["student"]["params"] < report["teacher"]["params"]
 
-    names = {a.name for a in artifacts}
-    assert "student-hf.zip" in names, names
-    store = LocalStore(sqlite_settings.artifact_url)
+    assert_folder_gives_the_report(sqlite_settings, tmp_path, job_id, {a.name for a in artifacts})
+
+
+def assert_folder_gives_the_report(
+    settings: Settings, tmp_path: Path, job_id: str, artifacts: set[str]
+) -> None:
+    """The downloaded student-hf.zip loads offline and scores the report's held-out loss."""
+    job = load(settings, job_id)[0]
+    report = job.result
+    assert "student-hf.zip" in artifacts, artifacts
+    store = LocalStore(settings.artifact_url)
     archive = b"".join(store.open_chunks(artifact_key(job_id, "student-hf.zip")))
     out = tmp_path / "download"
     zipfile.ZipFile(io.BytesIO(archive)).extractall(out)
@@ -81,6 +92,42 @@ def test_a_student_from_the_teachers_layers_comes_back_as_a_folder_transformers_
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
         p.name for p in student.iterdir()
     }
-    loss = held_out_loss(student, sqlite_settings)
+    loss = held_out_loss(student, settings)
     assert loss == pytest.approx(report["student"]["test_loss"], abs=1e-3)
     assert math.exp(loss) == pytest.approx(report["student"]["test_perplexity"], rel=1e-2)
+
+
+def test_a_gguf_teacher_distils_every_other_layer_into_a_folder_transformers_loads(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    path = save_tiny_gguf(tmp_path / "teacher.gguf")
+    file_id = add_hf_teacher(sqlite_settings, tmp_path, path.read_bytes(), fmt="gguf")
+    spec = lm_spec(file_id, {"source": "from_teacher", "layers": "every_other"}, source="gguf")
+    job_id = submit(sqlite_settings, spec)
+    lifecycle.run(job_id, sqlite_settings)
+    job, _, _, artifacts = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    report = job.result
+    assert report["teacher"]["source"] == "gguf"
+    assert report["student"]["student_source"]["layers"] == [0, 2]
+    assert_folder_gives_the_report(sqlite_settings, tmp_path, job_id, {a.name for a in artifacts})
+    config = (tmp_path / "download" / "student" / "config.json").read_text()
+    assert "quantization_config" not in config  # a plain float model, not GGUF-quantised
+
+
+def test_a_student_from_the_teachers_config_is_narrower_and_random(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    folder = save_tiny_causal_lm(tmp_path / "teacher", "qwen2")
+    file_id = add_hf_teacher(sqlite_settings, tmp_path, zip_folder(folder))
+    overrides = {"num_hidden_layers": 2, "intermediate_size": 32}
+    job_id = submit(sqlite_settings, lm_spec(file_id, {"source": "config", "overrides": overrides}))
+    lifecycle.run(job_id, sqlite_settings)
+    job, _, _, artifacts = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    report = job.result
+    assert report["student"]["student_source"]["overrides"] == overrides
+    assert report["student"]["params"] < report["teacher"]["params"]
+    assert_folder_gives_the_report(sqlite_settings, tmp_path, job_id, {a.name for a in artifacts})
+    config = (tmp_path / "download" / "student" / "config.json").read_text()
+    assert '"num_hidden_layers": 2' in config and '"intermediate_size": 32' in config

@@ -30,6 +30,7 @@ def test_teacher_sources_match_the_catalog_and_the_job_schema() -> None:
         "onnx": {"file_id": "file_x"},
         "logits": {"file_id": "file_x"},
         "hf": {"file_id": "file_x"},
+        "gguf": {"file_id": "file_x"},
     }
     assert set(examples) == set(catalog.TEACHER_SOURCES)
     for source, fields in examples.items():

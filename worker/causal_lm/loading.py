@@ -1,5 +1,6 @@
 """Loading Hugging Face models the way the worker always does: offline (the service never
-reaches the Hub), never with remote code, weights from safetensors only; float32, eval mode."""
+reaches the Hub), never with remote code, weights from safetensors (or a GGUF file,
+dequantised) only; float32, eval mode."""
 
 import os
 from dataclasses import dataclass
@@ -51,3 +52,30 @@ def load_folder(folder: Path) -> CausalLm:
     except Exception as exc:
         raise LoadError(f"transformers cannot load the model: {exc}") from None
     return CausalLm(tokenizer, model.float().eval(), folder.name)
+
+
+def load_gguf(path: Path) -> CausalLm:
+    """A GGUF file's causal LM and tokenizer, dequantised to float32 by transformers' GGUF
+    support (the gguf package), then copied into an ordinary float model of the same config
+    (transformers marks a GGUF-loaded model quantised and refuses to cast it; a student made
+    from the copy saves and trains like any other)."""
+    import torch
+
+    library = transformers()
+    where = {"gguf_file": path.name, **OFFLINE}
+    try:
+        tokenizer = library.AutoTokenizer.from_pretrained(str(path.parent), **where)
+    except Exception as exc:
+        raise LoadError(f"transformers cannot read the GGUF file's tokenizer: {exc}") from None
+    try:
+        model = library.AutoModelForCausalLM.from_pretrained(
+            str(path.parent), dtype=torch.float32, **where
+        )
+    except Exception as exc:
+        raise LoadError(f"transformers cannot load the GGUF model: {exc}") from None
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = library.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
+    return CausalLm(tokenizer, plain.eval(), path.name)

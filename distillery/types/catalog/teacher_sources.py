@@ -64,6 +64,15 @@ class HfTeacher(TeacherSpecBase):
     file_id: FileId
 
 
+class GgufTeacher(TeacherSpecBase):
+    """An uploaded GGUF file (llama.cpp's format) of a causal LM and its tokenizer, read by
+    transformers' GGUF support and dequantised to float32: it labels the next token of a text
+    corpus cut into its tokens."""
+
+    source: Literal["gguf"]
+    file_id: FileId
+
+
 class LogitsTeacher(TeacherSpecBase):
     """Precomputed teacher logits: one row per row of the dataset file's x, then the transfer
     file's rows. No teacher runs (offline distillation)."""
@@ -190,6 +199,15 @@ def _check_hf(check: FileCheck) -> None:
         )
 
 
+def _check_gguf(check: FileCheck) -> None:
+    if check.task != LANGUAGE_MODEL:
+        raise SpecError(
+            FILE_PARAM,
+            f"the GGUF model {check.file_id!r} is a causal LM, which serves 'language_model' "
+            f"jobs; the job's task is {check.task!r}",
+        )
+
+
 def _check_logits(check: FileCheck) -> None:
     data, info, file_id, transfer = check.data, check.info, check.file_id, check.transfer
     if data is None:
@@ -283,6 +301,17 @@ TEACHER_SOURCES: dict[str, TeacherSourceEntry] = by_name(
             file=FileUse(
                 "teacher", ("hf",), "a Hugging Face model .zip teacher file", check=_check_hf
             ),
+        ),
+        TeacherSourceEntry(
+            "gguf",
+            "A causal LM in a GGUF file (llama.cpp's format, often quantised), read offline by "
+            "transformers and dequantised: it labels the next token of a text corpus cut into "
+            "its own tokens.",
+            GgufTeacher,
+            tasks=(LANGUAGE_MODEL,),
+            module=False,
+            lm_top_k=LM_TOP_K,
+            file=FileUse("teacher", ("gguf",), "a GGUF teacher file", check=_check_gguf),
         ),
     ]
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.db import session_scope
-from app.files.checkers import hf_model
+from app.files.checkers import gguf_model, hf_model
 from app.files.formats import CheckContext
 from app.models import File
 from app.settings import Settings
@@ -147,11 +147,11 @@ def zip_folder(
     return buffer.getvalue()
 
 
-def add_hf_teacher(settings: Settings, tmp: Path, archive: bytes) -> str:
-    """A ready `hf` teacher file: the upload stored, checked by the real check and its model
-    files prepared in the store, as the files service leaves them."""
+def add_hf_teacher(settings: Settings, tmp: Path, archive: bytes, fmt: str = "hf") -> str:
+    """A ready `hf` (or `gguf`) teacher file: the upload stored, checked by the real check and
+    its model files prepared in the store, as the files service leaves them."""
     file_id = add_file(
-        settings, tmp, purpose="teacher", fmt="hf", upload=archive, arrays={}, info={}
+        settings, tmp, purpose="teacher", fmt=fmt, upload=archive, arrays={}, info={}
     )
     store = LocalStore(settings.artifact_url)
     workdir = tmp / f"check-{file_id}"
@@ -163,7 +163,7 @@ def add_hf_teacher(settings: Settings, tmp: Path, archive: bytes) -> str:
         settings=settings,
         workdir=workdir,
     )
-    info = hf_model.check(context)
+    info = {"hf": hf_model.check, "gguf": gguf_model.check}[fmt](context)
     for name, path in context.outputs.items():
         store.put_file(context.key(name), path, move=True)
     with session_scope(settings.database_url) as session:
