@@ -5,7 +5,9 @@ upload option `task=language_model`): each line's `text` is a document; document
 with a newline between them and the bytes cut into windows by the split rule of
 app/files/text_windows.py, with the upload option `context` (bytes per window, default 128):
 the prepared arrays are x / x_test (uint8 windows) and y / y_test (the next byte at each
-position, uint8).
+position, uint8). A job whose teacher brings its own tokenizer (a causal LM: `hf`, `gguf`)
+reads the documents again from the upload and cuts them into that tokenizer's tokens, with the
+end-of-text token between documents and `context` tokens per window (worker/data/uploaded.py).
 
 For `classification` jobs (a .jsonl file whose lines have a `label`, or with
 `task=classification` or `max_length`): each line's `text` is an example and its `label` the
