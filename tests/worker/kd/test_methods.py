@@ -9,6 +9,7 @@ from torch import nn
 
 from worker.kd import METHODS, Outputs, build_method
 from worker.kd.losses import kd_loss
+from worker.softlabels import TopKRows
 
 DISTILL = {"kd_weight": 0.9, "ce_weight": 0.1}
 
@@ -229,6 +230,46 @@ def test_jsd_matches_gkd(beta: float) -> None:
     assert ours == pytest.approx(expected, rel=1e-9)
     if beta == 0:  # forward KL: Hinton's KD
         assert ours == pytest.approx(_method_loss("kd", s, t, y), rel=1e-9)
+
+
+def _top_k_case(k: int = 5) -> tuple[torch.Tensor, TopKRows, torch.Tensor]:
+    """A float64 student and a teacher kept as top-k rows (the store's form: k logits, their
+    classes, the even tail's logit), as a causal LM's tokens are."""
+    g = torch.Generator().manual_seed(11)
+    rows, classes = 30, 40
+    s = torch.randn(rows, classes, generator=g, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * 3
+    values, index = teacher.topk(k, dim=1)
+    lse = teacher.logsumexp(dim=1)
+    leftover = 1 - (values - lse[:, None]).exp().sum(dim=1)
+    top = TopKRows(values, index, lse + (leftover / (classes - k)).log(), classes)
+    labels = torch.randint(0, classes, (rows,), generator=g)
+    return s, top, labels
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("kd", {}), ("reverse_kl", {})] + [("jsd", {"beta": b}) for b in (0.0, 0.1, 0.5, 0.9, 1.0)],
+)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_top_k_teacher_gives_the_dense_loss_and_gradient_without_building_it(
+    name: str, params: dict[str, float], temperature: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kd, reverse_kl and jsd from top-k rows equal the same method on the dense logits the
+    rows stand for, loss and gradient, in float64; the dense rows are never built."""
+    s, top, labels = _top_k_case()
+    method = build_method({"method": name, "method_params": params, **DISTILL}).double()
+    reference = method.loss(Outputs(s), Outputs(top.dense()), labels, temperature=temperature)
+    (reference_grad,) = torch.autograd.grad(reference, s)
+
+    def never(self: TopKRows) -> torch.Tensor:
+        raise AssertionError("the dense teacher was built")
+
+    monkeypatch.setattr(TopKRows, "dense", never)
+    ours = method.loss(Outputs(s), Outputs(top), labels, temperature=temperature)
+    (ours_grad,) = torch.autograd.grad(ours, s)
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-12)
+    assert torch.allclose(ours_grad, reference_grad, rtol=1e-10, atol=1e-14)
 
 
 def _standardised(v: np.ndarray) -> np.ndarray:
