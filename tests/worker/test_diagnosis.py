@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+import torch
 
 from distillery.types.catalog import TASKS
 from worker import diagnosis
@@ -102,9 +103,19 @@ def test_each_task_measures_its_distillation_set() -> None:
     assert Classification().distill_set_size(cast(Any, classes)) == SetSize(
         54.0, "examples per class", 100
     )
-    windows = SimpleNamespace(distill=range(1_000), input_shape=(128,))
+    # Byte windows: a byte per predicted position; token windows: the bytes each token stands
+    # for (unlabelled positions, -1, predict nothing).
+    targets = torch.ones(1_000, 128, dtype=torch.long)
+    windows = SimpleNamespace(distill=range(1_000), input_shape=(128,), y_distill=targets)
     assert LanguageModel().distill_set_size(cast(Any, windows)) == SetSize(
         128_000.0, "bytes", 1_000_000
+    )
+    tokens = LanguageModel()
+    tokens.token_bytes = torch.tensor([0, 3, 5])
+    targets[:, :28] = 2
+    targets[0, 0] = -1
+    assert tokens.distill_set_size(cast(Any, windows)) == SetSize(
+        1_000 * (100 * 3 + 28 * 5) - 5.0, "bytes", 1_000_000
     )
 
 

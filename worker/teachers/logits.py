@@ -28,8 +28,8 @@ class LogitsTeacher(TeacherSource):
     upload: UploadedFile
 
     def validate(self) -> None:
-        data = self.data
         self.upload = self.uploaded("logits")
+        data = self.data
         path = self.upload.array_path("logits")
         if path is None:
             raise SpecError(PARAM, f"file {self.upload.id} has no prepared logits")

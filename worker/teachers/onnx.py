@@ -31,10 +31,10 @@ class OnnxTeacher(TeacherSource):
     def validate(self) -> None:
         import onnxruntime
 
-        data = self.data
         self.upload = self.uploaded(
             "teacher", "onnx", "ONNX; safetensors weights are a teacher with source 'weights'"
         )
+        data = self.data
         providers = ["CPUExecutionProvider"]
         if (
             self.context.device.type == "cuda"

@@ -1,0 +1,54 @@
+"""Students of the teacher's family: keeping some of its layers (with their weights, renumbered
+for the KV cache) and building its config with overrides."""
+
+import pytest
+import torch
+
+from distillery.types.catalog import SpecError
+from tests.worker.teachers.tiny_causal_lm import FAMILIES, tiny_causal_lm
+from worker.causal_lm.shrink import every_other, from_config, keep_layers
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_keeping_every_layer_is_the_teacher_and_keeping_some_generates(family: str) -> None:
+    teacher = tiny_causal_lm(family, 64, layers=4).eval()
+    ids = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        same = keep_layers(teacher, [0, 1, 2, 3])(input_ids=ids).logits
+        assert torch.equal(same, teacher(input_ids=ids).logits)
+        student = keep_layers(teacher, every_other(4)).eval()
+        assert student.config.num_hidden_layers == 2
+        assert teacher.config.num_hidden_layers == 4  # the teacher is left as it was
+        # Generating with the KV cache gives what recomputing every position gives.
+        cached = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=True)
+        fresh = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=False)
+    assert torch.equal(cached, fresh)
+    kept = dict(student.named_parameters())
+    source = dict(teacher.named_parameters())
+    for name, weights in kept.items():
+        for index, layer in ((0, 0), (1, 2)):
+            marker = f".{index}."
+            if marker in name and ("layers" in name or ".h." in name):
+                assert torch.equal(weights, source[name.replace(marker, f".{layer}.")])
+
+
+def test_a_layer_out_of_range_or_listed_twice_is_refused() -> None:
+    teacher = tiny_causal_lm("llama", 64, layers=4)
+    with pytest.raises(SpecError, match=r"layers 0 to 3; not \[4\]"):
+        keep_layers(teacher, [0, 4])
+    with pytest.raises(SpecError, match="listed twice"):
+        keep_layers(teacher, [1, 1])
+
+
+def test_a_config_student_takes_overrides_but_not_the_vocabulary() -> None:
+    teacher = tiny_causal_lm("qwen2", 64, layers=4)
+    student = from_config(teacher, {"num_hidden_layers": 1, "intermediate_size": 16}, seed=0)
+    assert (student.config.num_hidden_layers, student.config.intermediate_size) == (1, 16)
+    assert student.config.vocab_size == 64
+    again = from_config(teacher, {"num_hidden_layers": 1, "intermediate_size": 16}, seed=0)
+    pairs = zip(student.parameters(), again.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    with pytest.raises(SpecError, match="not a field of the teacher's config"):
+        from_config(teacher, {"depth": 2}, seed=0)
+    with pytest.raises(SpecError, match="the vocabulary is the teacher's"):
+        from_config(teacher, {"vocab_size": 32}, seed=0)
