@@ -104,6 +104,13 @@ def _check_teacher_source(spec: dict[str, Any]) -> None:
             f"a teacher from {source!r} has no PyTorch model to run online; "
             "use soft_labels 'auto' or 'stored'",
         )
+    method = spec["distill"]["method"]
+    if METHODS[method].teacher_writes:
+        raise SpecError(
+            "distill.method",
+            f"{method!r} learns text the teacher writes byte by byte, which a teacher from "
+            f"{source!r} cannot yet (use a teacher from {with_module}, or 'kd')",
+        )
     if spec["dataset"]["augment"] is not None:
         raise SpecError(
             "dataset.augment",

@@ -120,7 +120,8 @@ def test_the_sdk_from_the_wheel_runs_a_job_on_a_live_service(
     assert answer["status"] == "succeeded"
     assert str(client_venv) in answer["sdk"]  # the installed wheel, not this checkout
     assert "lskd" in answer["kinds"]["methods"]
-    assert set(answer["kinds"]["teacher_sources"]) == {"train", "weights", "onnx", "logits", "hf"}
+    sources = {"train", "weights", "onnx", "logits", "hf", "gguf"}
+    assert set(answer["kinds"]["teacher_sources"]) == sources
     assert Path(answer["path"]).stat().st_size > 0
 
 

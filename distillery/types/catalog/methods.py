@@ -15,6 +15,9 @@ from distillery.types.catalog.base import BOTH_TASKS, Entry, Params, by_name
 class MethodEntry(Entry):
     name_field: ClassVar[str] = "method"
     params_field: ClassVar[str] = "method_params"
+    # The teacher writes text the student learns (it samples from a PyTorch module the worker
+    # runs, byte by byte: a zoo `gpt`).
+    teacher_writes: bool = False
 
     def layer_fields(self) -> tuple[str, ...]:
         """The params fields that hold (student, teacher) layer pairs."""
@@ -25,7 +28,11 @@ class MethodEntry(Entry):
         return bool(self.layer_fields())
 
     def capabilities(self) -> dict[str, Any]:
-        return {"reads_layers": self.reads_layers(), "layer_fields": list(self.layer_fields())}
+        return {
+            "reads_layers": self.reads_layers(),
+            "layer_fields": list(self.layer_fields()),
+            "teacher_writes": self.teacher_writes,
+        }
 
 
 class KdParams(Params):
@@ -165,6 +172,7 @@ METHODS: dict[str, MethodEntry] = by_name(
             "bytes, sampling; the student learns that text by cross-entropy.",
             SeqKdParams,
             tasks=("language_model",),
+            teacher_writes=True,
         ),
         MethodEntry(
             "fitnets",

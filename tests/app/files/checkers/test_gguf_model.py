@@ -48,6 +48,8 @@ def test_a_gguf_file_is_described_from_its_header(client: TestClient, gguf_bytes
         "teacher": teacher,
         "student": {"source": "from_teacher", "layers": "every_other"},
     }
+    response = client.post("/v1/jobs", json={**lm, "distill": {"method": "seqkd"}})
+    assert_422(response, "distill.method", "learns text the teacher writes")
     response = client.post("/v1/jobs", json=lm)
     assert response.status_code == 201, response.text
     spec = response.json()["spec"]
