@@ -193,7 +193,8 @@ def _distillation_rate(job: JobContext, model: nn.Module, precision: Precision) 
 
 def _inference_rate(job: JobContext, model: nn.Module, precision: Precision) -> float:
     data, device = job.data, precision.device
-    index = torch.arange(min(INFERENCE_BATCH, len(data.distill)))
+    # No more windows than the task evaluates at once (a large vocabulary makes each big).
+    index = torch.arange(min(INFERENCE_BATCH, job.task.eval_batch, len(data.distill)))
     x = precision.inputs(data.distill.batch(index, device))
     model.eval()
 
