@@ -136,13 +136,16 @@ def hf_bare_loop(args: argparse.Namespace, folder: Path) -> list[float]:
     train = len(x_all) - max(1, round(len(x_all) * 0.05))
     x = torch.from_numpy(x_all[:train].astype("int64"))
     y = torch.from_numpy(y_all[:train].astype("int64"))
+    # The job's device (a GPU when there is one), data on it as a bare loop would keep it.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    x, y = x.to(device), y.to(device)
     torch.manual_seed(0)
-    model = keep_layers(lm.model, HF_LAYERS)
+    model = keep_layers(lm.model, HF_LAYERS).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.003)
     rates = []
     for _ in range(args.epochs):
         model.train()
-        order = torch.randperm(len(x))
+        order = torch.randperm(len(x), device=device)
         started = time.perf_counter()
         for start in range(0, len(x), args.batch_size):
             index = order[start : start + args.batch_size]
@@ -151,6 +154,8 @@ def hf_bare_loop(args: argparse.Namespace, folder: Path) -> list[float]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         rates.append(x.numel() / (time.perf_counter() - started))
     return rates
 
