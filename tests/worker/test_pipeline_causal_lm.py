@@ -102,12 +102,13 @@ def assert_folder_gives_the_report(
     assert math.exp(loss) == pytest.approx(report["student"]["test_perplexity"], rel=1e-2)
 
 
-def test_a_gguf_teacher_distils_every_other_layer_into_a_folder_transformers_loads(
+def test_a_gguf_teacher_distils_every_other_layer_narrowed_into_a_folder_transformers_loads(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     path = save_tiny_gguf(tmp_path / "teacher.gguf")
     file_id = add_hf_teacher(sqlite_settings, tmp_path, path.read_bytes(), fmt="gguf")
-    spec = lm_spec(file_id, {"source": "from_teacher", "layers": "every_other"}, source="gguf")
+    student = {"source": "from_teacher", "layers": "every_other", "intermediate": 40}
+    spec = lm_spec(file_id, student, source="gguf")
     job_id = submit(sqlite_settings, spec)
     lifecycle.run(job_id, sqlite_settings)
     job, _, _, artifacts = load(sqlite_settings, job_id)
@@ -116,7 +117,9 @@ def test_a_gguf_teacher_distils_every_other_layer_into_a_folder_transformers_loa
     assert report["teacher"]["source"] == "gguf"
     assert report["student"]["student_source"]["layers"] == [0, 2]
     assert_folder_gives_the_report(sqlite_settings, tmp_path, job_id, {a.name for a in artifacts})
+    assert report["student"]["student_source"]["intermediate"] == 40
     config = (tmp_path / "download" / "student" / "config.json").read_text()
+    assert '"intermediate_size": 40' in config
     assert "quantization_config" not in config  # a plain float model, not GGUF-quantised
 
 

@@ -1,10 +1,12 @@
 """Smaller models of a teacher's family: its own architecture with only some of its layers,
 initialised from them (`from_teacher`: DistilBERT's every other layer, Minitron's depth
-pruning), or its config with overrides, initialised at random (`config`)."""
+pruning), optionally with narrower MLPs (Minitron's width pruning of MLP neurons, kept by
+weight magnitude), or its config with overrides, initialised at random (`config`)."""
 
 import copy
 from typing import Any
 
+import torch
 from torch import nn
 
 from distillery.types.catalog import SpecError
@@ -44,6 +46,76 @@ def keep_layers(model: Any, layers: list[int], param: str = "student.layers") ->
     return student
 
 
+def narrow_mlp(model: Any, width: int, param: str = "student.intermediate") -> Any:
+    """`model` with each decoder layer's MLP cut to its `width` most important neurons, in
+    place. A neuron's importance is the L2 norm of every weight it owns (its rows of the input
+    projections, its column of the output projection): Minitron's width pruning, with weight
+    magnitude for the importance. Gated MLPs (gate_proj / up_proj / down_proj: Llama, Qwen,
+    Mistral) and GPT-2's (c_fc / c_proj) are cut; another kind is refused."""
+    config = model.config
+    count = layer_count(model)
+    _, _, layers = _decoder_layers(model, count)
+    for layer in layers:
+        mlp = getattr(layer, "mlp", None)
+        if all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")):
+            _narrow_gated(mlp, width, param)
+        elif all(hasattr(mlp, n) for n in ("c_fc", "c_proj")):
+            _narrow_gpt2(mlp, width, param)
+        else:
+            raise SpecError(
+                param,
+                f"{type(model).__name__}: its MLPs are not of a kind cut here (gated "
+                "gate/up/down projections, or GPT-2's c_fc/c_proj)",
+            )
+    if hasattr(config, "intermediate_size"):
+        config.intermediate_size = width
+    else:
+        config.n_inner = width
+    return model
+
+
+def _keep(width: int, full: int, scores: torch.Tensor, param: str) -> torch.Tensor:
+    if not 1 <= width < full:
+        raise SpecError(param, f"the teacher's MLPs have {full} neurons; keep 1 to {full - 1}")
+    return torch.topk(scores, width).indices.sort().values
+
+
+def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A copy of `linear` with only `index` of its outputs (dim 0) or inputs (dim 1)."""
+    weight = linear.weight.detach().index_select(dim, index)
+    out = nn.Linear(weight.shape[1], weight.shape[0], bias=linear.bias is not None)
+    out = out.to(dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        out.weight.copy_(weight)
+        if linear.bias is not None:
+            out.bias.copy_(linear.bias if dim == 1 else linear.bias.index_select(0, index))
+    return out
+
+
+def _narrow_gated(mlp: nn.Module, width: int, param: str) -> None:
+    gate, up, down = mlp.gate_proj, mlp.up_proj, mlp.down_proj
+    scores = gate.weight.pow(2).sum(1) + up.weight.pow(2).sum(1) + down.weight.pow(2).sum(0)
+    index = _keep(width, gate.out_features, scores.detach(), param)
+    mlp.gate_proj = _sliced(gate, index, 0)
+    mlp.up_proj = _sliced(up, index, 0)
+    mlp.down_proj = _sliced(down, index, 1)
+    if hasattr(mlp, "intermediate_size"):
+        mlp.intermediate_size = width
+
+
+def _narrow_gpt2(mlp: nn.Module, width: int, param: str) -> None:
+    """GPT-2's Conv1D keeps its weight as (inputs, outputs): c_fc (hidden, inner), c_proj
+    (inner, hidden)."""
+    fc, proj = mlp.c_fc, mlp.c_proj
+    scores = fc.weight.pow(2).sum(0) + fc.bias.pow(2) + proj.weight.pow(2).sum(1)
+    index = _keep(width, fc.weight.shape[1], scores.detach(), param)
+    with torch.no_grad():
+        fc.weight = nn.Parameter(fc.weight.index_select(1, index).clone())
+        fc.bias = nn.Parameter(fc.bias.index_select(0, index).clone())
+        fc.nf = width
+        proj.weight = nn.Parameter(proj.weight.index_select(0, index).clone())
+
+
 def _decoder_layers(model: Any, count: int) -> tuple[nn.Module, str, nn.ModuleList]:
     """(parent, attribute, list) of the model's decoder layers: the outermost ModuleList of
     `count` modules (model.layers in Llama and Qwen, transformer.h in GPT-2)."""
@@ -60,8 +132,6 @@ def _decoder_layers(model: Any, count: int) -> tuple[nn.Module, str, nn.ModuleLi
 def from_config(model: Any, overrides: dict[str, Any], seed: int) -> Any:
     """A model of the teacher's class from its config with `overrides`, random init under
     `seed`; the vocabulary stays the teacher's (the tokenizer is)."""
-    import torch
-
     base = model.config.to_dict()
     for key in overrides:
         if key not in base:

@@ -1,13 +1,13 @@
 """`from_teacher`: the teacher's causal LM with only the layers `layers` names, each initialised
-from the teacher's layer (worker/causal_lm/shrink.py); the teacher's embeddings, final norm,
-head and tokenizer."""
+from the teacher's layer, their MLPs cut to `intermediate` neurons when given
+(worker/causal_lm/shrink.py); the teacher's embeddings, final norm, head and tokenizer."""
 
 from typing import Any
 
 from torch import nn
 
 from worker.causal_lm.module import TokenLm
-from worker.causal_lm.shrink import every_other, keep_layers, layer_count
+from worker.causal_lm.shrink import every_other, keep_layers, layer_count, narrow_mlp
 from worker.students.registry import STUDENT_SOURCES, StudentSource
 
 
@@ -22,7 +22,11 @@ class FromTeacherStudent(StudentSource):
         return list(layers)
 
     def build(self) -> nn.Module:
-        return TokenLm(keep_layers(self.teacher_lm().model, self.layers()).float())
+        model = keep_layers(self.teacher_lm().model, self.layers())
+        width = self.spec.get("intermediate")
+        if width is not None:
+            narrow_mlp(model, width)
+        return TokenLm(model.float())
 
     def describe(self) -> dict[str, Any]:
         teacher = self.teacher_lm().model
@@ -31,4 +35,5 @@ class FromTeacherStudent(StudentSource):
             "model_type": teacher.config.model_type,
             "layers": self.layers(),
             "teacher_layers": layer_count(teacher),
+            "intermediate": self.spec.get("intermediate"),
         }

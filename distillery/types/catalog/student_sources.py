@@ -5,8 +5,9 @@ the teacher's own architecture needs a teacher that has one) and the formats it 
 
 - `zoo` (the default): a zoo arch (`arch`, `params`), random init from the job's seed.
 - `from_teacher`: the teacher's own Hugging Face causal LM made shallower, each kept layer
-  initialised from the teacher's (DistilBERT's recipe, Minitron's depth pruning); embeddings,
-  final norm and head are the teacher's, so is the tokenizer.
+  initialised from the teacher's (DistilBERT's recipe, Minitron's depth pruning), its MLP
+  optionally narrower (Minitron's width pruning, by weight magnitude); embeddings, final norm
+  and head are the teacher's, so is the tokenizer.
 - `config`: the teacher's Hugging Face config with overrides (fewer layers, narrower), random
   init from the job's seed; the teacher's tokenizer.
 """
@@ -54,6 +55,11 @@ class FromTeacherStudent(StudentSpecBase):
         default="every_other",
         description="the teacher layers the student keeps, in order (0-based), or "
         '"every_other" (0, 2, 4, ...: DistilBERT\'s recipe)',
+    )
+    intermediate: Annotated[int, Field(ge=1, le=1_048_576)] | None = Field(
+        default=None,
+        description="the MLP width each kept layer keeps: its neurons whose weights have the "
+        "largest L2 norm (Minitron's width pruning); null: the teacher's width",
     )
 
 

@@ -1,12 +1,14 @@
 """Students of the teacher's family: keeping some of its layers (with their weights, renumbered
-for the KV cache) and building its config with overrides."""
+for the KV cache), narrowing their MLPs, and building its config with overrides."""
+
+from pathlib import Path
 
 import pytest
 import torch
 
 from distillery.types.catalog import SpecError
 from tests.worker.teachers.tiny_causal_lm import FAMILIES, tiny_causal_lm
-from worker.causal_lm.shrink import every_other, from_config, keep_layers
+from worker.causal_lm.shrink import every_other, from_config, keep_layers, narrow_mlp
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -52,3 +54,53 @@ def test_a_config_student_takes_overrides_but_not_the_vocabulary() -> None:
         from_config(teacher, {"depth": 2}, seed=0)
     with pytest.raises(SpecError, match="the vocabulary is the teacher's"):
         from_config(teacher, {"vocab_size": 32}, seed=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_narrowed_mlps_keep_their_largest_neurons_exactly_and_reload(
+    family: str, tmp_path: Path
+) -> None:
+    """Cutting each MLP to its `width` largest neurons is the teacher's MLP with the other
+    neurons' outputs zeroed; the folder saved from it loads back as the same model."""
+    from transformers import AutoModelForCausalLM
+
+    teacher = tiny_causal_lm(family, 64, layers=2).eval()
+    ids = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(1))
+    student = narrow_mlp(keep_layers(teacher, [0, 1]), 16).eval()
+    assert sum(p.numel() for p in student.parameters()) < sum(
+        p.numel() for p in teacher.parameters()
+    )
+    zeroed = keep_layers(teacher, [0, 1])
+    for layer, narrow in zip(
+        zeroed.get_submodule("transformer.h" if family == "gpt2" else "model.layers"),
+        student.get_submodule("transformer.h" if family == "gpt2" else "model.layers"),
+        strict=True,
+    ):
+        with torch.no_grad():
+            if family == "gpt2":
+                weights = layer.mlp.c_fc.weight
+                scores = weights.pow(2).sum(0) + layer.mlp.c_fc.bias.pow(2)
+                scores += layer.mlp.c_proj.weight.pow(2).sum(1)
+                dropped = scores.argsort()[: weights.shape[1] - 16]
+                layer.mlp.c_proj.weight[dropped] = 0
+                assert narrow.mlp.c_fc.weight.shape == (32, 16)
+            else:
+                mlp = layer.mlp
+                scores = mlp.gate_proj.weight.pow(2).sum(1) + mlp.up_proj.weight.pow(2).sum(1)
+                scores += mlp.down_proj.weight.pow(2).sum(0)
+                dropped = scores.argsort()[: len(scores) - 16]
+                mlp.down_proj.weight[:, dropped] = 0
+                assert narrow.mlp.down_proj.weight.shape == (32, 16)
+    with torch.no_grad():
+        expected = zeroed(input_ids=ids).logits
+        got = student(input_ids=ids).logits
+        assert torch.allclose(got, expected, atol=1e-5)
+        student.save_pretrained(tmp_path / "student")
+        again = AutoModelForCausalLM.from_pretrained(tmp_path / "student").eval()
+        assert torch.equal(again(input_ids=ids).logits, got)
+
+
+def test_a_width_not_below_the_teachers_is_refused() -> None:
+    teacher = tiny_causal_lm("llama", 64, layers=2)
+    with pytest.raises(SpecError, match="have 64 neurons; keep 1 to 63"):
+        narrow_mlp(keep_layers(teacher, [0]), 64)
