@@ -92,7 +92,7 @@ def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     return out
 
 
-def _narrow_gated(mlp: nn.Module, width: int, param: str) -> None:
+def _narrow_gated(mlp: Any, width: int, param: str) -> None:
     gate, up, down = mlp.gate_proj, mlp.up_proj, mlp.down_proj
     scores = gate.weight.pow(2).sum(1) + up.weight.pow(2).sum(1) + down.weight.pow(2).sum(0)
     index = _keep(width, gate.out_features, scores.detach(), param)
@@ -103,7 +103,7 @@ def _narrow_gated(mlp: nn.Module, width: int, param: str) -> None:
         mlp.intermediate_size = width
 
 
-def _narrow_gpt2(mlp: nn.Module, width: int, param: str) -> None:
+def _narrow_gpt2(mlp: Any, width: int, param: str) -> None:
     """GPT-2's Conv1D keeps its weight as (inputs, outputs): c_fc (hidden, inner), c_proj
     (inner, hidden)."""
     fc, proj = mlp.c_fc, mlp.c_proj
