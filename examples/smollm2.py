@@ -16,7 +16,7 @@ standard library's source, over HTTP, as a user runs it.
 Assumes a Distillery service at $DISTILLERY_URL (default http://127.0.0.1:8000): `make serve`.
 
     python examples/smollm2.py [OUT] [--gguf PATH] [--max-bytes 400000] [--context 256]
-        [--every 3] [--epochs 1] [--batch-size 8] [--lr 3e-4]
+        [--every 3] [--epochs 1] [--batch-size 8] [--lr 3e-4] [--kd-weight 0.5]
     python examples/smollm2.py OUT --sweep 4,16,64,full --max-bytes 100000   (bytes per token
         against student perplexity: one KD job per k, no baseline)
 """
@@ -69,8 +69,8 @@ def spec(file_id: str, args: argparse.Namespace, layers: int) -> dict[str, Any]:
             "optimizer": "adamw",
             "lr": args.lr,
             "temperature": 1.0,
-            "kd_weight": 1.0,
-            "ce_weight": 0.0,
+            "kd_weight": args.kd_weight,
+            "ce_weight": 1.0 - args.kd_weight,
         },
         "export": ["hf", "safetensors"],
         "seed": 0,
@@ -191,51 +191,79 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument(
+        "--kd-weight", type=float, default=0.5, help="the KD term's weight; CE gets the rest"
+    )
     parser.add_argument("--sweep", help="instead: these top-k (e.g. 4,16,64,full), no baseline")
+    parser.add_argument("--job", help="instead: the table of a job this script ran before")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.sweep:
         with Client(timeout=600) as client:
             sweep(client, args)
         return
-    path = gguf_file(args.out, args.gguf)
-
     with Client(timeout=600) as client:
         started = time.monotonic()
-        file_id, layers, _ = upload_teacher(client, path)
-        job_spec = spec(file_id, args, layers)
-        # The job estimates itself as it starts (its `estimate` stage: job.cost.estimate); a
-        # separate POST /v1/jobs/estimate would load the teacher once more.
-        job = run(client, job_spec)
+        if args.job:  # a job this script ran before: its table again
+            job = client.jobs.retrieve(args.job)
+        else:
+            file_id, layers, _ = upload_teacher(client, gguf_file(args.out, args.gguf))
+            # The job estimates itself as it starts (its `estimate` stage: job.cost.estimate);
+            # a separate POST /v1/jobs/estimate would load the teacher once more.
+            job = run(client, spec(file_id, args, layers))
         wall = time.monotonic() - started
-        report = dict(job.result or {})
         zip_path = client.jobs.download(job.id, "student-hf.zip", args.out)
+        summarise(client, job, zip_path, None if args.job else wall, args.out)
+
+
+def stage_seconds(client: Client, job: Any) -> dict[str, float]:
+    """Seconds each stage took: the job's own account (cost.actual), else the times of the
+    events that start each stage (a job whose estimate failed records no account)."""
+    cost = job.model_dump(mode="json")["cost"] or {}
+    actual = (cost.get("actual") or {}).get("stages")
+    if actual:
+        return dict(actual)
+    events = [e for e in client.jobs.events(job.id) if e.kind == "stage"]
+    ends = [e.created_at for e in events[1:]] + [job.finished_at]
+    return {
+        e.message: round((end - e.created_at).total_seconds(), 1)
+        for e, end in zip(events, ends, strict=True)
+    }
+
+
+def summarise(client: Client, job: Any, zip_path: Path, wall: float | None, out: Path) -> None:
+    job_spec, report = dict(job.spec), dict(job.result or {})
     checked = check_folder(zip_path, report)
     cost = job.model_dump(mode="json")["cost"] or {}
-    actual = cost.get("actual") or {}
     estimated: dict[str, Any] = (cost.get("estimate") or {}).get("wall_seconds") or {}
-    stages = actual.get("stages") or {}
-    tokens = report["dataset"]["train"] * args.context
+    stages = stage_seconds(client, job)
+    context = job_spec["dataset"]["options"]["context"]
+    tokens = report["dataset"]["train"] * context
+    distill = [m for m in client.jobs.metrics(job.id) if m.stage == "distill"]
     result = {
+        "job": job.id,
         "spec": job_spec,
         "estimate_seconds": [device["total"] for device in estimated.values()][:1],
-        "job_seconds": actual.get("total"),
-        "wall_seconds": round(wall, 1),
+        "job_seconds": round((job.finished_at - job.started_at).total_seconds(), 1),
+        "wall_seconds": None if wall is None else round(wall, 1),
+        "stage_seconds": stages,
         "train_tokens": tokens,
         # None when the store already held this teacher's labels of this corpus (no labelling).
         "labelling_tokens_per_second": rate(tokens, stages.get("soft_labels")),
-        "training_tokens_per_second": rate(tokens * args.epochs, stages.get("distill")),
-        "store_bytes_per_token": round(actual["soft_label_bytes"] / tokens, 1),
+        # The distill stage's own count: training steps only, per epoch.
+        "training_tokens_per_second": [round(m.values["tokens_per_second"]) for m in distill],
+        "store_bytes_per_token": store_bytes(report["teacher"]["vocabulary"], job_spec),
         "report": report,
         "cost": cost,
         "checked": checked,
     }
-    (args.out / "smollm2.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / "smollm2.json").write_text(json.dumps(result, indent=2, default=str))
     teacher_layers = report["teacher"].get("layers")
+    kept = report["student"]["student_source"]["layers"]
     print("| model | perplexity | bits/byte | parameters | CPU ms / window |")
     print("|---|---|---|---|---|")
     print(row(f"teacher ({teacher_layers} layers)", report["teacher"]))
-    print(row(f"KD student ({len(job_spec['student']['layers'])} layers)", report["student"]))
+    print(row(f"KD student ({len(kept)} layers)", report["student"]))
     print(row("CE-only student, same pruned init", report["baseline"]))
     kd, ce = report["student"]["test_perplexity"], report["baseline"]["test_perplexity"]
     print(f"KD vs CE-only: perplexity {kd:.2f} vs {ce:.2f} ({(ce - kd) / ce * 100:+.1f}%)")
@@ -244,6 +272,7 @@ def main() -> None:
         "labelling_tokens_per_second",
         "training_tokens_per_second",
         "store_bytes_per_token",
+        "stage_seconds",
         "job_seconds",
         "estimate_seconds",
         "wall_seconds",
