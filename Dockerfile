@@ -16,7 +16,7 @@ WORKDIR /app
 # Linux wheel: the CUDA build), then the project without resolving anything.
 COPY requirements.lock constraints.txt ./
 RUN pip install -c constraints.txt --upgrade pip \
-    && pip install --require-hashes -r requirements.lock \
+    && pip install --require-hashes --no-deps -r requirements.lock \
     && pip install -c constraints.txt torch
 
 COPY app ./app

@@ -6,12 +6,15 @@ STAMP  := $(VENV)/.installed
 .PHONY: install lock demo serve test lint bench clean
 
 # Creates the venv and installs the locked stack (requirements.lock: every package pinned with
-# its hashes), then torch by version (constraints.txt: the CPU wheel here, the CUDA build on a GPU
-# machine), then the project itself without resolving anything. Re-runs when any of them changes.
+# its hashes, the whole closure, so --no-deps: a locked package that needs torch, accelerate,
+# must not make pip resolve torch before it is installed by version), then torch by version
+# (constraints.txt: the CPU wheel here, the CUDA build on a GPU machine), then the project
+# itself without resolving anything; pip check then proves the set consistent. Re-runs when any
+# of them changes.
 $(STAMP): pyproject.toml requirements.lock constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
-	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet -c constraints.txt torch
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check
