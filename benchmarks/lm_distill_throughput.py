@@ -71,24 +71,11 @@ def job_spec(args: argparse.Namespace, top_k: int | None) -> dict[str, Any]:
 
 
 def hf_job_spec(args: argparse.Namespace, file_id: str, top_k: int | None) -> dict[str, Any]:
+    """The same job with the uploaded HF teacher and a student from its layers."""
     return {
-        "task": "language_model",
-        "dataset": {
-            "name": "pystdlib",
-            "options": {"context": args.context, "max_bytes": args.bytes},
-            "val_fraction": 0.05,
-        },
+        **job_spec(args, top_k),
         "teacher": {"source": "hf", "file_id": file_id},
         "student": {"source": "from_teacher", "layers": HF_LAYERS},
-        "distill": {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "optimizer": "adamw",
-            "temperature": 1.0,
-            "soft_label_top_k": top_k,
-        },
-        "baseline": False,
-        "export": ["safetensors"],
     }
 
 

@@ -95,6 +95,16 @@ def test_float16_teacher_logits_are_accepted() -> None:
     assert half.item() == pytest.approx(full.item(), abs=1e-2)
 
 
+def top_k_rows(teacher: torch.Tensor, k: int) -> TopKRows:
+    """Dense teacher logits as the store keeps them in a top-k entry: the k largest, their
+    classes, and the logit every other class gets (the leftover probability spread evenly)."""
+    classes = teacher.shape[1]
+    values, index = teacher.topk(k, dim=1)
+    lse = teacher.logsumexp(dim=1)
+    leftover = 1 - (values - lse[:, None]).exp().sum(dim=1)
+    return TopKRows(values, index, lse + (leftover / (classes - k)).log(), classes)
+
+
 @pytest.mark.parametrize("temperature", [1.0, 3.0])
 def test_kd_from_top_k_rows_is_kd_from_their_full_logits(temperature: float) -> None:
     """The top-k path never builds the teacher's full logits, yet gives the same loss and the
@@ -104,10 +114,7 @@ def test_kd_from_top_k_rows_is_kd_from_their_full_logits(temperature: float) -> 
     rows, classes, k = 40, 20, 5
     s = torch.randn(rows, classes, generator=g, dtype=torch.float64, requires_grad=True)
     teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * 3
-    values, index = teacher.topk(k, dim=1)
-    lse = teacher.logsumexp(dim=1)
-    leftover = 1 - (values - lse[:, None]).exp().sum(dim=1)
-    top = TopKRows(values, index, lse + (leftover / (classes - k)).log(), classes)
+    top = top_k_rows(teacher, k)
     labels = torch.randint(0, classes, (rows,), generator=g)
     labels[::3] = -1
     weights = {"temperature": temperature, "kd_weight": 0.9, "ce_weight": 0.1}

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.worker.kd.test_losses import top_k_rows
 from worker.kd import METHODS, Outputs, build_method
 from worker.kd.losses import kd_loss
 from worker.softlabels import TopKRows
@@ -239,12 +240,8 @@ def _top_k_case(k: int = 5) -> tuple[torch.Tensor, TopKRows, torch.Tensor]:
     rows, classes = 30, 40
     s = torch.randn(rows, classes, generator=g, dtype=torch.float64, requires_grad=True)
     teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * 3
-    values, index = teacher.topk(k, dim=1)
-    lse = teacher.logsumexp(dim=1)
-    leftover = 1 - (values - lse[:, None]).exp().sum(dim=1)
-    top = TopKRows(values, index, lse + (leftover / (classes - k)).log(), classes)
     labels = torch.randint(0, classes, (rows,), generator=g)
-    return s, top, labels
+    return s, top_k_rows(teacher, k), labels
 
 
 @pytest.mark.parametrize(
