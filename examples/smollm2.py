@@ -15,8 +15,8 @@ standard library's source, over HTTP, as a user runs it.
 
 Assumes a Distillery service at $DISTILLERY_URL (default http://127.0.0.1:8000): `make serve`.
 
-    python examples/smollm2.py [OUT] [--gguf PATH] [--max-bytes 400000] [--context 256]
-        [--every 3] [--epochs 1] [--batch-size 8] [--lr 3e-4] [--kd-weight 0.5]
+    python examples/smollm2.py [OUT] [--gguf PATH] [--max-bytes 600000] [--context 256]
+        [--every 3] [--epochs 1] [--batch-size 4] [--lr 3e-4] [--kd-weight 0.5]
     python examples/smollm2.py OUT --sweep 4,16,64,full --max-bytes 100000   (bytes per token
         against student perplexity: one KD job per k, no baseline)
 """
@@ -185,11 +185,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, nargs="?", default=Path("smollm2-output"))
     parser.add_argument("--gguf", type=Path)
-    parser.add_argument("--max-bytes", type=int, default=400_000)
+    parser.add_argument("--max-bytes", type=int, default=600_000)
     parser.add_argument("--context", type=int, default=256)
     parser.add_argument("--every", type=int, default=3, help="keep every n-th teacher layer")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument(
         "--kd-weight", type=float, default=0.5, help="the KD term's weight; CE gets the rest"

@@ -7,7 +7,9 @@ An entry is one of two kinds, told apart by its .npy header alone:
 - top-k (a key made with `top_k`, for large output spaces): an (examples,) array of records
   holding each example's k largest logits (float32, largest first), their classes (the
   smallest unsigned integer that holds the class count) and the log-sum-exp of all its logits
-  (float32). p_i = exp(z_i - lse) is then the teacher's probability of each stored class.
+  (float32). p_i = exp(z_i - lse) is then the teacher's probability of each stored class,
+  and 1 - sum p_i the mass of all the others (which the KD losses read as one outcome,
+  worker/kd/losses.py:top_k_buckets; a full row built from the record spreads it evenly).
   The values are float32 because float16 is not precise enough for that: an error of half a
   float16 step in z_i - lse is an error of the same size, relative, in p_i, and at |z| in
   [16, 32) that step is 2^-6, so p_i would be off by up to 0.8%, where float16 probabilities
@@ -93,9 +95,11 @@ class TopKLogits:
 @dataclass(frozen=True)
 class TopKRows:
     """Teacher logits of a batch as a top-k entry keeps them: per row the k largest logits
-    (`values`), their classes (`index`) and the logit every other class gets (`rest`: the
-    leftover probability spread evenly). `dense()` is the full (rows, classes) tensor; the
-    KD loss reads the k values directly (worker/kd/losses.py), never building it."""
+    (`values`), their classes (`index`) and the logit every other class would get were the
+    leftover probability spread evenly (`rest`: (classes - k) exp(rest - lse) is the leftover
+    mass). `dense()` is that full (rows, classes) tensor, for methods that need one; the
+    divergence methods read the k values and the leftover directly (worker/kd/losses.py),
+    never building it."""
 
     values: torch.Tensor  # (rows, k) float32
     index: torch.Tensor  # (rows, k) int64

@@ -105,10 +105,24 @@ def top_k_rows(teacher: torch.Tensor, k: int) -> TopKRows:
     return TopKRows(values, index, lse + (leftover / (classes - k)).log(), classes)
 
 
+def with_students_tail(top: TopKRows, s: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Full teacher logits that top-k KD stands for, written out densely: at temperature T the
+    k stored classes have the teacher's probabilities, and its leftover mass is shared over
+    the other classes in proportion to the student's probabilities there (a constant)."""
+    log_p = top.dense().to(s.dtype) / temperature  # the even tail: its mass is the leftover
+    log_p = log_p - log_p.logsumexp(dim=1, keepdim=True)
+    stored = torch.zeros_like(log_p, dtype=torch.bool).scatter_(1, top.index, True)
+    leftover = log_p.masked_fill(stored, -math.inf).logsumexp(dim=1, keepdim=True)
+    log_s = torch.log_softmax(s.detach() / temperature, dim=1).masked_fill(stored, -math.inf)
+    tail = leftover + log_s - log_s.logsumexp(dim=1, keepdim=True)
+    return temperature * torch.where(stored, log_p, tail)
+
+
 @pytest.mark.parametrize("temperature", [1.0, 3.0])
 def test_kd_from_top_k_rows_is_kd_from_their_full_logits(temperature: float) -> None:
     """The top-k path never builds the teacher's full logits, yet gives the same loss and the
-    same gradient as kd_loss on the logits the rows stand for."""
+    same gradient as kd_loss on the full logits it stands for: the k stored probabilities,
+    and the leftover mass shared like the student's own tail."""
 
     g = torch.Generator().manual_seed(3)
     rows, classes, k = 40, 20, 5
@@ -120,7 +134,7 @@ def test_kd_from_top_k_rows_is_kd_from_their_full_logits(temperature: float) -> 
     weights = {"temperature": temperature, "kd_weight": 0.9, "ce_weight": 0.1}
     ours = kd_loss(s, top, labels, **weights)
     (ours_grad,) = torch.autograd.grad(ours, s)
-    reference = kd_loss(s, top.dense(), labels, **weights)
+    reference = kd_loss(s, with_students_tail(top, s, temperature), labels, **weights)
     (reference_grad,) = torch.autograd.grad(reference, s)
     assert ours.item() == pytest.approx(reference.item(), rel=1e-12)
     assert torch.allclose(ours_grad, reference_grad, rtol=1e-10, atol=1e-14)

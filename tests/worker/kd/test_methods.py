@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.worker.kd.test_losses import top_k_rows
+from tests.worker.kd.test_losses import top_k_rows, with_students_tail
 from worker.kd import METHODS, Outputs, build_method
 from worker.kd.losses import kd_loss
 from worker.softlabels import TopKRows
@@ -252,11 +252,13 @@ def _top_k_case(k: int = 5) -> tuple[torch.Tensor, TopKRows, torch.Tensor]:
 def test_top_k_teacher_gives_the_dense_loss_and_gradient_without_building_it(
     name: str, params: dict[str, float], temperature: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """kd, reverse_kl and jsd from top-k rows equal the same method on the dense logits the
-    rows stand for, loss and gradient, in float64; the dense rows are never built."""
+    """kd, reverse_kl and jsd from top-k rows equal the same method on the full logits they
+    stand for (the k stored probabilities, the leftover shared like the student's own tail),
+    loss and gradient, in float64; the dense rows are never built."""
     s, top, labels = _top_k_case()
     method = build_method({"method": name, "method_params": params, **DISTILL}).double()
-    reference = method.loss(Outputs(s), Outputs(top.dense()), labels, temperature=temperature)
+    full = with_students_tail(top, s, temperature)
+    reference = method.loss(Outputs(s), Outputs(full), labels, temperature=temperature)
     (reference_grad,) = torch.autograd.grad(reference, s)
 
     def never(self: TopKRows) -> torch.Tensor:

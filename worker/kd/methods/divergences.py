@@ -1,14 +1,14 @@
 """Divergences between two softened distributions, for the methods that replace Hinton's KL:
 rows are examples (or the tokens of sequences), classes the last dimension. A teacher read
-from a top-k store (a causal LM's tokens) is never built in full: each method also gives its
-divergence from the k stored classes and the even tail (worker/kd/losses.py's top_k_*)."""
+from a top-k store (a causal LM's tokens) is never built in full: the divergence is taken
+over k + 1 outcomes, the k stored classes and the rest (worker/kd/losses.py's top_k_buckets)."""
 
 import math
 
 import torch
 import torch.nn.functional as F
 
-from worker.kd.losses import SoftTopK, labelled_ce, soften_top_k
+from worker.kd.losses import labelled_ce, top_k_buckets
 from worker.kd.methods.base import Method, Outputs
 from worker.softlabels import TopKRows
 
@@ -35,20 +35,15 @@ class DivergenceMethod(Method):
     def divergence(self, log_student: torch.Tensor, log_teacher: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def top_k_divergence(self, log_student: torch.Tensor, teacher: SoftTopK) -> torch.Tensor:
-        """The same divergence from a top-k teacher (equal to `divergence` on its dense rows)."""
-        raise NotImplementedError
-
     def loss(
         self, student: Outputs, teacher: Outputs, labels: torch.Tensor, *, temperature: float
     ) -> torch.Tensor:
         if isinstance(teacher.given, TopKRows):
             log_s = F.log_softmax(student.logits / temperature, dim=-1)
-            soft = soften_top_k(teacher.given, temperature, log_s.dtype)
-            divergence = self.top_k_divergence(log_s, soft)
+            log_s, log_t = top_k_buckets(log_s, teacher.given, temperature)
         else:
             log_s, log_t = softened(student, teacher, temperature)
-            divergence = self.divergence(log_s, log_t)
+        divergence = self.divergence(log_s, log_t)
         loss = self.kd_weight * temperature**2 * divergence
         if self.ce_weight:
             loss = loss + labelled_ce(student.logits, labels, self.ce_weight)

@@ -11,13 +11,6 @@ vanishes there).
 
 import torch
 
-from worker.kd.losses import (
-    SoftTopK,
-    top_k_forward_kl,
-    top_k_kl_to_mixture,
-    top_k_mixture,
-    top_k_reverse_kl,
-)
 from worker.kd.methods.base import METHODS
 from worker.kd.methods.divergences import DivergenceMethod, kl, mixture
 
@@ -32,12 +25,3 @@ class Jsd(DivergenceMethod):
             return kl(log_student, log_teacher)
         log_m = mixture(log_teacher, log_student, beta)
         return beta * kl(log_teacher, log_m) + (1 - beta) * kl(log_student, log_m)
-
-    def top_k_divergence(self, log_student: torch.Tensor, teacher: SoftTopK) -> torch.Tensor:
-        beta = float(self.method_params["beta"])
-        if beta == 0:
-            return top_k_forward_kl(log_student, teacher)
-        if beta == 1:
-            return top_k_reverse_kl(log_student, teacher)
-        log_m = top_k_mixture(log_student, teacher, beta)
-        return beta * top_k_kl_to_mixture(log_m, teacher) + (1 - beta) * kl(log_student, log_m)

@@ -7,7 +7,6 @@ cover every byte or class the teacher gives some probability.
 
 import torch
 
-from worker.kd.losses import SoftTopK, top_k_reverse_kl
 from worker.kd.methods.base import METHODS
 from worker.kd.methods.divergences import DivergenceMethod, kl
 
@@ -16,6 +15,3 @@ from worker.kd.methods.divergences import DivergenceMethod, kl
 class ReverseKl(DivergenceMethod):
     def divergence(self, log_student: torch.Tensor, log_teacher: torch.Tensor) -> torch.Tensor:
         return kl(log_student, log_teacher)
-
-    def top_k_divergence(self, log_student: torch.Tensor, teacher: SoftTopK) -> torch.Tensor:
-        return top_k_reverse_kl(log_student, teacher)
