@@ -78,15 +78,20 @@ def top_k_buckets(
     the store knows only how much mass the rest has, so the KD term teaches that much and
     not how the rest is shared out, which an even spread would (flat, wrongly). The
     teacher's rest at T != 1 is softened as if its mass were spread evenly (the store keeps
-    no more). The student's rest is a log-sum-exp over the classes outside the k, exact
-    however little mass it has."""
+    no more). The student's rest is 1 - its mass on the k, exact to its dtype's rounding in
+    absolute terms (what the gradient, bucket probability minus teacher's, sees); a
+    log-sum-exp over the other classes would be exact in relative terms too, but made the
+    KD + CE step on a 49,152-token vocabulary (1,024 rows) 645 ms against 311 ms. A rest
+    that rounds to nothing is taken as the smallest positive number, so the loss stays
+    finite."""
     others = teacher.classes - teacher.values.shape[1]
     with torch.no_grad():
         stored = teacher.values.to(log_s.dtype) / temperature
         rest = teacher.rest.to(log_s.dtype) / temperature + math.log(others)
         log_t = F.log_softmax(torch.cat([stored, rest[:, None]], dim=1), dim=1)
     picked = log_s.gather(1, teacher.index)
-    student_rest = log_s.scatter(1, teacher.index, -math.inf).logsumexp(dim=1)
+    tiny = torch.finfo(log_s.dtype).tiny
+    student_rest = (1 - picked.exp().sum(dim=1)).clamp_min(tiny).log()
     return torch.cat([picked, student_rest[:, None]], dim=1), log_t
 
 
