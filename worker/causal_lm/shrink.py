@@ -1,7 +1,8 @@
 """Smaller models of a teacher's family: its own architecture with only some of its layers,
 initialised from them (`from_teacher`: DistilBERT's every other layer, Minitron's depth
-pruning), optionally with narrower MLPs (Minitron's width pruning of MLP neurons, kept by
-weight magnitude), or its config with overrides, initialised at random (`config`)."""
+pruning), optionally with narrower MLPs and fewer attention heads (Minitron's width pruning of
+MLP neurons and heads, kept by weight magnitude), or its config with overrides, initialised at
+random (`config`)."""
 
 import copy
 from typing import Any
@@ -71,6 +72,54 @@ def narrow_mlp(model: Any, width: int, param: str = "student.intermediate") -> A
         config.intermediate_size = width
     else:
         config.n_inner = width
+    return model
+
+
+def prune_heads(model: Any, heads: int, param: str = "student.heads") -> Any:
+    """`model` with each decoder layer's attention cut to `heads` query heads, in place: in
+    each group of query heads that shares a key/value head (grouped-query attention), the
+    same number, those whose weights have the largest L2 norm (their rows of q_proj, their
+    columns of o_proj). Key/value heads are all kept, so `heads` is a multiple of their count;
+    each head keeps its width (`head_dim`, written into the config). Attention with
+    q/k/v/o projections (Llama, Qwen, Mistral) is cut; another kind is refused (GPT-2's
+    config has no head width of its own, so fewer heads would reload wider)."""
+    count = layer_count(model)
+    _, _, layers = _decoder_layers(model, count)
+    attentions = [getattr(layer, "self_attn", None) for layer in layers]
+    if not all(
+        all(hasattr(a, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")) for a in attentions
+    ):
+        raise SpecError(
+            param,
+            f"{type(model).__name__}: its attention is not of a kind cut here (q/k/v/o "
+            "projections, as in Llama, Qwen and Mistral)",
+        )
+    config = model.config
+    total = int(config.num_attention_heads)
+    groups = int(getattr(config, "num_key_value_heads", None) or total)
+    if not 1 <= heads < total or heads % groups:
+        raise SpecError(
+            param,
+            f"the teacher has {total} attention heads sharing {groups} key/value heads; keep "
+            f"a multiple of {groups} below {total}",
+        )
+    width = int(getattr(config, "head_dim", None) or config.hidden_size // total)
+    per_group, group = heads // groups, total // groups
+    for attention in attentions:
+        q, o = attention.q_proj, attention.o_proj
+        scores = q.weight.detach().view(total, -1).pow(2).sum(1)
+        scores += o.weight.detach().view(-1, total, width).pow(2).sum((0, 2))
+        # Per group of `group` query heads, the `per_group` largest, in their order.
+        best = scores.view(groups, group).topk(per_group, dim=1).indices.sort(dim=1).values
+        kept = (best + torch.arange(groups)[:, None] * group).flatten()
+        index = (kept[:, None] * width + torch.arange(width)).flatten()
+        attention.q_proj = _sliced(q, index, 0)
+        attention.o_proj = _sliced(o, index, 1)
+        attention.num_key_value_groups = per_group
+        if hasattr(attention, "num_heads"):
+            attention.num_heads = heads
+    config.num_attention_heads = heads
+    config.head_dim = width
     return model
 
 

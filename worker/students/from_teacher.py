@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from worker.causal_lm.module import TokenLm
-from worker.causal_lm.shrink import every_other, keep_layers, layer_count, narrow_mlp
+from worker.causal_lm.shrink import every_other, keep_layers, layer_count, narrow_mlp, prune_heads
 from worker.students.registry import STUDENT_SOURCES, StudentSource
 
 
@@ -26,6 +26,9 @@ class FromTeacherStudent(StudentSource):
         width = self.spec.get("intermediate")
         if width is not None:
             narrow_mlp(model, width)
+        heads = self.spec.get("heads")
+        if heads is not None:
+            prune_heads(model, heads)
         return TokenLm(model.float())
 
     def describe(self) -> dict[str, Any]:
@@ -36,4 +39,5 @@ class FromTeacherStudent(StudentSource):
             "layers": self.layers(),
             "teacher_layers": layer_count(teacher),
             "intermediate": self.spec.get("intermediate"),
+            "heads": self.spec.get("heads"),
         }

@@ -61,6 +61,12 @@ class FromTeacherStudent(StudentSpecBase):
         description="the MLP width each kept layer keeps: its neurons whose weights have the "
         "largest L2 norm (Minitron's width pruning); null: the teacher's width",
     )
+    heads: Annotated[int, Field(ge=1, le=65_536)] | None = Field(
+        default=None,
+        description="the attention heads each kept layer keeps, a multiple of the teacher's "
+        "key/value heads: in each group sharing one, the heads whose weights have the largest "
+        "L2 norm, each as wide as the teacher's (Llama, Qwen, Mistral); null: all of them",
+    )
 
 
 class ConfigStudent(StudentSpecBase):

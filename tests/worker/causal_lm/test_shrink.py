@@ -8,7 +8,7 @@ import torch
 
 from distillery.types.catalog import SpecError
 from tests.worker.teachers.tiny_causal_lm import FAMILIES, tiny_causal_lm
-from worker.causal_lm.shrink import every_other, from_config, keep_layers, narrow_mlp
+from worker.causal_lm.shrink import every_other, from_config, keep_layers, narrow_mlp, prune_heads
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -104,3 +104,48 @@ def test_a_width_not_below_the_teachers_is_refused() -> None:
     teacher = tiny_causal_lm("llama", 64, layers=2)
     with pytest.raises(SpecError, match="have 64 neurons; keep 1 to 63"):
         narrow_mlp(keep_layers(teacher, [0]), 64)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_pruned_heads_keep_each_groups_largest_exactly_and_reload(
+    family: str, tmp_path: Path
+) -> None:
+    """Keeping 2 of 4 query heads (2 key/value heads: one query head of each pair) is the
+    teacher with the other heads' outputs zeroed; the folder saved from it loads back as the
+    same model, head width and all."""
+    from transformers import AutoModelForCausalLM
+
+    teacher = tiny_causal_lm(family, 64, layers=2).eval()
+    ids = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(2))
+    student = prune_heads(keep_layers(teacher, [0, 1]), 2).eval()
+    assert (student.config.num_attention_heads, student.config.head_dim) == (2, 8)
+    zeroed = keep_layers(teacher, [0, 1])
+    for layer, pruned in zip(zeroed.model.layers, student.model.layers, strict=True):
+        q, o = layer.self_attn.q_proj.weight, layer.self_attn.o_proj.weight
+        scores = q.view(4, -1).pow(2).sum(1) + o.view(32, 4, 8).pow(2).sum((0, 2))
+        # Heads 0 and 1 share key/value head 0, heads 2 and 3 share head 1.
+        dropped = [pair[int(scores[pair].argmax()) ^ 1] for pair in ([0, 1], [2, 3])]
+        with torch.no_grad():
+            for head in dropped:
+                o[:, head * 8 : (head + 1) * 8] = 0
+        assert pruned.self_attn.q_proj.weight.shape == (16, 32)
+        assert pruned.self_attn.o_proj.weight.shape == (32, 16)
+    with torch.no_grad():
+        got = student(input_ids=ids).logits
+        assert torch.allclose(got, zeroed(input_ids=ids).logits, atol=1e-5)
+        cached = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=True)
+        fresh = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=False)
+        assert torch.equal(cached, fresh)
+        student.save_pretrained(tmp_path / "student")
+        again = AutoModelForCausalLM.from_pretrained(tmp_path / "student").eval()
+        assert torch.equal(again(input_ids=ids).logits, got)
+
+
+def test_heads_not_a_multiple_of_the_key_value_heads_or_gpt2s_are_refused() -> None:
+    teacher = tiny_causal_lm("llama", 64, layers=2)
+    with pytest.raises(SpecError, match="4 attention heads sharing 2 key/value heads"):
+        prune_heads(keep_layers(teacher, [0]), 3)
+    with pytest.raises(SpecError, match="keep a multiple of 2 below 4"):
+        prune_heads(keep_layers(teacher, [0]), 4)
+    with pytest.raises(SpecError, match="GPT2LMHeadModel: its attention is not of a kind"):
+        prune_heads(tiny_causal_lm("gpt2", 64, layers=2), 2)
