@@ -102,12 +102,16 @@ def assert_folder_gives_the_report(
     assert math.exp(loss) == pytest.approx(report["student"]["test_perplexity"], rel=1e-2)
 
 
-def test_a_gguf_teacher_distils_every_other_layer_narrowed_and_fewer_heads_into_a_folder(
+def test_a_gguf_teacher_distils_every_other_layer_narrowed_everywhere_into_a_folder(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     path = save_tiny_gguf(tmp_path / "teacher.gguf")
     file_id = add_hf_teacher(sqlite_settings, tmp_path, path.read_bytes(), fmt="gguf")
-    student = {"source": "from_teacher", "layers": "every_other", "intermediate": 40, "heads": 2}
+    student = {
+        "source": "from_teacher",
+        "layers": "every_other",
+        **{"intermediate": 40, "heads": 2, "hidden": 24},
+    }
     spec = lm_spec(file_id, student, source="gguf")
     job_id = submit(sqlite_settings, spec)
     lifecycle.run(job_id, sqlite_settings)
@@ -122,6 +126,8 @@ def test_a_gguf_teacher_distils_every_other_layer_narrowed_and_fewer_heads_into_
     assert '"intermediate_size": 40' in config
     assert report["student"]["student_source"]["heads"] == 2
     assert '"num_attention_heads": 2' in config
+    assert report["student"]["student_source"]["hidden"] == 24
+    assert '"hidden_size": 24' in config
     assert "quantization_config" not in config  # a plain float model, not GGUF-quantised
 
 

@@ -123,6 +123,85 @@ def prune_heads(model: Any, heads: int, param: str = "student.heads") -> Any:
     return model
 
 
+# What a Llama-like decoder layer holds, by what its hidden-size side is: the projections
+# that read the residual stream (their input columns), those that write it (their output
+# rows) and the norms over it.
+_READS = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+)
+_WRITES = ("self_attn.o_proj", "mlp.down_proj")
+_NORMS = ("input_layernorm", "post_attention_layernorm")
+
+
+def prune_hidden(model: Any, width: int, param: str = "student.hidden") -> Any:
+    """`model` with its hidden size (the residual stream, the embeddings' width) cut to the
+    `width` channels whose weights have the largest L2 norm over every matrix that reads or
+    writes them (embeddings, head, each layer's projections), in place: Minitron's embedding
+    pruning, with weight magnitude for the importance. Each RMSNorm then averages over the
+    kept channels, so unlike heads and MLP neurons this changes the model beyond dropping
+    weights: distillation is what recovers it. Llama, Qwen and Mistral layers are cut
+    (exactly q/k/v/o, gate/up/down and two norms); another kind is refused."""
+    config = model.config
+    full = int(config.hidden_size)
+    count = layer_count(model)
+    _, _, layers = _decoder_layers(model, count)
+    inner = getattr(model, "model", None)
+    known = {f"{m}.{p}" for m in _READS + _WRITES for p in ("weight", "bias")}
+    known |= {f"{n}.weight" for n in _NORMS}
+    outer = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"}
+    held = [n for n, _ in model.named_parameters()]
+    unknown = [
+        n
+        for n in held
+        if n not in outer and not (n.startswith("model.layers.") and n.split(".", 3)[-1] in known)
+    ]
+    if inner is None or unknown:
+        raise SpecError(
+            param,
+            f"{type(model).__name__}: its layers are not of a kind whose width is cut here "
+            f"(Llama, Qwen, Mistral){'; it holds ' + unknown[0] if unknown else ''}",
+        )
+    if not 1 <= width < full:
+        raise SpecError(param, f"the teacher's hidden size is {full}; keep 1 to {full - 1}")
+    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = head.weight is embed.weight
+    with torch.no_grad():
+        scores = embed.weight.pow(2).sum(0)
+        if not tied:
+            scores += head.weight.pow(2).sum(0)
+        for layer in layers:
+            for name in _READS:
+                scores += layer.get_submodule(name).weight.pow(2).sum(0)
+            for name in _WRITES:
+                scores += layer.get_submodule(name).weight.pow(2).sum(1)
+        index = scores.topk(width).indices.sort().values
+        embed.weight = nn.Parameter(embed.weight.index_select(1, index).clone())
+        embed.embedding_dim = width
+        head.weight = embed.weight if tied else nn.Parameter(head.weight.index_select(1, index))
+        head.in_features = width
+        norms = [inner.norm] + [layer.get_submodule(n) for layer in layers for n in _NORMS]
+        for norm in norms:
+            norm.weight = nn.Parameter(norm.weight.index_select(0, index).clone())
+        for layer in layers:
+            for name in _READS:
+                _set_module(layer, name, _sliced(layer.get_submodule(name), index, 1))
+            for name in _WRITES:
+                _set_module(layer, name, _sliced(layer.get_submodule(name), index, 0))
+    head_dim = getattr(config, "head_dim", None) or full // int(config.num_attention_heads)
+    config.hidden_size = width
+    config.head_dim = int(head_dim)
+    return model
+
+
+def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)
+
+
 def _keep(width: int, full: int, scores: torch.Tensor, param: str) -> torch.Tensor:
     if not 1 <= width < full:
         raise SpecError(param, f"the teacher's MLPs have {full} neurons; keep 1 to {full - 1}")

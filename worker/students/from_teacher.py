@@ -7,7 +7,14 @@ from typing import Any
 from torch import nn
 
 from worker.causal_lm.module import TokenLm
-from worker.causal_lm.shrink import every_other, keep_layers, layer_count, narrow_mlp, prune_heads
+from worker.causal_lm.shrink import (
+    every_other,
+    keep_layers,
+    layer_count,
+    narrow_mlp,
+    prune_heads,
+    prune_hidden,
+)
 from worker.students.registry import STUDENT_SOURCES, StudentSource
 
 
@@ -29,6 +36,9 @@ class FromTeacherStudent(StudentSource):
         heads = self.spec.get("heads")
         if heads is not None:
             prune_heads(model, heads)
+        hidden = self.spec.get("hidden")
+        if hidden is not None:
+            prune_hidden(model, hidden)
         return TokenLm(model.float())
 
     def describe(self) -> dict[str, Any]:
@@ -40,4 +50,5 @@ class FromTeacherStudent(StudentSource):
             "teacher_layers": layer_count(teacher),
             "intermediate": self.spec.get("intermediate"),
             "heads": self.spec.get("heads"),
+            "hidden": self.spec.get("hidden"),
         }

@@ -67,6 +67,12 @@ class FromTeacherStudent(StudentSpecBase):
         "key/value heads: in each group sharing one, the heads whose weights have the largest "
         "L2 norm, each as wide as the teacher's (Llama, Qwen, Mistral); null: all of them",
     )
+    hidden: Annotated[int, Field(ge=1, le=1_048_576)] | None = Field(
+        default=None,
+        description="the hidden size (embedding width) the student keeps: the channels whose "
+        "weights have the largest L2 norm over the embeddings, head and every projection "
+        "(Minitron's embedding pruning; Llama, Qwen, Mistral); null: the teacher's",
+    )
 
 
 class ConfigStudent(StudentSpecBase):

@@ -8,7 +8,14 @@ import torch
 
 from distillery.types.catalog import SpecError
 from tests.worker.teachers.tiny_causal_lm import FAMILIES, tiny_causal_lm
-from worker.causal_lm.shrink import every_other, from_config, keep_layers, narrow_mlp, prune_heads
+from worker.causal_lm.shrink import (
+    every_other,
+    from_config,
+    keep_layers,
+    narrow_mlp,
+    prune_heads,
+    prune_hidden,
+)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -149,3 +156,51 @@ def test_heads_not_a_multiple_of_the_key_value_heads_or_gpt2s_are_refused() -> N
         prune_heads(keep_layers(teacher, [0]), 4)
     with pytest.raises(SpecError, match="GPT2LMHeadModel: its attention is not of a kind"):
         prune_heads(tiny_causal_lm("gpt2", 64, layers=2), 2)
+
+
+@pytest.mark.parametrize(("family", "tied"), [("llama", True), ("qwen2", False)])
+def test_a_narrower_hidden_size_keeps_the_largest_channels_of_every_matrix_and_reloads(
+    family: str, tied: bool, tmp_path: Path
+) -> None:
+    """Cutting the hidden size from 32 to 24 keeps the same 24 channels in the embeddings,
+    the head, every projection and every norm, ties the head to the embeddings where the
+    teacher did, and saves a folder that loads back as the same model and generates."""
+    from transformers import AutoModelForCausalLM
+
+    teacher = tiny_causal_lm(family, 64, layers=2).eval()
+    if tied:
+        teacher.config.tie_word_embeddings = True
+        teacher.lm_head.weight = teacher.model.embed_tokens.weight
+    student = prune_hidden(keep_layers(teacher, [0, 1]), 24).eval()
+    assert (student.config.hidden_size, student.config.head_dim) == (24, 8)
+    kept = student.model.norm.weight.shape
+    assert kept == (24,)
+    embed = teacher.model.embed_tokens.weight
+    index = [
+        c
+        for c in range(32)
+        if any(torch.equal(embed[:, c], e) for e in student.model.embed_tokens.weight.T)
+    ]
+    assert len(index) == 24
+    layer, source = student.model.layers[1], teacher.model.layers[1]
+    assert torch.equal(layer.self_attn.q_proj.weight, source.self_attn.q_proj.weight[:, index])
+    assert torch.equal(layer.mlp.down_proj.weight, source.mlp.down_proj.weight[index])
+    assert torch.equal(layer.input_layernorm.weight, source.input_layernorm.weight[index])
+    assert (student.lm_head.weight is student.model.embed_tokens.weight) == tied
+    ids = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        got = student(input_ids=ids).logits
+        cached = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=True)
+        fresh = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=False)
+        assert torch.equal(cached, fresh)
+        student.save_pretrained(tmp_path / "student")
+        again = AutoModelForCausalLM.from_pretrained(tmp_path / "student").eval()
+        assert torch.equal(again(input_ids=ids).logits, got)
+
+
+def test_a_hidden_size_not_below_the_teachers_or_gpt2s_is_refused() -> None:
+    teacher = tiny_causal_lm("llama", 64, layers=2)
+    with pytest.raises(SpecError, match="hidden size is 32; keep 1 to 31"):
+        prune_hidden(keep_layers(teacher, [0]), 32)
+    with pytest.raises(SpecError, match="GPT2LMHeadModel: its layers are not of a kind"):
+        prune_hidden(tiny_causal_lm("gpt2", 64, layers=2), 16)
