@@ -85,7 +85,7 @@ def prune_heads(model: Any, heads: int, param: str = "student.heads") -> Any:
     config has no head width of its own, so fewer heads would reload wider)."""
     count = layer_count(model)
     _, _, layers = _decoder_layers(model, count)
-    attentions = [getattr(layer, "self_attn", None) for layer in layers]
+    attentions: list[Any] = [getattr(layer, "self_attn", None) for layer in layers]
     if not all(
         all(hasattr(a, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")) for a in attentions
     ):
@@ -175,9 +175,9 @@ def prune_hidden(model: Any, width: int, param: str = "student.hidden") -> Any:
             scores += head.weight.pow(2).sum(0)
         for layer in layers:
             for name in _READS:
-                scores += layer.get_submodule(name).weight.pow(2).sum(0)
+                scores += _linear(layer, name).weight.pow(2).sum(0)
             for name in _WRITES:
-                scores += layer.get_submodule(name).weight.pow(2).sum(1)
+                scores += _linear(layer, name).weight.pow(2).sum(1)
         index = scores.topk(width).indices.sort().values
         embed.weight = nn.Parameter(embed.weight.index_select(1, index).clone())
         embed.embedding_dim = width
@@ -188,13 +188,19 @@ def prune_hidden(model: Any, width: int, param: str = "student.hidden") -> Any:
             norm.weight = nn.Parameter(norm.weight.index_select(0, index).clone())
         for layer in layers:
             for name in _READS:
-                _set_module(layer, name, _sliced(layer.get_submodule(name), index, 1))
+                _set_module(layer, name, _sliced(_linear(layer, name), index, 1))
             for name in _WRITES:
-                _set_module(layer, name, _sliced(layer.get_submodule(name), index, 0))
+                _set_module(layer, name, _sliced(_linear(layer, name), index, 0))
     head_dim = getattr(config, "head_dim", None) or full // int(config.num_attention_heads)
     config.hidden_size = width
     config.head_dim = int(head_dim)
     return model
+
+
+def _linear(layer: nn.Module, path: str) -> nn.Linear:
+    module = layer.get_submodule(path)
+    assert isinstance(module, nn.Linear), path
+    return module
 
 
 def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
