@@ -286,7 +286,9 @@ def _export(job: JobContext) -> None:
 def time_latency_call(job: JobContext) -> float:
     """One batch-1 CPU call of each model evaluate measures the latency of."""
     example = job.task.example(job.data, 1)
-    models = [job.student] * (2 if job.spec["baseline"] else 1)
+    models = [job.student] * (1 + bool(job.spec["baseline"]))
+    if job.spec["student"].get("random_init_baseline"):
+        models.append(job.student)
     if job.teacher.module is not None:
         models.append(job.teacher.module)
     total = 0.0

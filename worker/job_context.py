@@ -50,6 +50,7 @@ class JobContext:
     built: dict[str, Any] = field(default_factory=dict)
     stored_logits: StoredLogits | None = None
     baseline: nn.Module | None = None
+    random_init: nn.Module | None = None
     report: dict[str, Any] = field(default_factory=dict)
 
     # --- the spec ------------------------------------------------------------------------------
@@ -135,6 +136,12 @@ class JobContext:
         """The student's initial weights, seeded: the baseline starts from exactly them."""
         torch.manual_seed(self.seed)
         return self.student_source.build().to(self.device)
+
+    def build_random_init(self) -> nn.Module | None:
+        """The student's architecture from random init, seeded, where the source offers it."""
+        torch.manual_seed(self.seed)
+        model = self.student_source.random_init()
+        return None if model is None else model.to(self.device)
 
     # --- reporting ----------------------------------------------------------------------------
 

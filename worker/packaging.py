@@ -1,4 +1,5 @@
-"""Packaging a finished job: the report (teacher, student, baseline on the test split, the
+"""Packaging a finished job: the report (teacher, student, baseline and, when asked, the
+random-init baseline on the test split, the
 compression they add up to, and the diagnosis: whether distillation helped and, if not, why),
 the exported student files, metrics.csv, report.json and the manifest that lists them with
 their sha256, all uploaded as the job's artifacts."""
@@ -34,6 +35,8 @@ HOW_TO_RUN = {
     "hf": "unzip; AutoModelForCausalLM.from_pretrained(folder) and "
     "AutoTokenizer.from_pretrained(folder) (transformers, offline); model.generate(...)",
 }
+# The models the report and the manifest hold a row for, when the job trained them.
+REPORTED_MODELS = ("teacher", "student", "baseline", "random_init")
 # Exported logits may differ from PyTorch's by float rounding; more than this is worth a warning.
 ONNX_TOLERANCE = 1e-3
 
@@ -44,6 +47,7 @@ def build_report(job: JobContext) -> dict[str, Any]:
     report: dict[str, Any] = {"teacher": {**teacher.describe(), **teacher.evaluate()}}
     models: list[tuple[str, nn.Module | None]] = [("student", job.student)]
     models.append(("baseline", job.baseline))
+    models.append(("random_init", job.random_init))
     for name, model in models:
         if model is None:
             continue
@@ -63,6 +67,10 @@ def build_report(job: JobContext) -> dict[str, Any]:
         "latency_speedup_cpu": _ratio(t["latency_ms_cpu"], s["latency_ms_cpu"], 2),
         **task.compare(t, s, report.get("baseline")),
     }
+    if "random_init" in report:
+        # The same gain against the architecture trained from random init.
+        gain = task.compare(t, s, report["random_init"])["kd_gain"]
+        report["compression"]["kd_gain_vs_random_init"] = gain
     samples = task.samples(
         {
             name: model
@@ -158,7 +166,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             "dtype": data.raw_dtype,
         },
         "teacher": job.teacher.describe(),
-        "metrics": {k: report[k] for k in ("teacher", "student", "baseline") if k in report},
+        "metrics": {k: report[k] for k in REPORTED_MODELS if k in report},
         "compression": report["compression"],
         "files": {},
     }

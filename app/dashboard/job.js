@@ -239,7 +239,7 @@ export async function download(link, name) {
 }
 
 export function renderResults(section, result, task) {
-  const models = ["teacher", "student", "baseline"].filter((m) => result[m]);
+  const models = ["teacher", "student", "baseline", "random_init"].filter((m) => result[m]);
   const testKeys = [];
   for (const m of models) {
     for (const key of Object.keys(result[m])) {

@@ -7,7 +7,7 @@ from typing import Any
 
 from distillery.types.catalog.tasks import DEFAULT_TASK, TASKS, Metric, TaskEntry
 
-MODELS = ("teacher", "student", "baseline")
+MODELS = ("teacher", "student", "baseline", "random_init")
 
 
 def _task(result: dict[str, Any]) -> TaskEntry:
@@ -34,14 +34,14 @@ def report_lines(result: dict[str, Any]) -> list[str]:
     key, title, fmt = metric.key, metric.title, metric.format
     lines = [
         "report",
-        f"  {'model':<9} {'arch':<14} {'params':>8} {'bytes':>9} {title:>9} {'cpu ms':>8}",
+        f"  {'model':<11} {'arch':<14} {'params':>8} {'bytes':>9} {title:>9} {'cpu ms':>8}",
     ]
     for name in MODELS:
         row = result.get(name)
         if not isinstance(row, dict):
             continue
         lines.append(
-            f"  {name:<9} {row.get('arch') or '-':<14} {_cell(row, 'params', '{:>8}', 8)} "
+            f"  {name:<11} {row.get('arch') or '-':<14} {_cell(row, 'params', '{:>8}', 8)} "
             f"{_cell(row, 'bytes', '{:>9}', 9)} {_cell(row, key, fmt, 9)} "
             f"{_cell(row, 'latency_ms_cpu', '{:>8.3f}', 8)}"
         )

@@ -102,7 +102,7 @@ def assert_folder_gives_the_report(
     assert math.exp(loss) == pytest.approx(report["student"]["test_perplexity"], rel=1e-2)
 
 
-def test_a_gguf_teacher_distils_every_other_layer_narrowed_everywhere_into_a_folder(
+def test_a_gguf_teacher_distils_a_narrowed_student_against_both_baselines_into_a_folder(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     path = save_tiny_gguf(tmp_path / "teacher.gguf")
@@ -110,15 +110,22 @@ def test_a_gguf_teacher_distils_every_other_layer_narrowed_everywhere_into_a_fol
     student = {
         "source": "from_teacher",
         "layers": "every_other",
-        **{"intermediate": 40, "heads": 2, "hidden": 24},
+        **{"intermediate": 40, "heads": 2, "hidden": 24, "random_init_baseline": True},
     }
     spec = lm_spec(file_id, student, source="gguf")
     job_id = submit(sqlite_settings, spec)
     lifecycle.run(job_id, sqlite_settings)
-    job, _, _, artifacts = load(sqlite_settings, job_id)
+    job, _, metrics, artifacts = load(sqlite_settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error
     report = job.result
     assert report["teacher"]["source"] == "gguf"
+    # The same architecture from random init, trained alone: a second baseline.
+    scratch, pruned = report["random_init"], report["baseline"]
+    assert scratch["params"] == pruned["params"] == report["student"]["params"]
+    assert scratch["test_loss"] != pruned["test_loss"]
+    gain = scratch["test_bits_per_byte"] - report["student"]["test_bits_per_byte"]
+    assert report["compression"]["kd_gain_vs_random_init"] == pytest.approx(gain, abs=2e-4)
+    assert {m.stage for m in metrics} >= {"baseline", "random_init", "distill"}
     assert report["student"]["student_source"]["layers"] == [0, 2]
     assert_folder_gives_the_report(sqlite_settings, tmp_path, job_id, {a.name for a in artifacts})
     assert report["student"]["student_source"]["intermediate"] == 40

@@ -263,6 +263,13 @@ def _decoder_layers(model: Any, count: int) -> tuple[nn.Module, str, nn.ModuleLi
     )
 
 
+def random_like(model: Any) -> Any:
+    """A model of `model`'s class and config (its own shapes, head width and all) from random
+    init, under the global RNG as it stands."""
+    config = copy.deepcopy(model.config)
+    return transformers().AutoModelForCausalLM.from_config(config).float().eval()
+
+
 def from_config(model: Any, overrides: dict[str, Any], seed: int) -> Any:
     """A model of the teacher's class from its config with `overrides`, random init under
     `seed`; the vocabulary stays the teacher's (the tokenizer is)."""

@@ -7,9 +7,11 @@ split (worker/diagnosis.py), and a teacher that scores worse is a warning before
 spends its budget."""
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
+from torch import nn
 
 from worker import diagnosis
 from worker.job_context import JobContext
@@ -33,17 +35,25 @@ class Baseline(Stage):
         )
 
     def run(self, job: JobContext) -> None:
-        settings = job.distill_settings
-        # The global RNG (dropout) as distillation, which runs next, would have found it
-        # without this stage: the distilled student does not depend on whether a baseline ran.
-        with torch.random.fork_rng(devices=_cuda_devices(job)):
-            baseline = job.build_student()  # the student's initial weights
-            if not job.outputs.finished(baseline, "baseline"):
-                steps = math.ceil(len(job.data.distill) / settings["batch_size"])
-                job.trainer.train_with_labels(baseline, settings, "baseline", steps)
-                job.outputs.save_output(baseline, "baseline")
-        job.baseline = baseline
+        job.baseline = train_alone(job, job.build_student, "baseline")  # the student's init
         diagnosis.check_teacher(job)
+
+
+def train_alone(
+    job: JobContext, build: Callable[[], nn.Module | None], name: str
+) -> nn.Module | None:
+    """The model `build` makes, trained on hard labels for as many steps as distillation takes
+    (or loaded, when an earlier attempt finished it), saved as `name`. The global RNG (dropout)
+    is left as distillation, which runs after, would have found it without this: the
+    distilled student does not depend on which baselines ran."""
+    settings = job.distill_settings
+    with torch.random.fork_rng(devices=_cuda_devices(job)):
+        model = build()
+        if model is not None and not job.outputs.finished(model, name):
+            steps = math.ceil(len(job.data.distill) / settings["batch_size"])
+            job.trainer.train_with_labels(model, settings, name, steps)
+            job.outputs.save_output(model, name)
+    return model
 
 
 def _cuda_devices(job: JobContext) -> list[int]:

@@ -1,4 +1,4 @@
-"""evaluate: teacher, student and baseline on the held-out test split."""
+"""evaluate: teacher, student and baselines on the held-out test split."""
 
 from worker import packaging
 from worker.job_context import JobContext
@@ -10,9 +10,10 @@ class Evaluate(Stage):
 
     def cost(self, job: JobContext) -> StageCost:
         # The test split through the teacher (a zoo model; other sources may answer from a
-        # file), the student and the baseline.
+        # file), the student and the baselines.
         test = float(len(job.data.test))
-        students = 2 if job.spec["baseline"] else 1
+        spec = job.spec
+        students = 1 + bool(spec["baseline"]) + bool(spec["student"].get("random_init_baseline"))
         return StageCost(teacher_inferred=test, student_inferred=students * test)
 
     def run(self, job: JobContext) -> None:

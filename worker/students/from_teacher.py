@@ -1,6 +1,8 @@
 """`from_teacher`: the teacher's causal LM with only the layers `layers` names, each initialised
-from the teacher's layer, their MLPs cut to `intermediate` neurons when given
-(worker/causal_lm/shrink.py); the teacher's embeddings, final norm, head and tokenizer."""
+from the teacher's layer, their MLPs cut to `intermediate` neurons, their attention to `heads`
+heads and the hidden size to `hidden` channels when given (worker/causal_lm/shrink.py); the
+teacher's embeddings, final norm, head and tokenizer. `random_init_baseline` asks for the same
+architecture from random init as a second baseline."""
 
 from typing import Any
 
@@ -14,6 +16,7 @@ from worker.causal_lm.shrink import (
     narrow_mlp,
     prune_heads,
     prune_hidden,
+    random_like,
 )
 from worker.students.registry import STUDENT_SOURCES, StudentSource
 
@@ -41,6 +44,11 @@ class FromTeacherStudent(StudentSource):
             prune_hidden(model, hidden)
         return TokenLm(model.float())
 
+    def random_init(self) -> nn.Module | None:
+        if not self.spec.get("random_init_baseline"):
+            return None
+        return TokenLm(random_like(self.build().hf))
+
     def describe(self) -> dict[str, Any]:
         teacher = self.teacher_lm().model
         return {
@@ -51,4 +59,5 @@ class FromTeacherStudent(StudentSource):
             "intermediate": self.spec.get("intermediate"),
             "heads": self.spec.get("heads"),
             "hidden": self.spec.get("hidden"),
+            "random_init_baseline": bool(self.spec.get("random_init_baseline")),
         }

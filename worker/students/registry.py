@@ -1,6 +1,7 @@
 """The student-source registry and what every source provides: `build()`, the student's
 initial weights (the job's seed is set just before, so the baseline starts from the very same
-weights), and `describe()`, what the report and the manifest say the student is."""
+weights), `random_init()` where a source offers that baseline, and `describe()`, what the
+report and the manifest say the student is."""
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -33,6 +34,11 @@ class StudentSource:
 
     def build(self) -> nn.Module:
         raise NotImplementedError
+
+    def random_init(self) -> nn.Module | None:
+        """The student's architecture from random init (the job's seed set just before), when
+        the spec asks for that baseline too; None otherwise."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.name, **{k: v for k, v in self.spec.items() if k != "source"}}

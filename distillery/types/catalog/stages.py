@@ -1,7 +1,7 @@
 """Pipeline stages (a job's `stage`, its events and metrics): the order they run in, what each
-does, and which model's training curves it records (`trains`: teacher, student or baseline).
-`worker/stages/` implements each under the same name, one file each, and runs them in this
-order; the dashboard draws a curve per stage that trains a model."""
+does, and which model's training curves it records (`trains`: teacher, student, baseline or
+random_init). `worker/stages/` implements each under the same name, one file each, and runs
+them in this order; the dashboard draws a curve per stage that trains a model."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +53,12 @@ STAGES: dict[str, StageEntry] = by_name(
             "The same student from scratch on hard labels, for the same steps; then the teacher "
             "is checked against it.",
             trains="baseline",
+        ),
+        StageEntry(
+            "random_init",
+            "When the student source asks (`random_init_baseline`): the student's architecture "
+            "from random init on hard labels, for the same steps.",
+            trains="random_init",
         ),
         StageEntry("distill", "The student, trained with the job's method.", trains="student"),
         StageEntry("evaluate", "Teacher, student and baseline on the test split."),

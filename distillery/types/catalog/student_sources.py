@@ -73,6 +73,12 @@ class FromTeacherStudent(StudentSpecBase):
         "weights have the largest L2 norm over the embeddings, head and every projection "
         "(Minitron's embedding pruning; Llama, Qwen, Mistral); null: the teacher's",
     )
+    random_init_baseline: bool = Field(
+        default=False,
+        description="also train the student's architecture from random init on the same "
+        "tokens with next-token CE only (the report's `random_init`), beside the baseline "
+        "that starts from the same pruned weights",
+    )
 
 
 class ConfigStudent(StudentSpecBase):
