@@ -2,6 +2,7 @@
 for the KV cache), narrowing their MLPs, and building its config with overrides."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -120,8 +121,6 @@ def test_pruned_heads_keep_each_groups_largest_exactly_and_reload(
     """Keeping 2 of 4 query heads (2 key/value heads: one query head of each pair) is the
     teacher with the other heads' outputs zeroed; the folder saved from it loads back as the
     same model, head width and all."""
-    from transformers import AutoModelForCausalLM
-
     teacher = tiny_causal_lm(family, 64, layers=2).eval()
     ids = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(2))
     student = prune_heads(keep_layers(teacher, [0, 1]), 2).eval()
@@ -137,15 +136,25 @@ def test_pruned_heads_keep_each_groups_largest_exactly_and_reload(
                 o[:, head * 8 : (head + 1) * 8] = 0
         assert pruned.self_attn.q_proj.weight.shape == (16, 32)
         assert pruned.self_attn.o_proj.weight.shape == (32, 16)
+    got = generates_and_reloads(student, ids, tmp_path)
+    with torch.no_grad():
+        assert torch.allclose(got, zeroed(input_ids=ids).logits, atol=1e-5)
+
+
+def generates_and_reloads(student: Any, ids: torch.Tensor, tmp_path: Path) -> torch.Tensor:
+    """The student's logits for `ids`, after checking that generating with the KV cache gives
+    what recomputing every position gives, and that its saved folder loads back the same."""
+    from transformers import AutoModelForCausalLM
+
     with torch.no_grad():
         got = student(input_ids=ids).logits
-        assert torch.allclose(got, zeroed(input_ids=ids).logits, atol=1e-5)
         cached = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=True)
         fresh = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=False)
         assert torch.equal(cached, fresh)
         student.save_pretrained(tmp_path / "student")
         again = AutoModelForCausalLM.from_pretrained(tmp_path / "student").eval()
         assert torch.equal(again(input_ids=ids).logits, got)
+    return got
 
 
 def test_heads_not_a_multiple_of_the_key_value_heads_or_gpt2s_are_refused() -> None:
@@ -165,8 +174,6 @@ def test_a_narrower_hidden_size_keeps_the_largest_channels_of_every_matrix_and_r
     """Cutting the hidden size from 32 to 24 keeps the same 24 channels in the embeddings,
     the head, every projection and every norm, ties the head to the embeddings where the
     teacher did, and saves a folder that loads back as the same model and generates."""
-    from transformers import AutoModelForCausalLM
-
     teacher = tiny_causal_lm(family, 64, layers=2).eval()
     if tied:
         teacher.config.tie_word_embeddings = True
@@ -188,14 +195,7 @@ def test_a_narrower_hidden_size_keeps_the_largest_channels_of_every_matrix_and_r
     assert torch.equal(layer.input_layernorm.weight, source.input_layernorm.weight[index])
     assert (student.lm_head.weight is student.model.embed_tokens.weight) == tied
     ids = torch.randint(0, 64, (2, 10), generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        got = student(input_ids=ids).logits
-        cached = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=True)
-        fresh = student.generate(ids[:1, :4], max_new_tokens=6, do_sample=False, use_cache=False)
-        assert torch.equal(cached, fresh)
-        student.save_pretrained(tmp_path / "student")
-        again = AutoModelForCausalLM.from_pretrained(tmp_path / "student").eval()
-        assert torch.equal(again(input_ids=ids).logits, got)
+    generates_and_reloads(student, ids, tmp_path)
 
 
 def test_a_hidden_size_not_below_the_teachers_or_gpt2s_is_refused() -> None:
