@@ -17,8 +17,9 @@ Assumes a Distillery service at $DISTILLERY_URL (default http://127.0.0.1:8000):
 
     python examples/smollm2.py [OUT] [--gguf PATH] [--max-bytes 600000] [--context 256]
         [--every 3] [--epochs 1] [--batch-size 4] [--lr 3e-4] [--kd-weight 0.5]
-    python examples/smollm2.py OUT --sweep 4,16,64,full --max-bytes 100000   (bytes per token
-        against student perplexity: one KD job per k, no baseline)
+    python examples/smollm2.py OUT --sweep 4,16,64,16+7,full --max-bytes 100000   (bytes per
+        token against student perplexity: one KD job per k, "k+m" with m samples of each
+        token's tail, no baseline)
 """
 
 import argparse
@@ -113,12 +114,13 @@ def row(name: str, model: dict[str, Any]) -> str:
 
 def store_bytes(vocabulary: int, job_spec: dict[str, Any]) -> int:
     """A token's soft labels in the store (the README's soft_label_top_k): k float32 logits,
-    their ids in the smallest unsigned integer the vocabulary fits, the float32 log-sum-exp;
-    every logit in float16 when k reaches the vocabulary."""
+    their ids and those of the tail samples in the smallest unsigned integer the vocabulary
+    fits, the float32 log-sum-exp; every logit in float16 when k reaches the vocabulary."""
     k = job_spec["distill"]["soft_label_top_k"]
     if k >= vocabulary:
         return 2 * vocabulary
-    return 4 + 4 * k + k * (1 if vocabulary <= 256 else 2 if vocabulary <= 65536 else 4)
+    ids = k + (job_spec["distill"].get("soft_label_tail_samples") or 0)
+    return 4 + 4 * k + ids * (1 if vocabulary <= 256 else 2 if vocabulary <= 65536 else 4)
 
 
 def upload_teacher(client: Client, path: Path) -> tuple[str, int, int]:
@@ -150,8 +152,11 @@ def sweep(client: Client, args: argparse.Namespace) -> None:
     rows = []
     for k in args.sweep.split(","):
         job_spec = spec(file_id, args, layers)
-        # k at or above the vocabulary keeps every logit.
-        job_spec["distill"]["soft_label_top_k"] = FULL if k == "full" else int(k)
+        # k at or above the vocabulary keeps every logit; "k+m": m tail samples beside.
+        top, _, tail = k.partition("+")
+        job_spec["distill"]["soft_label_top_k"] = FULL if k == "full" else int(top)
+        if tail:
+            job_spec["distill"]["soft_label_tail_samples"] = int(tail)
         job_spec["baseline"] = False
         job = run(client, job_spec)
         report, cost = dict(job.result or {}), job.model_dump(mode="json")["cost"] or {}
@@ -194,7 +199,10 @@ def main() -> None:
     parser.add_argument(
         "--kd-weight", type=float, default=0.5, help="the KD term's weight; CE gets the rest"
     )
-    parser.add_argument("--sweep", help="instead: these top-k (e.g. 4,16,64,full), no baseline")
+    parser.add_argument(
+        "--sweep",
+        help="instead: these top-k (e.g. 4,16,64,16+7,full; k+m: m tail samples), no baseline",
+    )
     parser.add_argument("--job", help="instead: the table of a job this script ran before")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -180,7 +180,11 @@ def _distillation_rate(job: JobContext, model: nn.Module, precision: Precision) 
     model.eval()
     with torch.no_grad():
         logits, _ = task.rows(model(job.views(x, batch).inputs), y[index].to(device))
-    entry = entry_of(logits.float(), settings.get("soft_label_top_k"))
+    entry = entry_of(
+        logits.float(),
+        settings.get("soft_label_top_k"),
+        settings.get("soft_label_tail_samples") or 0,
+    )
     stored = StoredLogits(entry, device, None, task.positions(job.data))
     with method_run(replace(job, stored_logits=stored)) as run:
 
@@ -286,9 +290,7 @@ def _export(job: JobContext) -> None:
 def time_latency_call(job: JobContext) -> float:
     """One batch-1 CPU call of each model evaluate measures the latency of."""
     example = job.task.example(job.data, 1)
-    models = [job.student] * (1 + bool(job.spec["baseline"]))
-    if job.spec["student"].get("random_init_baseline"):
-        models.append(job.student)
+    models = [job.student] * len(job.student_models)
     if job.teacher.module is not None:
         models.append(job.teacher.module)
     total = 0.0

@@ -56,6 +56,18 @@ class JobContext:
     # --- the spec ------------------------------------------------------------------------------
 
     @property
+    def student_models(self) -> tuple[str, ...]:
+        """The models of the student's architecture the job trains and reports: the student,
+        the baseline unless the spec turns it off, and the random-init one when the student
+        source asks for it."""
+        spec = self.spec
+        return (
+            ("student",)
+            + (("baseline",) if spec["baseline"] else ())
+            + (("random_init",) if spec["student"].get("random_init_baseline") else ())
+        )
+
+    @property
     def seed(self) -> int:
         return int(self.spec["seed"])
 

@@ -35,8 +35,6 @@ HOW_TO_RUN = {
     "hf": "unzip; AutoModelForCausalLM.from_pretrained(folder) and "
     "AutoTokenizer.from_pretrained(folder) (transformers, offline); model.generate(...)",
 }
-# The models the report and the manifest hold a row for, when the job trained them.
-REPORTED_MODELS = ("teacher", "student", "baseline", "random_init")
 # Exported logits may differ from PyTorch's by float rounding; more than this is worth a warning.
 ONNX_TOLERANCE = 1e-3
 
@@ -45,10 +43,8 @@ def build_report(job: JobContext) -> dict[str, Any]:
     data, teacher, task = job.data, job.teacher, job.task
     example = task.example(data, 1)
     report: dict[str, Any] = {"teacher": {**teacher.describe(), **teacher.evaluate()}}
-    models: list[tuple[str, nn.Module | None]] = [("student", job.student)]
-    models.append(("baseline", job.baseline))
-    models.append(("random_init", job.random_init))
-    for name, model in models:
+    for name in job.student_models:
+        model: nn.Module | None = getattr(job, name)
         if model is None:
             continue
         measured = task.measure(model, data.test, data.y_test)
@@ -166,7 +162,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             "dtype": data.raw_dtype,
         },
         "teacher": job.teacher.describe(),
-        "metrics": {k: report[k] for k in REPORTED_MODELS if k in report},
+        "metrics": {k: report[k] for k in ("teacher", *job.student_models) if k in report},
         "compression": report["compression"],
         "files": {},
     }

@@ -14,6 +14,11 @@ An entry is one of two kinds, told apart by its .npy header alone:
   float16 step in z_i - lse is an error of the same size, relative, in p_i, and at |z| in
   [16, 32) that step is 2^-6, so p_i would be off by up to 0.8%, where float16 probabilities
   are good to 2^-11 (0.05%). From float32 values and lse, p_i is good to about 4e-6.
+  A key made with `tail_samples` m too (`-top{k}-tail{m}`) adds m classes per example drawn
+  from the teacher's distribution over the classes outside its top k (at T = 1, with
+  replacement, by a hash of the row so the bytes do not depend on batching): forward KL
+  reads them as an unbiased sample of how the leftover mass is shared (tail_samples, and
+  worker/kd/losses.py). m more ids per example: 2m bytes under 65,536 classes.
   A structured .npy (rather than an .npz of three arrays, which cannot be memory-mapped) keeps
   one file per entry, so the capped folder's accounting, pinning and eviction apply as they
   are. The class count, which reconstruction needs, is the `index` field's title.
@@ -41,7 +46,7 @@ from worker.precision import pinned
 if TYPE_CHECKING:
     from worker.batch import Batch
 
-_TOP_K_KEY = re.compile(r"-top(\d+)$")
+_TOP_K_KEY = re.compile(r"-top(\d+)(?:-tail(\d+))?$")
 _CLASSES_TITLE = re.compile(r"classes=(\d+)$")
 
 # Leftover mass below this (only ever from rounding: the k stored probabilities sum to 1 or a
@@ -62,6 +67,8 @@ class TopKLogits:
         self.records = records
         self.classes = int(titles[0].group(1))
         self.k = int(records.dtype["value"].shape[0])
+        names = records.dtype.names or ()
+        self.tail_samples = int(records.dtype["tail"].shape[0]) if "tail" in names else 0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -79,11 +86,15 @@ class TopKLogits:
         kept = np.exp(values.astype(np.float64) - lse[:, None]).sum(axis=1)
         leftover = np.maximum(1.0 - kept, _LEFTOVER_FLOOR)
         rest = (lse + np.log(leftover / (self.classes - self.k))).astype(np.float32)
+        tail = None
+        if self.tail_samples:
+            tail = torch.from_numpy(records["tail"].astype(np.int64)).to(device, non_blocking=True)
         return TopKRows(
             values=torch.from_numpy(values).to(device, non_blocking=True),
             index=torch.from_numpy(records["index"].astype(np.int64)).to(device, non_blocking=True),
             rest=torch.from_numpy(rest).to(device, non_blocking=True),
             classes=self.classes,
+            tail=tail,
         )
 
     def logits(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -99,12 +110,15 @@ class TopKRows:
     leftover probability spread evenly (`rest`: (classes - k) exp(rest - lse) is the leftover
     mass). `dense()` is that full (rows, classes) tensor, for methods that need one; the
     divergence methods read the k values and the leftover directly (worker/kd/losses.py),
-    never building it."""
+    never building it. `tail`, when the entry keeps one, is each row's classes drawn from
+    the teacher's distribution over the classes it did not store (at T = 1), which `kd`
+    reads as an unbiased sample of how the leftover mass is shared."""
 
     values: torch.Tensor  # (rows, k) float32
     index: torch.Tensor  # (rows, k) int64
     rest: torch.Tensor  # (rows,) float32
     classes: int
+    tail: torch.Tensor | None = None  # (rows, m) int64
 
     def __len__(self) -> int:
         return len(self.values)
@@ -136,18 +150,28 @@ class SoftLabelStore:
 
     @staticmethod
     def key(
-        teacher_sha256: str, data_fingerprint: str, preprocessing: str, top_k: int | None = None
+        teacher_sha256: str,
+        data_fingerprint: str,
+        preprocessing: str,
+        top_k: int | None = None,
+        tail_samples: int | None = None,
     ) -> str:
-        """The entry's key; with `top_k`, a top-k entry's (the key says k, which is how
-        get_or_write knows it: one value, nothing to keep in step)."""
+        """The entry's key; with `top_k`, a top-k entry's, and with `tail_samples` too, one
+        that also keeps that many classes drawn from each row's tail (the key says k and m,
+        which is how get_or_write knows them: one value, nothing to keep in step)."""
         parts = f"{teacher_sha256}:{data_fingerprint}:{preprocessing}"
         digest = hashlib.sha256(parts.encode()).hexdigest()
-        return digest if top_k is None else f"{digest}-top{top_k}"
+        if top_k is None:
+            return digest
+        return f"{digest}-top{top_k}" + (f"-tail{tail_samples}" if tail_samples else "")
 
     @staticmethod
-    def top_k_of(key: str) -> int | None:
+    def top_k_of(key: str) -> tuple[int | None, int]:
+        """The k and the number of tail samples a key asks for (None, 0: full logits)."""
         found = _TOP_K_KEY.search(key)
-        return None if found is None else int(found.group(1))
+        if found is None:
+            return None, 0
+        return int(found.group(1)), int(found.group(2) or 0)
 
     def path(self, key: str) -> Path:
         return self.folder.path(_name(key))
@@ -181,56 +205,57 @@ class SoftLabelStore:
             shape = (only.shape[0], only.shape[1])
             chunks = lambda: [only]  # noqa: E731
         rows, classes = shape
-        top_k = self.top_k_of(key)
-        dtype = _entry_dtype(classes, top_k)
+        top_k, tail_samples = self.top_k_of(key)
+        dtype = _entry_dtype(classes, top_k, tail_samples)
         header = _header(dtype, (rows, classes) if dtype.names is None else (rows,))
 
         def write(f: BinaryIO) -> None:
             f.write(header)
             written = 0
             for chunk in chunks():
-                array = _converted(chunk, classes, dtype)
+                array = _converted(chunk, classes, dtype, written)
                 f.write(array.tobytes())
                 written += len(array)
             if written != rows:
                 raise ValueError(f"the teacher gave {written} rows of logits for {rows} examples")
 
-        size = len(header) + rows * bytes_per_example(classes, top_k)
+        size = len(header) + rows * bytes_per_example(classes, top_k, tail_samples)
         return _entry(self.folder.add(_name(key), size, write)), False
 
 
-def entry_of(logits: torch.Tensor, top_k: int | None = None) -> Entry:
+def entry_of(logits: torch.Tensor, top_k: int | None = None, tail_samples: int = 0) -> Entry:
     """The entry the store would hold for these (rows, classes) logits, kept in memory (a
     dry run times distillation steps on it)."""
     classes = logits.shape[1]
-    array = _converted(logits, classes, _entry_dtype(classes, top_k))
+    array = _converted(logits, classes, _entry_dtype(classes, top_k, tail_samples), 0)
     return array if array.dtype.names is None else TopKLogits(array)
 
 
-def _entry_dtype(classes: int, top_k: int | None) -> np.dtype:
+def _entry_dtype(classes: int, top_k: int | None, tail_samples: int = 0) -> np.dtype:
     """float16 logits, or top-k records when k is below the class count."""
     if top_k is None or top_k >= classes:
         return np.dtype(np.float16)
-    return _records(classes, top_k)
+    return _records(classes, top_k, tail_samples)
 
 
-def bytes_per_example(classes: int, top_k: int | None = None) -> int:
+def bytes_per_example(classes: int, top_k: int | None = None, tail_samples: int = 0) -> int:
     """What one example's soft labels take in an entry (headers aside)."""
-    if top_k is None or top_k >= classes:
-        return classes * np.dtype(np.float16).itemsize
-    return _records(classes, top_k).itemsize
-
-
-def _records(classes: int, k: int) -> np.dtype:
-    """One example's top-k record; packed (no alignment padding), as memory maps allow."""
-    index = np.dtype(f"<u{np.min_scalar_type(classes - 1).itemsize}")
-    return np.dtype(
-        {
-            "names": ["lse", "value", "index"],
-            "formats": ["<f4", ("<f4", (k,)), (index, (k,))],
-            "titles": [None, None, f"classes={classes}"],
-        }
+    return _entry_dtype(classes, top_k, tail_samples).itemsize * (
+        classes if top_k is None or top_k >= classes else 1
     )
+
+
+def _records(classes: int, k: int, tail_samples: int = 0) -> np.dtype:
+    """One example's top-k record (and its tail samples); packed (no alignment padding), as
+    memory maps allow."""
+    index = np.dtype(f"<u{np.min_scalar_type(classes - 1).itemsize}")
+    names, formats = ["lse", "value", "index"], ["<f4", ("<f4", (k,)), (index, (k,))]
+    titles = [None, None, f"classes={classes}"]
+    if tail_samples:
+        names.append("tail")
+        formats.append((index, (tail_samples,)))
+        titles.append(None)
+    return np.dtype({"names": names, "formats": formats, "titles": titles})
 
 
 def _name(key: str) -> str:
@@ -271,8 +296,11 @@ def _mapped(f: BinaryIO) -> np.ndarray:
         )
 
 
-def _converted(chunk: "np.ndarray | torch.Tensor", classes: int, dtype: np.dtype) -> np.ndarray:
-    """A chunk of teacher logits as the entry's rows: float16, or top-k records."""
+def _converted(
+    chunk: "np.ndarray | torch.Tensor", classes: int, dtype: np.dtype, first_row: int
+) -> np.ndarray:
+    """A chunk of teacher logits, rows `first_row` on of the entry, as the entry's rows:
+    float16, or top-k records (with their tail samples)."""
     if chunk.ndim != 2 or chunk.shape[1] != classes:
         raise ValueError(f"teacher logits of shape {tuple(chunk.shape)}; expected (n, {classes})")
     if dtype.names is None:
@@ -289,7 +317,46 @@ def _converted(chunk: "np.ndarray | torch.Tensor", classes: int, dtype: np.dtype
     records["lse"] = torch.logsumexp(logits, dim=1).cpu().numpy()
     records["value"] = values.cpu().numpy()
     records["index"] = index.cpu().numpy()
+    if "tail" in (dtype.names or ()):
+        rows = np.arange(first_row, first_row + len(logits), dtype=np.uint64)
+        records["tail"] = tail_samples(logits, index, rows, dtype["tail"].shape[0])
     return records
+
+
+# Rows of a chunk drawn from at once: their cumulative tail probabilities are rows x classes
+# float32 (256 x 49,152: 50 MB).
+_SAMPLING_ROWS = 256
+
+
+def tail_samples(
+    logits: torch.Tensor, stored: torch.Tensor, rows: np.ndarray, m: int
+) -> np.ndarray:
+    """`m` classes per row drawn (with replacement) from the teacher's distribution at T = 1
+    over the classes not in `stored`, by inverse CDF. The uniforms are a hash of (row of the
+    entry, draw), not a generator's stream: the same entry gets the same samples however
+    the labelling was batched, on any machine."""
+    out = np.empty((len(logits), m), np.int64)
+    for start in range(0, len(logits), _SAMPLING_ROWS):
+        part = slice(start, start + _SAMPLING_ROWS)
+        chunk = logits[part]
+        # Unnormalised: the uniforms are scaled by each row's total instead.
+        p = (chunk - chunk.amax(dim=1, keepdim=True)).exp_().scatter_(1, stored[part], 0.0)
+        cdf = p.cumsum_(dim=1)
+        u = torch.from_numpy(_uniforms(rows[part], m)).to(chunk.device, torch.float32)
+        drawn = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+        out[part] = drawn.clamp_max(chunk.shape[1] - 1).cpu().numpy()
+    return out
+
+
+def _uniforms(rows: np.ndarray, m: int) -> np.ndarray:
+    """(len(rows), m) numbers in [0, 1): splitmix64 of row x m + draw."""
+    x = rows[:, None] * np.uint64(m) + np.arange(m, dtype=np.uint64)[None, :]
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(40)).astype(np.float64) / float(1 << 24)
 
 
 class StoredLogits:

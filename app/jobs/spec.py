@@ -61,7 +61,26 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     source = TEACHER_SOURCES[spec["teacher"]["source"]]
     if spec["task"] == LANGUAGE_MODEL and distill["soft_label_top_k"] is None:
         distill["soft_label_top_k"] = source.lm_top_k
+    _check_tail_samples(distill)
     return spec
+
+
+def _check_tail_samples(distill: dict[str, Any]) -> None:
+    """Tail samples stand for the teacher's distribution at T = 1 beyond its top k, which
+    only forward KL at T = 1 reads without bias: refuse them anywhere else rather than keep
+    bytes nothing reads."""
+    if distill.get("soft_label_tail_samples") is None:
+        return
+    where = "distill.soft_label_tail_samples"
+    if distill["soft_label_top_k"] is None:
+        raise SpecError(where, "needs distill.soft_label_top_k (samples of the rest of the k)")
+    if distill["method"] != "kd":
+        raise SpecError(where, f"only method kd reads them, not {distill['method']!r}")
+    if distill["temperature"] != 1:
+        raise SpecError(
+            where,
+            f"drawn at temperature 1, read only at temperature 1 (not {distill['temperature']!r})",
+        )
 
 
 def _check_student_source(spec: dict[str, Any]) -> None:

@@ -123,6 +123,9 @@ class DistillSpec(TrainSettings):
     soft_labels: Literal["auto", "stored", "online"] = "auto"
     # Store only each example's k largest teacher logits (and its log-sum-exp); None: all.
     soft_label_top_k: BatchSize | None = None
+    # With top-k: also keep this many classes per example drawn from the teacher's tail
+    # (T = 1), which `kd` at temperature 1 reads as an unbiased sample of the tail's shape.
+    soft_label_tail_samples: Annotated[int, Field(ge=1, le=4096)] | None = None
 
     @model_validator(mode="after")
     def _some_loss(self) -> "DistillSpec":

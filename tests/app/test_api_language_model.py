@@ -50,6 +50,13 @@ def test_a_language_model_job_is_queued_with_defaults(client: TestClient) -> Non
     assert spec["student"]["params"] == {"layers": 1, "heads": 4, "dim": 64, "context": 256}
 
 
+def test_tail_samples_are_taken_beside_top_k_for_kd_at_temperature_1(client: TestClient) -> None:
+    distill = {"soft_label_top_k": 8, "soft_label_tail_samples": 4, "temperature": 1}
+    response = client.post("/v1/jobs", json=with_(distill=distill))
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["distill"]["soft_label_tail_samples"] == 4
+
+
 @pytest.mark.parametrize(
     ("spec", "param"),
     [
@@ -64,6 +71,23 @@ def test_a_language_model_job_is_queued_with_defaults(client: TestClient) -> Non
         ),
         (with_(teacher={"source": "logits", "file_id": "file_x"}), "teacher.source"),
         (with_(student__params={"dim": 30, "heads": 4}), "student.params"),
+        # Tail samples: only with top-k, read only by kd at temperature 1.
+        (with_(distill={"soft_label_tail_samples": 4}), "distill.soft_label_tail_samples"),
+        (
+            with_(distill={"soft_label_top_k": 8, "soft_label_tail_samples": 4}),
+            "distill.soft_label_tail_samples",
+        ),
+        (
+            with_(
+                distill={
+                    "soft_label_top_k": 8,
+                    "soft_label_tail_samples": 4,
+                    "temperature": 1,
+                    "method": "reverse_kl",
+                }
+            ),
+            "distill.soft_label_tail_samples",
+        ),
     ],
 )
 def test_what_a_language_model_job_cannot_name_is_refused(

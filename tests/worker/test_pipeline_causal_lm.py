@@ -113,10 +113,14 @@ def test_a_gguf_teacher_distils_a_narrowed_student_against_both_baselines_into_a
         **{"intermediate": 40, "heads": 2, "hidden": 24, "random_init_baseline": True},
     }
     spec = lm_spec(file_id, student, source="gguf")
+    # Top-16 and 4 samples of each token's tail, read by kd at T = 1.
+    spec["distill"].update(temperature=1.0, soft_label_tail_samples=4)
     job_id = submit(sqlite_settings, spec)
     lifecycle.run(job_id, sqlite_settings)
-    job, _, metrics, artifacts = load(sqlite_settings, job_id)
+    job, events, metrics, artifacts = load(sqlite_settings, job_id)
     assert job.status == JobStatus.SUCCEEDED, job.error
+    messages = [e.message for e in events]
+    assert any("top-16 + 4 tail samples" in m for m in messages), messages
     report = job.result
     assert report["teacher"]["source"] == "gguf"
     # The same architecture from random init, trained alone: a second baseline.

@@ -187,10 +187,40 @@ def test_k_at_least_the_class_count_stores_every_logit(tmp_path: Path) -> None:
         assert torch.allclose(StoredLogits(entry, CPU)(torch.arange(20)), logits, atol=1e-2)
 
 
-def test_the_key_says_k() -> None:
-    keys = [SoftLabelStore.key("t", "d", "p", top_k=k) for k in (None, 10, 32)]
-    assert len(set(keys)) == 3
-    assert [SoftLabelStore.top_k_of(key) for key in keys] == [None, 10, 32]
+def test_the_key_says_k_and_the_tail_samples() -> None:
+    asked = [(None, None), (10, None), (32, None), (32, 7)]
+    keys = [SoftLabelStore.key("t", "d", "p", k, m) for k, m in asked]
+    assert len(set(keys)) == 4
+    assert [SoftLabelStore.top_k_of(key) for key in keys] == [(None, 0), (10, 0), (32, 0), (32, 7)]
+
+
+def test_tail_samples_are_drawn_from_the_teachers_tail_the_same_however_written(
+    tmp_path: Path,
+) -> None:
+    """Each row's samples are classes outside its top k, drawn in proportion to the
+    teacher's probabilities there; the entry's bytes do not depend on how the labelling
+    was batched."""
+    store = SoftLabelStore(tmp_path, max_bytes=10**8)
+    one_row = teacher_logits(1, 30)[0] / 2
+    logits = one_row.expand(4000, 30).contiguous()
+    key = store.key("t", "d", "p", top_k=4, tail_samples=8)
+    entry, _ = store.get_or_write(key, (4000, 30), lambda: logits.split(300))
+    assert isinstance(entry, TopKLogits) and entry.tail_samples == 8
+    assert entry.records.dtype.itemsize == 4 + 4 * 4 + 4 * 1 + 8 * 1  # lse, k values, uint8s
+    rows = entry.rows(np.arange(4000), CPU)
+    assert rows.tail is not None and rows.tail.shape == (4000, 8)
+    p = torch.softmax(one_row.double(), dim=0)
+    top = set(p.topk(4).indices.tolist())
+    drawn = torch.bincount(rows.tail.flatten(), minlength=30).double() / rows.tail.numel()
+    assert not top & set(rows.tail.unique().tolist())
+    tail = p.clone()
+    tail[list(top)] = 0
+    assert torch.allclose(drawn, tail / tail.sum(), atol=0.01)
+
+    again = SoftLabelStore(tmp_path / "again", max_bytes=10**8)
+    other, _ = again.get_or_write(key, (4000, 30), lambda: logits.split(77))
+    assert isinstance(other, TopKLogits)
+    assert other.records.tobytes() == entry.records.tobytes()
 
 
 def test_a_written_top_k_entry_is_reused(tmp_path: Path) -> None:

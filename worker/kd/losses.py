@@ -67,7 +67,7 @@ def labelled_ce(
 
 
 def top_k_buckets(
-    log_s: torch.Tensor, teacher: TopKRows, temperature: float
+    log_s: torch.Tensor, teacher: TopKRows, temperature: float, sampled_tail: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The student's and the teacher's log-probabilities over k + 1 outcomes per row: each of
     the teacher's k stored classes, and "the rest" (every class it did not store), the
@@ -83,15 +83,26 @@ def top_k_buckets(
     log-sum-exp over the other classes would be exact in relative terms too, but made the
     KD + CE step on a 49,152-token vocabulary (1,024 rows) 645 ms against 311 ms. A rest
     that rounds to nothing is taken as the smallest positive number, so the loss stays
-    finite."""
+    finite.
+
+    `sampled_tail` (forward KL only, T = 1, an entry that keeps tail samples): the student's
+    rest is instead the mean of its log-probabilities at the classes drawn from the
+    teacher's tail. KL(buckets) is then sum_k p_i log(p_i / q_i) + p_rest (log p_rest -
+    mean log q_j), whose expectation over the draws is KL(p || q) + p_rest H(p_tail) (a
+    constant: the teacher's entropy within its tail) and whose gradient's expectation is
+    exactly the full-logit KL's: the tail's shape is taught too, without bias (Anshumann et
+    al. 2025, "Sparse Logit Sampling", with the k largest kept exactly)."""
     others = teacher.classes - teacher.values.shape[1]
     with torch.no_grad():
         stored = teacher.values.to(log_s.dtype) / temperature
         rest = teacher.rest.to(log_s.dtype) / temperature + math.log(others)
         log_t = F.log_softmax(torch.cat([stored, rest[:, None]], dim=1), dim=1)
     picked = log_s.gather(1, teacher.index)
-    tiny = torch.finfo(log_s.dtype).tiny
-    student_rest = (1 - picked.exp().sum(dim=1)).clamp_min(tiny).log()
+    if sampled_tail and teacher.tail is not None and temperature == 1:
+        student_rest = log_s.gather(1, teacher.tail).mean(dim=1)
+    else:
+        tiny = torch.finfo(log_s.dtype).tiny
+        student_rest = (1 - picked.exp().sum(dim=1)).clamp_min(tiny).log()
     return torch.cat([picked, student_rest[:, None]], dim=1), log_t
 
 
@@ -105,11 +116,11 @@ def top_k_kd_loss(
     ce_weight: float,
 ) -> torch.Tensor:
     """kd_loss for a teacher kept as top-k rows: KL over the k stored classes and the rest
-    (top_k_buckets), never building the teacher's full logits. At T = 1 the CE term reads the
-    same log s."""
+    (top_k_buckets; with the entry's tail samples at T = 1), never building the teacher's
+    full logits. At T = 1 the CE term reads the same log s."""
     t = temperature
     log_s = F.log_softmax(student_logits / t, dim=-1)
-    buckets, log_t = top_k_buckets(log_s, teacher, t)
+    buckets, log_t = top_k_buckets(log_s, teacher, t, sampled_tail=True)
     kl = F.kl_div(buckets, log_t, log_target=True, reduction="batchmean")
     loss = kd_weight * t * t * kl
     if ce_weight and labels is not None:

@@ -12,9 +12,7 @@ class Evaluate(Stage):
         # The test split through the teacher (a zoo model; other sources may answer from a
         # file), the student and the baselines.
         test = float(len(job.data.test))
-        spec = job.spec
-        students = 1 + bool(spec["baseline"]) + bool(spec["student"].get("random_init_baseline"))
-        return StageCost(teacher_inferred=test, student_inferred=students * test)
+        return StageCost(teacher_inferred=test, student_inferred=len(job.student_models) * test)
 
     def run(self, job: JobContext) -> None:
         job.report = packaging.build_report(job)

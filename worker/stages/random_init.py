@@ -13,7 +13,7 @@ class RandomInit(Stage):
     name = "random_init"
 
     def applies(self, job: JobContext) -> bool:
-        return bool(job.spec["student"].get("random_init_baseline"))
+        return "random_init" in job.student_models
 
     def cost(self, job: JobContext) -> StageCost:
         return student_training(job, job.spec["distill"]["epochs"], distilled=False)

@@ -47,7 +47,11 @@ def plan(job: JobContext) -> SoftLabelPlan:
     needed = (
         rows
         * job.task.positions(job.data)
-        * bytes_per_example(job.data.num_classes, distill.get("soft_label_top_k"))
+        * bytes_per_example(
+            job.data.num_classes,
+            distill.get("soft_label_top_k"),
+            distill.get("soft_label_tail_samples") or 0,
+        )
     )
     budget = job.settings.soft_label_store_bytes
     # Only a teacher that can run online is a fallback (an ONNX or logits teacher is stored).
@@ -88,6 +92,7 @@ class SoftLabels(Stage):
         data, teacher = job.data, job.teacher
         store = SoftLabelStore.for_settings(job.settings)
         top_k = distill.get("soft_label_top_k")  # specs stored before the field lack it
+        tail_samples = distill.get("soft_label_tail_samples")
         preprocessing = teacher.preprocessing
         teacher_logits = teacher.distill_logits
         rows = len(data.distill)
@@ -106,9 +111,13 @@ class SoftLabels(Stage):
             for chunk in teacher_logits():
                 yield chunk.reshape(-1, classes)
 
-        key = store.key(teacher.sha256(), data.fingerprint(), preprocessing, top_k)
+        key = store.key(teacher.sha256(), data.fingerprint(), preprocessing, top_k, tail_samples)
         array, reused = store.get_or_write(key, (rows * positions, classes), chunks)
-        kept = f"top-{array.k} " if isinstance(array, TopKLogits) else ""
+        kept = ""
+        if isinstance(array, TopKLogits):
+            kept = f"top-{array.k} " + (
+                f"+ {array.tail_samples} tail samples " if array.tail_samples else ""
+            )
         views = f" of {distill['epochs']} epochs of augmented views" if where.views else ""
         views += f", a row per position ({positions} an example)" if positions > 1 else ""
         job.event(
@@ -120,6 +129,7 @@ class SoftLabels(Stage):
                 "reused": reused,
                 "teacher_source": teacher.name,
                 "top_k": top_k,
+                "tail_samples": tail_samples,
                 "augmented_views": where.views,
             },
         )

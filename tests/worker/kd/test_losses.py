@@ -138,3 +138,51 @@ def test_kd_from_top_k_rows_is_kd_from_their_full_logits(temperature: float) -> 
     (reference_grad,) = torch.autograd.grad(reference, s)
     assert ours.item() == pytest.approx(reference.item(), rel=1e-12)
     assert torch.allclose(ours_grad, reference_grad, rtol=1e-10, atol=1e-14)
+
+
+def test_kd_from_tail_samples_is_unbiased_for_full_logit_kd() -> None:
+    """With a sample of the teacher's tail (one class a row, every class enumerated with
+    its probability), the expected loss is full-logit KD plus the teacher's entropy within
+    its tail (a constant), and the expected gradient is exactly full-logit KD's."""
+    g = torch.Generator().manual_seed(4)
+    rows, classes, k = 5, 12, 4
+    s = torch.randn(rows, classes, generator=g, dtype=torch.float64, requires_grad=True)
+    teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * 2
+    labels = torch.randint(0, classes, (rows,), generator=g)
+    weights = {"temperature": 1.0, "kd_weight": 0.8, "ce_weight": 0.2}
+    top = top_k_rows(teacher, k)
+    p = teacher.softmax(dim=1)
+    expected = torch.zeros((), dtype=torch.float64)
+    constant = 0.0
+    for i in range(rows):
+        tail = p[i].clone().index_fill_(0, top.index[i], 0)
+        rest = float(tail.sum())
+        tail = tail / rest
+        constant += rest * float(-(tail[tail > 0] * tail[tail > 0].log()).sum())
+        one = TopKRows(top.values[i : i + 1], top.index[i : i + 1], top.rest[i : i + 1], classes)
+        for j in range(classes):
+            if tail[j] > 0:
+                drawn = TopKRows(one.values, one.index, one.rest, classes, torch.tensor([[j]]))
+                expected = expected + tail[j] * kd_loss(
+                    s[i : i + 1], drawn, labels[i : i + 1], **weights
+                )
+    expected = expected / rows
+    (expected_grad,) = torch.autograd.grad(expected, s)
+    full = kd_loss(s, teacher, labels, **weights)
+    (full_grad,) = torch.autograd.grad(full, s)
+    assert expected.item() == pytest.approx(full.item() + 0.8 * constant / rows, rel=1e-12)
+    assert torch.allclose(expected_grad, full_grad, rtol=1e-10, atol=1e-14)
+
+
+def test_tail_samples_are_read_only_at_temperature_1() -> None:
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(6, 10, generator=g, dtype=torch.float64)
+    top = top_k_rows(torch.randn(6, 10, generator=g, dtype=torch.float64), 3)
+    sampled = TopKRows(top.values, top.index, top.rest, 10, torch.zeros(6, 2, dtype=torch.long))
+    weights = {"labels": None, "kd_weight": 1.0, "ce_weight": 0.0}
+    assert kd_loss(s, sampled, temperature=2.0, **weights) == kd_loss(
+        s, top, temperature=2.0, **weights
+    )
+    assert kd_loss(s, sampled, temperature=1.0, **weights) != kd_loss(
+        s, top, temperature=1.0, **weights
+    )
