@@ -111,6 +111,7 @@ def test_a_gguf_teacher_distils_a_narrowed_student_against_both_baselines_into_a
         "source": "from_teacher",
         "layers": "every_other",
         **{"intermediate": 40, "heads": 2, "hidden": 24, "random_init_baseline": True},
+        "importance": "activation",  # ranked on the first training windows
     }
     spec = lm_spec(file_id, student, source="gguf")
     # Top-16 and 4 samples of each token's tail, read by kd at T = 1.
@@ -138,6 +139,7 @@ def test_a_gguf_teacher_distils_a_narrowed_student_against_both_baselines_into_a
     assert report["student"]["student_source"]["heads"] == 2
     assert '"num_attention_heads": 2' in config
     assert report["student"]["student_source"]["hidden"] == 24
+    assert report["student"]["student_source"]["importance"] == "activation"
     assert '"hidden_size": 24' in config
     assert "quantization_config" not in config  # a plain float model, not GGUF-quantised
 

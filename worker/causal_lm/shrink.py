@@ -1,10 +1,11 @@
 """Smaller models of a teacher's family: its own architecture with only some of its layers,
 initialised from them (`from_teacher`: DistilBERT's every other layer, Minitron's depth
-pruning), optionally with narrower MLPs and fewer attention heads (Minitron's width pruning of
-MLP neurons and heads, kept by weight magnitude), or its config with overrides, initialised at
-random (`config`)."""
+pruning), optionally with narrower MLPs, fewer attention heads and a narrower hidden size
+(Minitron's width pruning, what is kept chosen by weight magnitude or by the activations of
+calibration tokens), or its config with overrides, initialised at random (`config`)."""
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,21 +48,93 @@ def keep_layers(model: Any, layers: list[int], param: str = "student.layers") ->
     return student
 
 
-def narrow_mlp(model: Any, width: int, param: str = "student.intermediate") -> Any:
+@dataclass
+class Activations:
+    """Minitron's activation-based importance (Muralidharan et al. 2024), from the model
+    reading calibration tokens: per decoder layer, each MLP neuron's mean |activation| (what
+    its output projection reads) and each attention head's mean L2 norm of its output (what
+    o_proj reads); per hidden channel, the mean |value| of every norm's output over the
+    residual stream (each layer's two and the final one), summed. None where the model has
+    no such module."""
+
+    neurons: list[torch.Tensor] | None
+    heads: list[torch.Tensor] | None
+    hidden: torch.Tensor | None
+
+
+def activation_importance(model: Any, tokens: torch.Tensor, batch: int = 8) -> Activations:
+    """`model`'s Activations over `tokens` ((windows, time) ids), `batch` windows a pass."""
+    count = layer_count(model)
+    _, _, layers = _decoder_layers(model, count)
+    heads = int(model.config.num_attention_heads)
+    sums: dict[str, torch.Tensor] = {}
+    hooks = []
+
+    def adding(key: str, reduce: Any) -> Any:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any = None) -> None:
+            value = reduce((args[0] if output is None else output).detach().float())
+            sums[key] = sums[key] + value if key in sums else value
+
+        return hook
+
+    def channels(x: torch.Tensor) -> torch.Tensor:
+        return x.abs().flatten(0, -2).sum(0)
+
+    def per_head(x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (heads, -1)).norm(dim=-1).flatten(0, -2).sum(0)
+
+    for i, layer in enumerate(layers):
+        mlp, attention = getattr(layer, "mlp", None), getattr(layer, "self_attn", None)
+        reads = getattr(mlp, "down_proj", None) or getattr(mlp, "c_proj", None)
+        if reads is not None:
+            hooks.append(reads.register_forward_pre_hook(adding(f"neurons.{i}", channels)))
+        head_reads = getattr(attention, "o_proj", None)
+        if head_reads is not None:
+            hooks.append(head_reads.register_forward_pre_hook(adding(f"heads.{i}", per_head)))
+        for name in _NORMS:
+            if hasattr(layer, name):
+                norm = getattr(layer, name)
+                hooks.append(norm.register_forward_hook(adding("hidden", channels)))
+    final = getattr(getattr(model, "model", None), "norm", None)
+    if final is not None:
+        hooks.append(final.register_forward_hook(adding("hidden", channels)))
+    try:
+        with torch.no_grad():
+            for start in range(0, len(tokens), batch):
+                model(input_ids=tokens[start : start + batch])
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    def listed(kind: str) -> list[torch.Tensor] | None:
+        found = [sums.get(f"{kind}.{i}") for i in range(count)]
+        return None if any(f is None for f in found) else [f for f in found if f is not None]
+
+    return Activations(listed("neurons"), listed("heads"), sums.get("hidden"))
+
+
+def narrow_mlp(
+    model: Any,
+    width: int,
+    param: str = "student.intermediate",
+    scores: list[torch.Tensor] | None = None,
+) -> Any:
     """`model` with each decoder layer's MLP cut to its `width` most important neurons, in
     place. A neuron's importance is the L2 norm of every weight it owns (its rows of the input
     projections, its column of the output projection): Minitron's width pruning, with weight
     magnitude for the importance. Gated MLPs (gate_proj / up_proj / down_proj: Llama, Qwen,
-    Mistral) and GPT-2's (c_fc / c_proj) are cut; another kind is refused."""
+    Mistral) and GPT-2's (c_fc / c_proj) are cut; another kind is refused. `scores`, per
+    layer, replaces the weight norms (Activations.neurons)."""
     config = model.config
     count = layer_count(model)
     _, _, layers = _decoder_layers(model, count)
-    for layer in layers:
+    for i, layer in enumerate(layers):
         mlp = getattr(layer, "mlp", None)
+        score = None if scores is None else scores[i]
         if all(hasattr(mlp, n) for n in ("gate_proj", "up_proj", "down_proj")):
-            _narrow_gated(mlp, width, param)
+            _narrow_gated(mlp, width, param, score)
         elif all(hasattr(mlp, n) for n in ("c_fc", "c_proj")):
-            _narrow_gpt2(mlp, width, param)
+            _narrow_gpt2(mlp, width, param, score)
         else:
             raise SpecError(
                 param,
@@ -75,14 +148,20 @@ def narrow_mlp(model: Any, width: int, param: str = "student.intermediate") -> A
     return model
 
 
-def prune_heads(model: Any, heads: int, param: str = "student.heads") -> Any:
+def prune_heads(
+    model: Any,
+    heads: int,
+    param: str = "student.heads",
+    scores: list[torch.Tensor] | None = None,
+) -> Any:
     """`model` with each decoder layer's attention cut to `heads` query heads, in place: in
     each group of query heads that shares a key/value head (grouped-query attention), the
     same number, those whose weights have the largest L2 norm (their rows of q_proj, their
     columns of o_proj). Key/value heads are all kept, so `heads` is a multiple of their count;
     each head keeps its width (`head_dim`, written into the config). Attention with
     q/k/v/o projections (Llama, Qwen, Mistral) is cut; another kind is refused (GPT-2's
-    config has no head width of its own, so fewer heads would reload wider)."""
+    config has no head width of its own, so fewer heads would reload wider). `scores`, per
+    layer, replaces the weight norms (Activations.heads)."""
     count = layer_count(model)
     _, _, layers = _decoder_layers(model, count)
     attentions: list[Any] = [getattr(layer, "self_attn", None) for layer in layers]
@@ -105,12 +184,15 @@ def prune_heads(model: Any, heads: int, param: str = "student.heads") -> Any:
         )
     width = int(getattr(config, "head_dim", None) or config.hidden_size // total)
     per_group, group = heads // groups, total // groups
-    for attention in attentions:
+    for i, attention in enumerate(attentions):
         q, o = attention.q_proj, attention.o_proj
-        scores = q.weight.detach().view(total, -1).pow(2).sum(1)
-        scores += o.weight.detach().view(-1, total, width).pow(2).sum((0, 2))
+        if scores is None:
+            score = q.weight.detach().view(total, -1).pow(2).sum(1)
+            score += o.weight.detach().view(-1, total, width).pow(2).sum((0, 2))
+        else:
+            score = scores[i]
         # Per group of `group` query heads, the `per_group` largest, in their order.
-        best = scores.view(groups, group).topk(per_group, dim=1).indices.sort(dim=1).values
+        best = score.view(groups, group).topk(per_group, dim=1).indices.sort(dim=1).values
         kept = (best + torch.arange(groups)[:, None] * group).flatten()
         index = (kept[:, None] * width + torch.arange(width)).flatten()
         attention.q_proj = _sliced(q, index, 0)
@@ -137,14 +219,20 @@ _WRITES = ("self_attn.o_proj", "mlp.down_proj")
 _NORMS = ("input_layernorm", "post_attention_layernorm")
 
 
-def prune_hidden(model: Any, width: int, param: str = "student.hidden") -> Any:
+def prune_hidden(
+    model: Any,
+    width: int,
+    param: str = "student.hidden",
+    scores: torch.Tensor | None = None,
+) -> Any:
     """`model` with its hidden size (the residual stream, the embeddings' width) cut to the
     `width` channels whose weights have the largest L2 norm over every matrix that reads or
     writes them (embeddings, head, each layer's projections), in place: Minitron's embedding
     pruning, with weight magnitude for the importance. Each RMSNorm then averages over the
     kept channels, so unlike heads and MLP neurons this changes the model beyond dropping
     weights: distillation is what recovers it. Llama, Qwen and Mistral layers are cut
-    (exactly q/k/v/o, gate/up/down and two norms); another kind is refused."""
+    (exactly q/k/v/o, gate/up/down and two norms); another kind is refused. `scores`
+    replaces the weight norms (Activations.hidden)."""
     config = model.config
     full = int(config.hidden_size)
     count = layer_count(model)
@@ -170,14 +258,15 @@ def prune_hidden(model: Any, width: int, param: str = "student.hidden") -> Any:
     embed, head = model.get_input_embeddings(), model.get_output_embeddings()
     tied = head.weight is embed.weight
     with torch.no_grad():
-        scores = embed.weight.pow(2).sum(0)
-        if not tied:
-            scores += head.weight.pow(2).sum(0)
-        for layer in layers:
-            for name in _READS:
-                scores += _linear(layer, name).weight.pow(2).sum(0)
-            for name in _WRITES:
-                scores += _linear(layer, name).weight.pow(2).sum(1)
+        if scores is None:
+            scores = embed.weight.pow(2).sum(0)
+            if not tied:
+                scores += head.weight.pow(2).sum(0)
+            for layer in layers:
+                for name in _READS:
+                    scores += _linear(layer, name).weight.pow(2).sum(0)
+                for name in _WRITES:
+                    scores += _linear(layer, name).weight.pow(2).sum(1)
         index = scores.topk(width).indices.sort().values
         embed.weight = nn.Parameter(embed.weight.index_select(1, index).clone())
         embed.embedding_dim = width
@@ -226,9 +315,10 @@ def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     return out
 
 
-def _narrow_gated(mlp: Any, width: int, param: str) -> None:
+def _narrow_gated(mlp: Any, width: int, param: str, scores: torch.Tensor | None) -> None:
     gate, up, down = mlp.gate_proj, mlp.up_proj, mlp.down_proj
-    scores = gate.weight.pow(2).sum(1) + up.weight.pow(2).sum(1) + down.weight.pow(2).sum(0)
+    if scores is None:
+        scores = gate.weight.pow(2).sum(1) + up.weight.pow(2).sum(1) + down.weight.pow(2).sum(0)
     index = _keep(width, gate.out_features, scores.detach(), param)
     mlp.gate_proj = _sliced(gate, index, 0)
     mlp.up_proj = _sliced(up, index, 0)
@@ -237,11 +327,12 @@ def _narrow_gated(mlp: Any, width: int, param: str) -> None:
         mlp.intermediate_size = width
 
 
-def _narrow_gpt2(mlp: Any, width: int, param: str) -> None:
+def _narrow_gpt2(mlp: Any, width: int, param: str, scores: torch.Tensor | None) -> None:
     """GPT-2's Conv1D keeps its weight as (inputs, outputs): c_fc (hidden, inner), c_proj
     (inner, hidden)."""
     fc, proj = mlp.c_fc, mlp.c_proj
-    scores = fc.weight.pow(2).sum(0) + fc.bias.pow(2) + proj.weight.pow(2).sum(1)
+    if scores is None:
+        scores = fc.weight.pow(2).sum(0) + fc.bias.pow(2) + proj.weight.pow(2).sum(1)
     index = _keep(width, fc.weight.shape[1], scores.detach(), param)
     with torch.no_grad():
         fc.weight = nn.Parameter(fc.weight.index_select(1, index).clone())

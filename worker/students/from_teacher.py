@@ -1,8 +1,9 @@
 """`from_teacher`: the teacher's causal LM with only the layers `layers` names, each initialised
 from the teacher's layer, their MLPs cut to `intermediate` neurons, their attention to `heads`
-heads and the hidden size to `hidden` channels when given (worker/causal_lm/shrink.py); the
-teacher's embeddings, final norm, head and tokenizer. `random_init_baseline` asks for the same
-architecture from random init as a second baseline."""
+heads and the hidden size to `hidden` channels when given (worker/causal_lm/shrink.py), what
+is kept chosen by weight magnitude or, with `importance: "activation"`, by the activations of
+the first training windows; the teacher's embeddings, final norm, head and tokenizer.
+`random_init_baseline` asks for the same architecture from random init as a second baseline."""
 
 from typing import Any
 
@@ -10,6 +11,8 @@ from torch import nn
 
 from worker.causal_lm.module import TokenLm
 from worker.causal_lm.shrink import (
+    Activations,
+    activation_importance,
     every_other,
     keep_layers,
     layer_count,
@@ -19,6 +22,10 @@ from worker.causal_lm.shrink import (
     random_like,
 )
 from worker.students.registry import STUDENT_SOURCES, StudentSource
+
+# Training windows the activation importance reads (Minitron: 1,024 samples; a few dozen
+# windows of a few hundred tokens already rank channels stably). Never validation or test.
+CALIBRATION_WINDOWS = 64
 
 
 @STUDENT_SOURCES.register("from_teacher")
@@ -33,15 +40,18 @@ class FromTeacherStudent(StudentSource):
 
     def build(self) -> nn.Module:
         model = keep_layers(self.teacher_lm().model, self.layers())
-        width = self.spec.get("intermediate")
+        width, heads, hidden = (self.spec.get(k) for k in ("intermediate", "heads", "hidden"))
+        found = Activations(None, None, None)
+        if self.spec.get("importance") == "activation" and (width or heads or hidden):
+            # All measured on the layers kept, before any is cut (as Minitron ranks them).
+            tokens = self.context.data.train.head(CALIBRATION_WINDOWS).long()
+            found = activation_importance(model.float(), tokens)
         if width is not None:
-            narrow_mlp(model, width)
-        heads = self.spec.get("heads")
+            narrow_mlp(model, width, scores=found.neurons)
         if heads is not None:
-            prune_heads(model, heads)
-        hidden = self.spec.get("hidden")
+            prune_heads(model, heads, scores=found.heads)
         if hidden is not None:
-            prune_hidden(model, hidden)
+            prune_hidden(model, hidden, scores=found.hidden)
         return TokenLm(model.float())
 
     def random_init(self) -> nn.Module | None:
@@ -59,5 +69,6 @@ class FromTeacherStudent(StudentSource):
             "intermediate": self.spec.get("intermediate"),
             "heads": self.spec.get("heads"),
             "hidden": self.spec.get("hidden"),
+            "importance": self.spec.get("importance", "magnitude"),
             "random_init_baseline": bool(self.spec.get("random_init_baseline")),
         }

@@ -5,9 +5,10 @@ the teacher's own architecture needs a teacher that has one) and the formats it 
 
 - `zoo` (the default): a zoo arch (`arch`, `params`), random init from the job's seed.
 - `from_teacher`: the teacher's own Hugging Face causal LM made shallower, each kept layer
-  initialised from the teacher's (DistilBERT's recipe, Minitron's depth pruning), its MLP
-  optionally narrower (Minitron's width pruning, by weight magnitude); embeddings, final norm
-  and head are the teacher's, so is the tokenizer.
+  initialised from the teacher's (DistilBERT's recipe, Minitron's depth pruning), its MLP,
+  attention heads and hidden size optionally narrower (Minitron's width pruning, by weight
+  magnitude or by activations on training windows); embeddings, final norm and head are the
+  teacher's, so is the tokenizer.
 - `config`: the teacher's Hugging Face config with overrides (fewer layers, narrower), random
   init from the job's seed; the teacher's tokenizer.
 """
@@ -72,6 +73,14 @@ class FromTeacherStudent(StudentSpecBase):
         description="the hidden size (embedding width) the student keeps: the channels whose "
         "weights have the largest L2 norm over the embeddings, head and every projection "
         "(Minitron's embedding pruning; Llama, Qwen, Mistral); null: the teacher's",
+    )
+    importance: Literal["magnitude", "activation"] = Field(
+        default="magnitude",
+        description="how `intermediate`, `heads` and `hidden` rank what they keep: the L2 "
+        'norm of the weights, or "activation": Minitron\'s activation-based importance, '
+        "measured on the kept layers reading the first 64 training windows (each neuron's "
+        "mean |activation|, each head's mean output norm, each hidden channel's mean |value| "
+        "after every norm)",
     )
     random_init_baseline: bool = Field(
         default=False,

@@ -10,6 +10,7 @@ import torch
 from distillery.types.catalog import SpecError
 from tests.worker.teachers.tiny_causal_lm import FAMILIES, tiny_causal_lm
 from worker.causal_lm.shrink import (
+    activation_importance,
     every_other,
     from_config,
     keep_layers,
@@ -204,3 +205,48 @@ def test_a_hidden_size_not_below_the_teachers_or_gpt2s_is_refused() -> None:
         prune_hidden(keep_layers(teacher, [0]), 32)
     with pytest.raises(SpecError, match="GPT2LMHeadModel: its layers are not of a kind"):
         prune_hidden(tiny_causal_lm("gpt2", 64, layers=2), 16)
+
+
+def test_activation_importance_drops_what_never_fires_however_large_its_weights() -> None:
+    """A neuron whose up projection is zero never fires and a hidden channel nothing writes
+    stays zero: by weight magnitude both are kept (their other weights are the largest), by
+    activation (Minitron) both are dropped. Heads are kept by their measured output norms."""
+    teacher = tiny_causal_lm("llama", 64, layers=2).eval()
+    tokens = torch.randint(0, 64, (6, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        mlp = teacher.model.layers[0].mlp
+        mlp.up_proj.weight[5] = 0
+        mlp.gate_proj.weight[5] = 10
+        mlp.down_proj.weight[:, 5] = 10
+        teacher.model.embed_tokens.weight[:, 7] = 0
+        for layer in teacher.model.layers:
+            layer.self_attn.o_proj.weight[7] = 0
+            layer.mlp.down_proj.weight[7] = 0
+            layer.self_attn.q_proj.weight[:, 7] = 10
+            layer.mlp.up_proj.weight[:, 7] = 10
+
+    def dead_neuron_kept(student: Any) -> bool:
+        return bool((student.model.layers[0].mlp.gate_proj.weight == 10).all(1).any())
+
+    def dead_channel_kept(student: Any) -> bool:
+        return bool((student.model.layers[0].self_attn.q_proj.weight == 10).all(0).any())
+
+    by_weights = prune_hidden(narrow_mlp(keep_layers(teacher, [0, 1]), 16), 16)
+    assert dead_neuron_kept(by_weights) and dead_channel_kept(by_weights)
+    student = keep_layers(teacher, [0, 1])
+    found = activation_importance(student, tokens, batch=4)
+    assert found.neurons is not None and found.heads is not None and found.hidden is not None
+    assert [len(n) for n in found.neurons] == [64, 64] and len(found.hidden) == 32
+    assert float(found.neurons[0][5]) == 0 and float(found.hidden[7]) == 0
+    heads = prune_heads(keep_layers(teacher, [0, 1]), 2, scores=found.heads)
+    for layer, pruned, scores in zip(
+        teacher.model.layers, heads.model.layers, found.heads, strict=True
+    ):
+        # Per key/value group (heads 0-1, 2-3), the head with the larger measured output.
+        kept = [pair[int(scores[pair].argmax())] for pair in ([0, 1], [2, 3])]
+        rows = torch.cat([torch.arange(h * 8, (h + 1) * 8) for h in kept])
+        assert torch.equal(pruned.self_attn.q_proj.weight, layer.self_attn.q_proj.weight[rows])
+    narrow_mlp(student, 16, scores=found.neurons)
+    prune_heads(student, 2, scores=found.heads)
+    prune_hidden(student, 16, scores=found.hidden)
+    assert not dead_neuron_kept(student) and not dead_channel_kept(student)
