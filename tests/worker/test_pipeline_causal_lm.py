@@ -100,6 +100,27 @@ def assert_folder_gives_the_report(
     loss = held_out_loss(student, settings)
     assert loss == pytest.approx(report["student"]["test_loss"], abs=1e-3)
     assert math.exp(loss) == pytest.approx(report["student"]["test_perplexity"], rel=1e-2)
+    assert "student.onnx" in artifacts, artifacts
+    onnx_gives_the_folders_logits(store, job_id, student, tmp_path)
+
+
+def onnx_gives_the_folders_logits(
+    store: LocalStore, job_id: str, folder: Path, tmp_path: Path
+) -> None:
+    """The downloaded student.onnx, at a batch size and length it was not exported with,
+    gives the logits the save_pretrained folder does."""
+    import onnxruntime
+
+    path = tmp_path / "student.onnx"
+    path.write_bytes(b"".join(store.open_chunks(artifact_key(job_id, "student.onnx"))))
+    lm = load_folder(folder)
+    tokens = torch.randint(0, lm.model.config.vocab_size, (3, 11))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"tokens": tokens.numpy()})
+    with torch.no_grad():
+        expected = lm.model(input_ids=tokens).logits
+    assert got.shape == tuple(expected.shape)
+    assert float((torch.from_numpy(got) - expected).abs().max()) < 1e-3
 
 
 def test_a_gguf_teacher_distils_a_narrowed_student_against_both_baselines_into_a_folder(
