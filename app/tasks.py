@@ -12,6 +12,7 @@ from distillery.types.catalog import (
     DATASETS,
     METHODS,
     MODELS,
+    STAGES,
     STUDENT_SOURCES,
     TASKS,
     TEACHER_SOURCES,
@@ -42,6 +43,9 @@ def _named(spec: dict[str, Any]) -> list[tuple[str, dict[str, Entry], str]]:
     named.append(("distill.method", dict(METHODS), distill["method"]))
     schedule = distill["temperature_schedule"]["kind"]
     named.append(("distill.temperature_schedule.kind", dict(TEMPERATURE_SCHEDULES), schedule))
+    for step, asked in (spec.get("compress") or {}).items():
+        if asked is not None:  # each compress step is the stage of its name
+            named.append((f"compress.{step}", dict(STAGES), step))
     return named
 
 

@@ -139,6 +139,10 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             export.export_torchscript(student, example, path)
         files[path.name] = (fmt, path)
 
+    int8 = job.built.get("int8_onnx")  # the quantize stage's graph (compress.quantize)
+    if int8 is not None:
+        files[int8.name] = ("onnx", int8)
+
     metrics_path = out / "metrics.csv"
     write_metrics_csv(job, metrics_path)
     files["metrics.csv"] = ("csv", metrics_path)
@@ -162,7 +166,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             "dtype": data.raw_dtype,
         },
         "teacher": job.teacher.describe(),
-        "metrics": {k: report[k] for k in ("teacher", *job.student_models) if k in report},
+        "metrics": {k: report[k] for k in ("teacher", *job.student_models, "int8") if k in report},
         "compression": report["compression"],
         "files": {},
     }

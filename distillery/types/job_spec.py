@@ -134,6 +134,32 @@ class DistillSpec(TrainSettings):
         return self
 
 
+class QuantizeSpec(Strict):
+    """int8 quantisation of the distilled student's ONNX graph (onnxruntime.quantization)."""
+
+    kind: Literal["int8"] = "int8"
+    mode: Literal["auto", "static", "dynamic"] = Field(
+        default="auto",
+        description="`static`: QDQ with per-channel int8 weights and int8 activations whose "
+        "ranges are calibrated on training (or transfer) examples, never test ones; "
+        "`dynamic`: int8 weights, activations quantised at run time; `auto`: static for a "
+        "student with convolutions, dynamic otherwise (linear-heavy models)",
+    )
+    calibration_examples: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=256,
+        description="static: the examples whose activations set the ranges (the first of "
+        "the transfer set when the job has one, else of the training split)",
+    )
+
+
+class CompressSpec(Strict):
+    """What is done to the distilled student after distillation, each step its own stage."""
+
+    quantize: QuantizeSpec | None = Field(
+        default=None, description="int8: `student.int8.onnx` and the report's `int8` row"
+    )
+
+
 class WebhookSpec(Strict):
     """Where the job's status changes are POSTed, signed with `secret` (HMAC-SHA256; the
     secret is never shown again)."""
@@ -180,6 +206,7 @@ class JobCreate(Strict):
         description="the student's formats; default: every format its source gives "
         "(`GET /v1/catalog/student_sources`)",
     )
+    compress: CompressSpec = Field(default_factory=CompressSpec)
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     precision: Literal["float32", "mixed"] = Field(
         default="float32",

@@ -62,6 +62,12 @@ STAGES: dict[str, StageEntry] = by_name(
         ),
         StageEntry("distill", "The student, trained with the job's method.", trains="student"),
         StageEntry("evaluate", "Teacher, student and baseline on the test split."),
+        StageEntry(
+            "quantize",
+            "`compress.quantize`: the student's ONNX graph in int8 (static QDQ calibrated on "
+            "training examples, or dynamic), measured on the test split in onnxruntime.",
+            tasks=("classification",),
+        ),
         StageEntry("export", "The student in the spec's formats, the report and manifest."),
     ]
 )

@@ -1,0 +1,87 @@
+"""`compress.quantize`: the distilled student comes back as an int8 ONNX graph too, measured in
+onnxruntime on the test split, static (calibrated on training examples, never test ones) for
+a convolutional student and dynamic for a linear one; the downloaded file gives the report's
+accuracy on the dataset's raw inputs."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.models import JobStatus
+from app.settings import Settings
+from app.store.base import artifact_key
+from app.store.local import LocalStore
+from tests.worker.test_pipeline import TINY, load, submit
+from worker import lifecycle
+from worker.data.prepare import prepare
+from worker.stages import quantize
+
+CONV: dict[str, Any] = {
+    "dataset": {"name": "mnist1d", "options": {"num_samples": 400}},
+    "teacher": {"arch": "cnn1d", "params": {"channels": 8}, "train": {"epochs": 2}},
+    "student": {"arch": "cnn1d", "params": {"channels": 8}},
+    "distill": {"epochs": 2, "batch_size": 32},
+    "baseline": False,
+    "export": ["onnx"],
+}
+
+
+def downloaded_accuracy(settings: Settings, job_id: str, tmp_path: Path) -> float:
+    """student.int8.onnx as a user downloads it, on the raw test inputs the job used."""
+    import onnxruntime
+
+    store = LocalStore(settings.artifact_url)
+    path = tmp_path / "student.int8.onnx"
+    path.write_bytes(b"".join(store.open_chunks(artifact_key(job_id, "student.int8.onnx"))))
+    job = load(settings, job_id)[0]
+    data = prepare(job.spec["dataset"], job.spec["seed"], settings, job.tenant)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    (logits,) = session.run(None, {name: data.test.head(len(data.test)).numpy()})
+    return float((logits.argmax(1) == data.y_test.numpy()).mean())
+
+
+@pytest.mark.parametrize(
+    ("spec", "mode"),
+    [(CONV, "static"), ({**TINY, "export": ["safetensors"]}, "dynamic")],
+    ids=["conv-static", "linear-dynamic"],
+)
+def test_a_quantized_student_comes_back_as_int8_onnx_with_the_reports_accuracy(
+    sqlite_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: dict[str, Any],
+    mode: str,
+) -> None:
+    calibrated: list[np.ndarray] = []
+    original = quantize._quantize_static
+
+    def recording(source: Path, target: Path, input_name: str, inputs: np.ndarray) -> None:
+        calibrated.append(inputs)
+        original(source, target, input_name, inputs)
+
+    monkeypatch.setattr(quantize, "_quantize_static", recording)
+    job_id = submit(sqlite_settings, {**spec, "compress": {"quantize": {"kind": "int8"}}})
+    lifecycle.run(job_id, sqlite_settings)
+    job, events, _, artifacts = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    int8 = job.result["int8"]
+    assert int8["mode"] == mode
+    assert "student.int8.onnx" in {a.name for a in artifacts}
+    assert any(e.message.startswith(f"quantize: int8 ({mode})") for e in events)
+    assert int8["bytes"] < int8["float_onnx"]["bytes"]
+    assert abs(int8["test_accuracy"] - int8["float_onnx"]["test_accuracy"]) < 0.05
+    accuracy = downloaded_accuracy(sqlite_settings, job_id, tmp_path)
+    assert accuracy == pytest.approx(int8["test_accuracy"], abs=1e-3)
+    if mode == "static":
+        # Calibrated on the first training examples, none of them a test example.
+        data = prepare(job.spec["dataset"], job.spec["seed"], sqlite_settings, job.tenant)
+        (inputs,) = calibrated
+        assert int8["calibration"] == {"split": "train", "examples": len(inputs)}
+        assert np.array_equal(inputs, data.train.head(len(inputs)).numpy())
+        test = {row.tobytes() for row in data.test.head(len(data.test)).numpy()}
+        assert not any(row.tobytes() in test for row in inputs)
+    else:
+        assert not calibrated and int8["calibration"] is None
