@@ -71,7 +71,6 @@ def test_tail_samples_are_taken_beside_top_k_for_kd_at_temperature_1(client: Tes
         ),
         (with_(teacher={"source": "logits", "file_id": "file_x"}), "teacher.source"),
         (with_(student__params={"dim": 30, "heads": 4}), "student.params"),
-        (with_(compress={"quantize": {"kind": "int8"}}), "compress.quantize"),
         # Tail samples: only with top-k, read only by kd at temperature 1.
         (with_(distill={"soft_label_tail_samples": 4}), "distill.soft_label_tail_samples"),
         (

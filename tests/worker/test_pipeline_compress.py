@@ -85,3 +85,45 @@ def test_a_quantized_student_comes_back_as_int8_onnx_with_the_reports_accuracy(
         assert not any(row.tobytes() in test for row in inputs)
     else:
         assert not calibrated and int8["calibration"] is None
+
+
+def test_a_causal_lm_student_comes_back_in_int8_with_the_reports_loss(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    """A from_teacher student of a Hugging Face causal LM: dynamic int8 (no convolutions),
+    and the downloaded graph scores the held-out loss the report's int8 row states."""
+    import onnxruntime
+    import torch
+
+    from tests.worker.teachers.tiny_causal_lm import save_tiny_causal_lm
+    from tests.worker.teachers.tiny_hf import add_hf_teacher, zip_folder
+    from tests.worker.test_pipeline_causal_lm import CONTEXT, MAX_BYTES, lm_spec
+    from worker.causal_lm.loading import load_folder
+    from worker.causal_lm.vocabulary import HfVocabulary
+    from worker.data.text import stdlib_documents, windows
+
+    folder = save_tiny_causal_lm(tmp_path / "teacher", "llama")
+    file_id = add_hf_teacher(sqlite_settings, tmp_path, zip_folder(folder))
+    spec = lm_spec(file_id, {"source": "from_teacher", "layers": [0, 3]})
+    job_id = submit(sqlite_settings, {**spec, "compress": {"quantize": {"kind": "int8"}}})
+    lifecycle.run(job_id, sqlite_settings)
+    job, _, _, artifacts = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    int8 = job.result["int8"]
+    assert int8["mode"] == "dynamic" and "student.int8.onnx" in {a.name for a in artifacts}
+    assert int8["bytes"] < int8["float_onnx"]["bytes"]
+    assert int8["test_loss"] == pytest.approx(int8["float_onnx"]["test_loss"], abs=0.1)
+
+    store = LocalStore(sqlite_settings.artifact_url)
+    path = tmp_path / "student.int8.onnx"
+    path.write_bytes(b"".join(store.open_chunks(artifact_key(job_id, "student.int8.onnx"))))
+    # The test windows as a user cuts them: the published split rule, the teacher's tokenizer.
+    lm = load_folder(folder)
+    vocabulary = HfVocabulary(lm.tokenizer, lm.model.config.vocab_size, folder.name)
+    _, _, x_test, y_test = windows(vocabulary.encode(stdlib_documents(MAX_BYTES)), CONTEXT)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"tokens": x_test.astype("int64")})
+    loss = torch.nn.functional.cross_entropy(
+        torch.from_numpy(logits).flatten(0, 1), torch.from_numpy(y_test).long().flatten()
+    )
+    assert float(loss) == pytest.approx(int8["test_loss"], abs=1e-3)

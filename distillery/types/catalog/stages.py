@@ -66,7 +66,6 @@ STAGES: dict[str, StageEntry] = by_name(
             "quantize",
             "`compress.quantize`: the student's ONNX graph in int8 (static QDQ calibrated on "
             "training examples, or dynamic), measured on the test split in onnxruntime.",
-            tasks=("classification",),
         ),
         StageEntry("export", "The student in the spec's formats, the report and manifest."),
     ]
