@@ -18,7 +18,7 @@ Assumes a Distillery service at $DISTILLERY_URL (default http://127.0.0.1:8000):
 
     python examples/smollm2.py [OUT] [--gguf PATH] [--max-bytes 600000] [--context 256]
         [--every 3] [--epochs 1] [--batch-size 4] [--lr 3e-4] [--kd-weight 0.5]
-        [--top-k 16] [--tail-samples 7]
+        [--top-k 16] [--tail-samples 7] [--quantize] [--no-baseline]
     python examples/smollm2.py OUT --sweep 4,16,64,16+7,full --max-bytes 100000   (bytes per
         token against student perplexity: one KD job per k, "k+m" with m samples of each
         token's tail, no baseline)
@@ -79,6 +79,9 @@ def spec(file_id: str, args: argparse.Namespace, layers: int) -> dict[str, Any]:
         },
         "export": ["hf", "safetensors"],
         "seed": 0,
+        "baseline": not args.no_baseline,
+        # The student's graph in int8 too (dynamic: a causal LM's linear layers).
+        "compress": {"quantize": {"kind": "int8"} if args.quantize else None},
     }
 
 
@@ -206,6 +209,8 @@ def main() -> None:
     parser.add_argument(
         "--tail-samples", type=int, default=7, help="tail samples stored per token (0: none)"
     )
+    parser.add_argument("--quantize", action="store_true", help="an int8 ONNX student too")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the CE-only student")
     parser.add_argument(
         "--sweep",
         help="instead: these top-k (e.g. 4,16,64,16+7,full; k+m: m tail samples), no baseline",
@@ -279,9 +284,18 @@ def summarise(client: Client, job: Any, zip_path: Path, wall: float | None, out:
     print("|---|---|---|---|---|")
     print(row(f"teacher ({teacher_layers} layers)", report["teacher"]))
     print(row(f"KD student ({len(kept)} layers)", report["student"]))
-    print(row("CE-only student, same pruned init", report["baseline"]))
-    kd, ce = report["student"]["test_perplexity"], report["baseline"]["test_perplexity"]
-    print(f"KD vs CE-only: perplexity {kd:.2f} vs {ce:.2f} ({(ce - kd) / ce * 100:+.1f}%)")
+    if "baseline" in report:
+        print(row("CE-only student, same pruned init", report["baseline"]))
+        kd, ce = report["student"]["test_perplexity"], report["baseline"]["test_perplexity"]
+        print(f"KD vs CE-only: perplexity {kd:.2f} vs {ce:.2f} ({(ce - kd) / ce * 100:+.1f}%)")
+    if "int8" in report:  # both graphs measured in onnxruntime, one thread at batch 1
+        int8, graph = report["int8"], report["int8"]["float_onnx"]
+        for name, model in (("KD student, float ONNX", graph), ("KD student, int8 ONNX", int8)):
+            print(
+                f"| {name} | {model['test_perplexity']:.2f} | "
+                f"{model['test_bits_per_byte']:.3f} | {model['bytes'] / 1e6:.0f} MB | "
+                f"{model['latency_ms_onnxruntime']:.1f} (onnxruntime) |"
+            )
     for key in (
         "train_tokens",
         "labelling_tokens_per_second",

@@ -10,7 +10,7 @@ from app.db import session_scope
 from app.models import JobStatus
 from app.settings import Settings
 from distillery.types import Estimate, JobCost, JobCreate
-from tests.worker.test_pipeline import TINY, load, submit
+from tests.worker.test_pipeline import ASKED_FOR, TINY, load, submit
 from worker import lifecycle
 from worker.estimate import answer
 from worker.stages import STAGE_NAMES
@@ -38,8 +38,7 @@ def test_an_estimate_counts_the_work_a_spec_implies(sqlite_settings: Settings) -
     assert estimate.models["teacher"].flops_per_example == TEACHER_FLOPS
     stages = work.stages
     # Every stage the job would run (none of the optional ones).
-    skipped = ("teacher_text", "tune", "hints", "random_init")
-    assert list(stages) == [s for s in STAGE_NAMES if s not in skipped]
+    assert list(stages) == [s for s in STAGE_NAMES if s not in ASKED_FOR]
     # The teacher trains on 3 epochs of 216 examples, then labels the 316 once.
     assert stages["pretrain_teacher"].teacher_trained == 3 * 216
     assert stages["soft_labels"].teacher_inferred == 316

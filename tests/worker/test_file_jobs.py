@@ -12,7 +12,7 @@ import pytest
 from app.files.splits import DESCRIPTION, fixed_test_split
 from app.models import JobStatus
 from app.settings import Settings
-from tests.worker.test_pipeline import load, submit
+from tests.worker.test_pipeline import ASKED_FOR, load, submit
 from tests.worker.uploads import add_dataset, clusters
 from worker import lifecycle
 from worker.stages import STAGE_NAMES
@@ -59,7 +59,7 @@ def test_a_file_dataset_with_an_unlabelled_transfer_file_runs_every_stage(
     spec = job_spec(f"file:{dataset}", f"file:{transfer}", export=["onnx"], baseline=True)
     job, events, _ = run_job(settings, spec)
     assert [e.message for e in events if e.kind == "stage"] == [
-        s for s in STAGE_NAMES if s not in ("teacher_text", "tune", "hints", "random_init")
+        s for s in STAGE_NAMES if s not in ASKED_FOR
     ]
     result = job.result
     assert result["teacher"]["source"] == "train" and result["teacher"]["arch"] == "mlp"
