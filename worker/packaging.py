@@ -6,6 +6,7 @@ their sha256, all uploaded as the job's artifacts."""
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,12 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             folder.save_zip(student.hf, lm.tokenizer, path)
         elif fmt == "onnx":
             try:
-                export.export_onnx(student, example, path, names, dynamic_time=task.dynamic_time)
+                if "float_onnx" in job.built:  # the quantize stage exported this very student
+                    shutil.copyfile(job.built["float_onnx"], path)
+                else:
+                    export.export_onnx(
+                        student, example, path, names, dynamic_time=task.dynamic_time
+                    )
             except Exception as exc:  # the exporter does not take every architecture
                 if not isinstance(student, TokenLm):
                     raise

@@ -240,9 +240,8 @@ def _entry_dtype(classes: int, top_k: int | None, tail_samples: int = 0) -> np.d
 
 def bytes_per_example(classes: int, top_k: int | None = None, tail_samples: int = 0) -> int:
     """What one example's soft labels take in an entry (headers aside)."""
-    return _entry_dtype(classes, top_k, tail_samples).itemsize * (
-        classes if top_k is None or top_k >= classes else 1
-    )
+    dtype = _entry_dtype(classes, top_k, tail_samples)
+    return dtype.itemsize if dtype.names else classes * dtype.itemsize  # a record, or a row
 
 
 def _records(classes: int, k: int, tail_samples: int = 0) -> np.dtype:

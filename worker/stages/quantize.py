@@ -54,8 +54,10 @@ class Quantize(Stage):
 
     def cost(self, job: JobContext) -> StageCost:
         settings = asked(job) or {}
-        calibration = min(settings.get("calibration_examples", 0), len(calibration_set(job)))
-        # Calibration passes, then the test split through the float and the int8 graphs.
+        calibration = 0
+        if mode_for(job.student, settings.get("mode", "auto")) == "static":
+            calibration = min(settings["calibration_examples"], len(calibration_set(job)))
+        # Calibration passes (static), then the test split through the float and int8 graphs.
         return StageCost(student_inferred=float(calibration + 2 * len(job.data.test)))
 
     def run(self, job: JobContext) -> None:
@@ -107,7 +109,9 @@ class Quantize(Stage):
         job.report["compression"]["int8_size_ratio"] = round(
             rows["float"]["bytes"] / rows["int8"]["bytes"], 2
         )
-        job.built["int8_onnx"] = int8_path
+        # The export stage uploads the int8 graph, and ships the float one as student.onnx
+        # when the spec asks for ONNX rather than exporting the same student again.
+        job.built["int8_onnx"], job.built["float_onnx"] = int8_path, float_path
         metric = task.selection[0]
         job.event(
             "info",

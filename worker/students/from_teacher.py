@@ -23,8 +23,8 @@ from worker.causal_lm.shrink import (
 )
 from worker.students.registry import STUDENT_SOURCES, StudentSource
 
-# Training windows the activation importance reads (Minitron: 1,024 samples; a few dozen
-# windows of a few hundred tokens already rank channels stably). Never validation or test.
+# Training windows the activation importance reads (Minitron used 1,024 samples; this is a
+# first default for a CPU, not tuned). Never validation or test windows.
 CALIBRATION_WINDOWS = 64
 
 
