@@ -9,10 +9,12 @@
 #      `weights` teacher
 #   3. the five jobs examples/uploads/fashion-mnist-resnet-{kd,dkd,fitnets,at,kd-augment}.json,
 #      one at a time, each waited for; one line per job: accuracies, kd_gain, wall time
+#      (METHODS="compress" runs fashion-mnist-resnet-compress.json instead: kd, then the
+#      student pruned to half its parameters and quantised to int8)
 #
 # Same assumptions and knobs as examples/byo.sh (DISTILLERY_URL, DISTILLERY_API_KEY,
 # FASHION_MNIST_DIR, PYTHON, POLL_SECONDS), plus TRAIN_LIMIT (5000), TRANSFER_LIMIT (15000),
-# TEACHER_TRAIN_LIMIT (60000), TEACHER_EPOCHS (2).
+# TEACHER_TRAIN_LIMIT (60000), TEACHER_EPOCHS (2), METHODS (the jobs' suffixes, in order).
 # Run:  bash examples/fashion_mnist_methods.sh [output-dir]
 set -euo pipefail
 shopt -s inherit_errexit
@@ -58,7 +60,7 @@ TRANSFER_ID="$(upload "$OUT/transfer.npz" dataset)"
 TEACHER_ID="$(upload "$OUT/teacher.safetensors" teacher)"
 
 failed=0
-for method in kd dkd fitnets at kd-augment; do
+for method in ${METHODS:-kd dkd fitnets at kd-augment}; do
     name="fashion-mnist-resnet-$method"
     sed "s/<FASHION_FILE_ID>/$FASHION_ID/; s/<TRANSFER_FILE_ID>/$TRANSFER_ID/; \
 s/<TEACHER_FILE_ID>/$TEACHER_ID/" "$HERE/uploads/$name.json" >"$OUT/$name.json"

@@ -94,7 +94,15 @@ acc = lambda k: (r.get(k) or {}).get("test_accuracy")
 name, job, wall = sys.argv[1:]
 teacher, student, baseline = (acc(k) for k in ("teacher", "student", "baseline"))
 gain = r["compression"]["kd_gain"]
+compressed = ""
+if "pruned" in r:
+    p = r["pruned"]
+    compressed += f" pruned {acc('pruned')} ({p['params']} params)"
+if "int8" in r:
+    q = r["int8"]
+    compressed += (f" int8 {acc('int8')} ({q['bytes']} bytes, float graph "
+                   f"{q['float_onnx']['test_accuracy']} {q['float_onnx']['bytes']} bytes)")
 print(f"{name} {job}: teacher {teacher} student {student} baseline {baseline} "
-      f"kd_gain {gain} wall {wall} s")
+      f"kd_gain {gain}{compressed} wall {wall} s")
 ' "$name" "$id" "$wall" <<<"$job" | tee -a "$out/summary.txt"
 }

@@ -173,7 +173,8 @@ SENTIMENT_METHODS = ["kd", "reverse-kl", "jsd"]
 
 def test_the_upload_templates_are_those_the_example_scripts_submit() -> None:
     byo = {"fashion-mnist-cnn", "fashion-mnist-onnx-teacher", "fashion-mnist-logits"}
-    methods = {f"fashion-mnist-resnet-{m}" for m in METHODS}
+    # METHODS=compress runs the one with compress steps instead of the five methods.
+    methods = {f"fashion-mnist-resnet-{m}" for m in [*METHODS, "compress"]}
     sentiment = {f"sentiment-{m}" for m in SENTIMENT_METHODS}
     assert {p.stem for p in UPLOAD_TEMPLATES} == byo | methods | sentiment
     script = (ROOT / "examples" / "sentiment_methods.sh").read_text()
@@ -183,7 +184,7 @@ def test_the_upload_templates_are_those_the_example_scripts_submit() -> None:
     assert all(name in script for name in byo)
     script = (ROOT / "examples" / "fashion_mnist_methods.sh").read_text()
     assert "fashion-mnist-resnet-$method" in script
-    assert f"for method in {' '.join(METHODS)}; do" in script
+    assert f"for method in ${{METHODS:-{' '.join(METHODS)}}}; do" in script
 
 
 @pytest.mark.parametrize("path", UPLOAD_TEMPLATES, ids=[p.name for p in UPLOAD_TEMPLATES])
@@ -211,6 +212,10 @@ def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Pa
         assert spec["teacher"]["file_id"] == "file_teacher0123"
         assert (spec["teacher"]["arch"], spec["teacher"]["params"]["depth"]) == ("resnet_cifar", 56)
         assert (spec["student"]["arch"], spec["student"]["params"]["depth"]) == ("resnet_cifar", 20)
+        if method == "compress":  # kd, then pruned and quantised
+            assert spec["distill"]["method"] == "kd"
+            assert set(spec["compress"]) == {"prune", "quantize"}
+            return
         assert spec["distill"]["method"] == method.removesuffix("-augment")
         assert (spec["dataset"].get("augment") is not None) == method.endswith("-augment")
         return

@@ -1,8 +1,9 @@
 """Packaging a finished job: the report (teacher, student, baseline and, when asked, the
 random-init baseline on the test split, the
 compression they add up to, and the diagnosis: whether distillation helped and, if not, why),
-the exported student files, metrics.csv, report.json and the manifest that lists them with
-their sha256, all uploaded as the job's artifacts."""
+the exported student files (and the compress stages' graphs), metrics.csv, the frontier's plot
+(frontier.svg), report.json and the manifest that lists them with their sha256, all uploaded
+as the job's artifacts."""
 
 import csv
 import json
@@ -15,6 +16,7 @@ from torch import nn
 from app import jobs
 from app.db import session_scope
 from app.store.base import artifact_key
+from distillery.types.frontier import frontier_svg
 from worker import diagnosis, export
 from worker.causal_lm import folder
 from worker.causal_lm.module import TokenLm
@@ -145,13 +147,20 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             export.export_torchscript(student, example, path)
         files[path.name] = (fmt, path)
 
-    int8 = job.built.get("int8_onnx")  # the quantize stage's graph (compress.quantize)
-    if int8 is not None:
-        files[int8.name] = ("onnx", int8)
+    # The compress stages' graphs (compress.prune, compress.quantize).
+    for built in ("pruned_onnx", "int8_onnx"):
+        graph = job.built.get(built)
+        if graph is not None:
+            files[graph.name] = ("onnx", graph)
 
     metrics_path = out / "metrics.csv"
     write_metrics_csv(job, metrics_path)
     files["metrics.csv"] = ("csv", metrics_path)
+    svg = frontier_svg(report)  # the frontier stage's measurements, drawn
+    if svg is not None:
+        svg_path = out / "frontier.svg"
+        svg_path.write_text(svg)
+        files["frontier.svg"] = ("svg", svg_path)
     report_path = out / "report.json"
     report_path.write_text(json.dumps(report, indent=2))
     files["report.json"] = ("json", report_path)
@@ -172,7 +181,9 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
             "dtype": data.raw_dtype,
         },
         "teacher": job.teacher.describe(),
-        "metrics": {k: report[k] for k in ("teacher", *job.student_models, "int8") if k in report},
+        "metrics": {
+            k: report[k] for k in ("teacher", *job.student_models, "pruned", "int8") if k in report
+        },
         "compression": report["compression"],
         "files": {},
     }

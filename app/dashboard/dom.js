@@ -8,6 +8,7 @@ export const MODEL_STYLES = {
   teacher: { label: "teacher", color: "#1f6fd1" },
   student: { label: "student (distilled)", color: "#e4572e" },
   baseline: { label: "baseline (from scratch)", color: "#2a9d3f" },
+  pruned: { label: "pruned (KD recovery)", color: "#8e44ad" },
 };
 
 // --- small DOM helpers ----------------------------------------------------------------------

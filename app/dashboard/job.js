@@ -124,7 +124,7 @@ export function jobView(view, jobId) {
         artifactNames = names;
         renderArtifacts(artifacts, base, listing);
       }
-      if (job.result) renderResults(results, job.result, task);
+      if (job.result) renderResults(results, job.result, task, base);
       if (job.cost && job.cost.estimate) renderCost(cost, job.cost);
     }
     // One more pass after the job has finished (its last events and artifacts), then stop.
@@ -238,7 +238,7 @@ export async function download(link, name) {
   }
 }
 
-export function renderResults(section, result, task) {
+export function renderResults(section, result, task, base) {
   const models = ["teacher", "student", "baseline", "random_init"].filter((m) => result[m]);
   const testKeys = [];
   for (const m of models) {
@@ -285,8 +285,62 @@ export function renderResults(section, result, task) {
     el("h3", {}, "Compression"),
     el("table", { class: "compression" }, el("tbody", {}, compressionRows)),
     result.diagnosis ? [el("h3", {}, "Diagnosis"), diagnosisBlock(result.diagnosis)] : null,
+    result.frontier ? frontierBlock(result.frontier, base) : null,
   );
   section.hidden = false;
+}
+
+// The frontier: every model the job produced, timed and scored in one runtime; its table, and
+// the job's frontier.svg (drawn by the worker: the CLI draws the same) fetched with the key.
+const FRONTIER_COLUMNS = [
+  ["params", "Params", fmtNumber],
+  ["bytes", "Size", fmtBytes],
+  ["latency_ms_p50", "p50 ms (batch 1)", fmtNumber],
+  ["latency_ms_p95", "p95 ms (batch 1)", fmtNumber],
+  ["throughput_per_s_batch32", "per s (batch 32)", fmtNumber],
+];
+
+function frontierBlock(frontier, base) {
+  const metric = `test_${frontier.metric}`;
+  const columns = [
+    ...FRONTIER_COLUMNS,
+    [metric, label(metric), fmtNumber],
+    [`${frontier.metric}_pct_of_teacher`, "% of teacher", fmtNumber],
+    ["top1_agreement", "top-1 = teacher", fmtNumber],
+  ];
+  const plot = el("div", { class: "frontier-plot" });
+  if (base) {
+    api(`${base}/artifacts/frontier.svg`)
+      .then((response) => response.blob())
+      .then((blob) => {
+        const image = el("img", { alt: "size and latency against the test metric, per model" });
+        image.src = URL.createObjectURL(blob);
+        replace(plot, image);
+      })
+      .catch(() => replace(plot, el("p", {}, "No frontier.svg for this job.")));
+  }
+  return [
+    el("h3", {}, "Frontier"),
+    el(
+      "table",
+      { class: "results frontier" },
+      el("thead", {}, el("tr", {}, ["Model", ...columns.map((c) => c[1])].map((h) => el("th", {}, h)))),
+      el(
+        "tbody",
+        {},
+        frontier.rows.map((row) =>
+          el(
+            "tr",
+            { "data-model": row.model },
+            el("th", {}, swatch(row.model), row.model),
+            columns.map(([key, , fmt]) => el("td", {}, row[key] === null || row[key] === undefined ? "—" : fmt(row[key]))),
+          ),
+        ),
+      ),
+    ),
+    el("p", { class: "hint" }, `Timed in ${frontier.runtime}, ${frontier.threads} thread, on ${frontier.cpu}.`),
+    plot,
+  ];
 }
 
 // Whether distillation helped and, where it could not, why: each finding's code and its

@@ -62,7 +62,32 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     if spec["task"] == LANGUAGE_MODEL and distill["soft_label_top_k"] is None:
         distill["soft_label_top_k"] = source.lm_top_k
     _check_tail_samples(distill)
+    _check_prune(spec)
     return spec
+
+
+def _check_prune(spec: dict[str, Any]) -> None:
+    """`compress.prune` removes channels from zoo architectures whose catalog entry says
+    torch-pruning covers their layers, and recovers with at most the distillation's epochs
+    (the stored labels of augmented views exist for those epochs only)."""
+    prune = (spec.get("compress") or {}).get("prune")
+    if prune is None:
+        return
+    student = spec["student"]
+    prunable = [name for name, entry in MODELS.items() if entry.prunable]
+    if student["source"] != "zoo" or not MODELS[student["arch"]].prunable:
+        what = f"arch {student['arch']!r}" if "arch" in student else repr(student["source"])
+        raise SpecError(
+            "compress.prune",
+            f"structured pruning takes a zoo student of arch {', '.join(prunable)}; not {what} "
+            "(a from_teacher student is made smaller by its width options)",
+        )
+    if prune["recovery_epochs"] > spec["distill"]["epochs"]:
+        raise SpecError(
+            "compress.prune.recovery_epochs",
+            f"at most distill.epochs ({spec['distill']['epochs']}): recovery reads the labels "
+            "distillation stored",
+        )
 
 
 def _check_tail_samples(distill: dict[str, Any]) -> None:

@@ -91,7 +91,13 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     watch.add_argument("job_id")
     watching(watch)
 
-    command("show", "show a job: status, stage, progress, result").add_argument("job_id")
+    show = command("show", "show a job: status, stage, progress, result")
+    show.add_argument("job_id")
+    show.add_argument(
+        "--plot",
+        metavar="SVG",
+        help="also write the job's size / latency / accuracy frontier to this SVG file",
+    )
     command("status", "show a job (as `show`)", runs="show").add_argument("job_id")
 
     logs = command("logs", "a job's events: time, kind, message")

@@ -26,6 +26,7 @@ from distillery.cli import costs, report, watch
 from distillery.cli.output import Output, duration, percent, size, when
 from distillery.client import Client
 from distillery.errors import DistilleryError, NotFound
+from distillery.types.frontier import frontier_lines, frontier_svg
 
 OK, FAILED, USAGE, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 130, 141
 # What `download ID` fetches without a name: the exported student, in the first format the
@@ -120,7 +121,7 @@ def print_outcome(job: types.Job, out: Output) -> None:
     """How a finished job ended: its report and distillation gain, or its error (stderr)."""
     if job.status == "succeeded" and job.result:
         out.line()
-        for text in report.report_lines(job.result):
+        for text in report.report_lines(job.result) + frontier_lines(job.result):
             out.line(text)
         out.line(report.gain_line(job.result), style="bold")
         for text in report.diagnosis_lines(job.result):
@@ -139,6 +140,13 @@ def print_outcome(job: types.Job, out: Output) -> None:
 
 def show(client: Client, args: argparse.Namespace, out: Output) -> int:
     job = client.jobs.retrieve(args.job_id)
+    if getattr(args, "plot", None):
+        # The frontier drawn from the result, as the job's frontier.svg artifact draws it.
+        drawing = frontier_svg(job.result or {})
+        if drawing is None:
+            print(f"job {job.id} has no frontier (yet) to plot", file=sys.stderr, flush=True)
+            return FAILED
+        Path(args.plot).write_text(drawing)
     if out.json:
         out.document(job)
         return OK
@@ -164,7 +172,7 @@ def show(client: Client, args: argparse.Namespace, out: Output) -> int:
     out.fields(pairs)
     if job.result:
         out.line()
-        for text in report.report_lines(job.result):
+        for text in report.report_lines(job.result) + frontier_lines(job.result):
             out.line(text)
         out.line(report.gain_line(job.result))
         for text in report.diagnosis_lines(job.result):

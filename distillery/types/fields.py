@@ -60,6 +60,8 @@ PositiveFinite = Annotated[float, Field(gt=0), AfterValidator(finite)]
 # T^2 overflow); no published schedule goes near it.
 Temperature = Annotated[float, Field(gt=0, le=1000), AfterValidator(finite)]
 NonNegativeFinite = Annotated[float, Field(ge=0), AfterValidator(finite)]
+# Strictly between 0 and 1 (NaN fails both bounds).
+Fraction = Annotated[float, Field(gt=0, lt=1)]
 Epochs = Annotated[int, Field(ge=1, le=10_000)]
 BatchSize = Annotated[int, Field(ge=1, le=65_536)]
 FileId = Annotated[Text, Field(min_length=1, max_length=40, description="id of an uploaded file")]

@@ -29,8 +29,10 @@ from distillery.types.catalog.teacher_sources import (
 )
 from distillery.types.fields import (
     BatchSize,
+    Fraction,
     JsonObject,
     NonNegativeFinite,
+    PositiveFinite,
     Strict,
     Temperature,
     Text,
@@ -152,9 +154,52 @@ class QuantizeSpec(Strict):
     )
 
 
-class CompressSpec(Strict):
-    """What is done to the distilled student after distillation, each step its own stage."""
+class PruneSpec(Strict):
+    """Structured pruning of the distilled student (torch-pruning's DepGraph: coupled channel
+    groups removed whole), then a short KD recovery from the stored soft labels."""
 
+    params_ratio: Fraction | None = Field(
+        default=None,
+        description="target: the pruned student keeps at most this fraction of the "
+        "distilled student's parameters (0.5 when no target is given)",
+    )
+    latency_ratio: Fraction | None = Field(
+        default=None,
+        description="target: the pruned student's batch-1 latency on one CPU thread (PyTorch, "
+        "measured after each pruning step) at most this fraction of the distilled student's",
+    )
+    importance: Literal["l2", "l1", "taylor"] = Field(
+        default="l2",
+        description="how a channel group is ranked: the L2 or L1 norm of its weights, or "
+        "`taylor` (|weight x gradient| of the KD loss on the first training batches)",
+    )
+    recovery_epochs: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        default=2,
+        description="epochs of KD on the stored soft labels after pruning (0: none); at most "
+        "distill.epochs",
+    )
+    recovery_lr: PositiveFinite | None = Field(
+        default=None, description="the recovery's learning rate (default: distill.lr / 10)"
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "PruneSpec":
+        if self.params_ratio is not None and self.latency_ratio is not None:
+            raise ValueError("give params_ratio or latency_ratio, not both")
+        if self.params_ratio is None and self.latency_ratio is None:
+            self.params_ratio = 0.5
+        return self
+
+
+class CompressSpec(Strict):
+    """What is done to the distilled student after distillation, each step its own stage (in
+    this order: the int8 graph is of the pruned student when both are asked)."""
+
+    prune: PruneSpec | None = Field(
+        default=None,
+        description="structured pruning + KD recovery: `student.pruned.onnx` and the "
+        "report's `pruned` row",
+    )
     quantize: QuantizeSpec | None = Field(
         default=None, description="int8: `student.int8.onnx` and the report's `int8` row"
     )

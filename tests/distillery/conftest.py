@@ -29,6 +29,7 @@ STAGES = [
     "baseline",
     "distill",
     "evaluate",
+    "frontier",
     "export",
 ]
 

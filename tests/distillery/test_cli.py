@@ -83,6 +83,11 @@ def test_submit_wait_then_list_show_logs_download(
     assert json.loads(ok(distillery(server, "show", job_id, "--json")))["status"] == "succeeded"
     shown = ok(distillery(server, "status", job_id))
     assert "status:   succeeded" in shown and "test acc" in shown
+    # The frontier: a row per model, timed in one runtime on a named CPU.
+    frontier = shown.split("\nfrontier\n")[1].splitlines()
+    assert frontier[0].split()[:3] == ["model", "params", "bytes"]
+    assert [row.split()[0] for row in frontier[1:4]] == ["teacher", "student", "baseline"]
+    assert frontier[4].startswith("  timed in onnxruntime ")
     with Client(server.url, server.api_key) as client:
         result = client.jobs.retrieve(job_id).result
     assert result is not None
@@ -118,6 +123,10 @@ def test_submit_wait_then_list_show_logs_download(
     assert downloaded.count("verified") == len(artifacts)
     for name, digest in artifacts.items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    # `show --plot` draws the frontier from the result: the very SVG the job uploaded.
+    plot = tmp_path / "plot.svg"
+    ok(distillery(server, "show", job_id, "--plot", str(plot)))
+    assert plot.read_text() == (out / "frontier.svg").read_text()
     # Without a name: the student, in the format the job exported (safetensors here).
     one = json.loads(ok(distillery(server, "download", job_id, "-o", str(tmp_path), "--json")))
     assert [d["name"] for d in one["data"]] == ["student.safetensors"]

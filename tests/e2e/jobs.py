@@ -37,6 +37,7 @@ def check_downloaded_student(url: str, job: dict[str, Any], folder: Path) -> Non
         "manifest.json",
         "report.json",
         "metrics.csv",
+        "frontier.svg",
     }
     response = httpx.get(f"{url}/v1/jobs/{job_id}/artifacts/student.onnx")
     assert response.status_code == 200

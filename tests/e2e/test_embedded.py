@@ -36,6 +36,7 @@ def test_digits_job_from_submit_to_downloaded_student(
         "baseline",
         "distill",
         "evaluate",
+        "frontier",
         "export",
     ]
     metrics = httpx.get(f"{url}/v1/jobs/{job['id']}/metrics").json()["data"]

@@ -5,7 +5,13 @@ from typing import Any
 from tests.e2e.jobs import DIGITS_JOB
 
 # What a job exporting only safetensors leaves to download.
-ARTIFACTS = {"student.safetensors", "manifest.json", "report.json", "metrics.csv"}
+ARTIFACTS = {
+    "student.safetensors",
+    "manifest.json",
+    "report.json",
+    "metrics.csv",
+    "frontier.svg",
+}
 
 
 def digits_job(

@@ -51,7 +51,7 @@ def test_cancel_while_queued_mid_epoch_and_at_completion(celery_stack: Stack) ->
             return False
         progress = job["progress"]
         return job["status"] in checks.FINAL_STATUSES or (
-            job["stage"] in ("distill", "evaluate", "export")
+            job["stage"] in ("distill", "evaluate", "frontier", "export")
             and (job["stage"] != "distill" or progress["epoch"] == progress["epochs"])
         )
 

@@ -48,7 +48,7 @@ TINY: dict[str, Any] = {
 
 
 # The stages a job runs only when its spec asks for them (the TINY spec asks for none).
-ASKED_FOR = ("teacher_text", "tune", "hints", "random_init", "quantize")
+ASKED_FOR = ("teacher_text", "tune", "hints", "random_init", "prune", "quantize")
 
 
 def submit(settings: Settings, spec: dict[str, Any]) -> str:
@@ -142,6 +142,7 @@ def test_a_job_runs_every_stage_to_exported_artifacts(settings: Settings) -> Non
         "manifest.json",
         "report.json",
         "metrics.csv",
+        "frontier.svg",
     }
     result = job.result
     assert result is not None

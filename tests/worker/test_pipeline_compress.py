@@ -1,6 +1,7 @@
-"""`compress.quantize`: the distilled student comes back as an int8 ONNX graph too, measured in
+"""`compress`: the distilled student comes back pruned (fewer parameters, fewer channels in its
+graph, recovered by KD from the stored labels) and as an int8 ONNX graph, measured in
 onnxruntime on the test split, static (calibrated on training examples, never test ones) for
-a convolutional student and dynamic for a linear one; the downloaded file gives the report's
+a convolutional student and dynamic for a linear one; each downloaded file gives the report's
 accuracy on the dataset's raw inputs."""
 
 from pathlib import Path
@@ -28,13 +29,20 @@ CONV: dict[str, Any] = {
 }
 
 
-def downloaded_accuracy(settings: Settings, job_id: str, tmp_path: Path) -> float:
-    """student.int8.onnx as a user downloads it, on the raw test inputs the job used."""
+def downloaded(settings: Settings, job_id: str, name: str, tmp_path: Path) -> Path:
+    path = tmp_path / name
+    store = LocalStore(settings.artifact_url)
+    path.write_bytes(b"".join(store.open_chunks(artifact_key(job_id, name))))
+    return path
+
+
+def downloaded_accuracy(
+    settings: Settings, job_id: str, tmp_path: Path, name: str = "student.int8.onnx"
+) -> float:
+    """An ONNX file as a user downloads it, on the raw test inputs the job used."""
     import onnxruntime
 
-    store = LocalStore(settings.artifact_url)
-    path = tmp_path / "student.int8.onnx"
-    path.write_bytes(b"".join(store.open_chunks(artifact_key(job_id, "student.int8.onnx"))))
+    path = downloaded(settings, job_id, name, tmp_path)
     job = load(settings, job_id)[0]
     data = prepare(job.spec["dataset"], job.spec["seed"], settings, job.tenant)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -127,3 +135,93 @@ def test_a_causal_lm_student_comes_back_in_int8_with_the_reports_loss(
         torch.from_numpy(logits).flatten(0, 1), torch.from_numpy(y_test).long().flatten()
     )
     assert float(loss) == pytest.approx(int8["test_loss"], abs=1e-3)
+
+
+def conv_widths(path: Path) -> list[int]:
+    """The output channels of each convolution in an ONNX graph (its weights' first axis)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    weights = {w.name: list(w.dims) for w in graph.initializer}
+    return [weights[node.input[1]][0] for node in graph.node if node.op_type == "Conv"]
+
+
+def test_a_pruned_then_quantized_student_has_fewer_channels_and_the_reports_accuracy(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    compress = {"prune": {"params_ratio": 0.5, "recovery_epochs": 2}, "quantize": {"kind": "int8"}}
+    job_id = submit(sqlite_settings, {**CONV, "compress": compress})
+    lifecycle.run(job_id, sqlite_settings)
+    job, events, metrics, artifacts = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    report = job.result
+    student, pruned, int8 = report["student"], report["pruned"], report["int8"]
+    assert pruned["params"] <= 0.5 * student["params"]
+    assert report["compression"]["pruned_param_ratio"] >= 2
+    assert pruned["pruning"]["importance"] == "l2"
+    assert pruned["pruning"]["recovery"]["labels"] == "stored"
+    assert pruned["pruning"]["channels"]  # which layers lost channels, from -> to
+    assert any(e.message.startswith("prune: ") for e in events)
+    # Recovery's curves, one row per epoch, like every training stage.
+    assert [m.epoch for m in metrics if m.stage == "prune"] == [1, 2]
+    # The int8 graph is the pruned student's.
+    assert int8["of"] == "pruned" and int8["params"] == pruned["params"]
+    assert {"student.onnx", "student.pruned.onnx", "student.int8.onnx"} <= {
+        a.name for a in artifacts
+    }
+    for name, row in (("student.pruned.onnx", pruned), ("student.int8.onnx", int8)):
+        accuracy = downloaded_accuracy(sqlite_settings, job_id, tmp_path, name)
+        assert accuracy == pytest.approx(row["test_accuracy"], abs=1e-3)
+    # Fewer channels in the graph itself, every convolution narrower or the same.
+    full = conv_widths(downloaded(sqlite_settings, job_id, "student.onnx", tmp_path))
+    smaller = conv_widths(downloaded(sqlite_settings, job_id, "student.pruned.onnx", tmp_path))
+    assert len(full) == len(smaller) and sum(smaller) < sum(full)
+    assert all(s <= f for s, f in zip(smaller, full, strict=True))
+
+    # The frontier: every model the job produced, timed and scored in one runtime.
+    frontier = report["frontier"]
+    assert frontier["runtime"].startswith("onnxruntime") and frontier["threads"] == 1
+    assert frontier["cpu"] and frontier["metric"] == "accuracy"
+    rows = {row["model"]: row for row in frontier["rows"]}
+    assert list(rows) == ["teacher", "student", "pruned", "int8"]
+    for name, row in rows.items():
+        assert 0 < row["latency_ms_p50"] <= row["latency_ms_p95"]
+        assert row["throughput_per_s_batch32"] > 0
+        assert row["params"] == report[name]["params"]
+        assert row["test_accuracy"] == pytest.approx(report[name]["test_accuracy"], abs=1e-3)
+        teacher_share = 100 * row["test_accuracy"] / report["teacher"]["test_accuracy"]
+        assert row["accuracy_pct_of_teacher"] == pytest.approx(teacher_share, abs=0.01)
+        assert 0 <= row["top1_agreement"] <= 1
+    assert rows["teacher"]["top1_agreement"] == 1.0
+    assert rows["int8"]["bytes"] == int8["bytes"]
+    assert rows["pruned"]["bytes"] < rows["student"]["bytes"]
+    svg = downloaded(sqlite_settings, job_id, "frontier.svg", tmp_path).read_text()
+    assert svg.startswith("<svg") and svg.count("<circle") == 2 * len(rows)
+    assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # nothing fetched
+
+
+
+def test_a_latency_target_with_taylor_importance_prunes_until_the_measured_latency_holds(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The latency target is measured after each step; here the clock is a stand-in that
+    reads the parameter count (timings are the benchmarks' business, not a test's)."""
+    from worker import export
+    from worker.models import count_params
+
+    def latency_ms(model: Any, example: Any, runs: int = 50) -> float:
+        return count_params(model) / 100
+
+    monkeypatch.setattr(export, "cpu_latency_ms", latency_ms)
+    prune = {"latency_ratio": 0.6, "importance": "taylor", "recovery_epochs": 1}
+    job_id = submit(sqlite_settings, {**CONV, "compress": {"prune": prune}})
+    lifecycle.run(job_id, sqlite_settings)
+    job, _, _, artifacts = load(sqlite_settings, job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    student, pruned = job.result["student"], job.result["pruned"]
+    assert pruned["pruning"]["target"] == {"latency_ratio": 0.6}
+    assert pruned["pruning"]["importance"] == "taylor"
+    assert pruned["latency_ms_cpu"] <= 0.6 * student["latency_ms_cpu"]
+    assert pruned["params"] <= 0.6 * student["params"]
+    assert "student.pruned.onnx" in {a.name for a in artifacts}
+    assert "int8" not in job.result

@@ -73,6 +73,7 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
     assert not (tmp_path / "host-b" / "jobs" / job_id).exists()
     assert not work_folder.exists()
     assert RemoteLikeStore(store_url).list_keys(f"jobs/{job_id}/") == [
+        f"jobs/{job_id}/frontier.svg",
         f"jobs/{job_id}/manifest.json",
         f"jobs/{job_id}/metrics.csv",
         f"jobs/{job_id}/report.json",

@@ -4,6 +4,7 @@ cost: for progress and for estimates), and what it does to the job's context."""
 import math
 from typing import ClassVar
 
+from distillery.types.catalog import STAGES as CATALOG
 from worker.job_context import JobContext
 from worker.stage_cost import StageCost
 
@@ -12,7 +13,9 @@ class Stage:
     name: ClassVar[str]
 
     def applies(self, job: JobContext) -> bool:
-        return True
+        """Whether the stage runs for the job: by default, when its catalog entry serves the
+        job's task."""
+        return job.task.name in CATALOG[self.name].tasks
 
     def cost(self, job: JobContext) -> StageCost:
         return StageCost()

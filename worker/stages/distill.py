@@ -4,6 +4,7 @@ them)."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -17,6 +18,7 @@ from worker.kd.losses import UNLABELLED
 from worker.kd.schedules import TemperatureSchedule
 from worker.stages.base import Stage, StageCost, student_training
 from worker.stages.soft_labels import teacher_runs_online
+from worker.train import BatchLoss
 
 # What the hints stage leaves for distillation: the student and the method's learnable parts.
 HINTS_OUTPUT = "hints"
@@ -36,6 +38,7 @@ class MethodRun:
         method: Method,
         student_taps: FeatureTaps,
         teacher_taps: FeatureTaps,
+        student: nn.Module,
     ) -> None:
         self.job, self.method = job, method
         self.x, y = job.distill_set()
@@ -44,7 +47,7 @@ class MethodRun:
         self._teacher = job.teacher.module
         if self._teacher is not None:
             self._teacher.eval()
-        self.model = with_learnable_parts(job, method, self.teacher_outputs, student_taps)
+        self.model = with_learnable_parts(job, method, self.teacher_outputs, student_taps, student)
 
     def teacher_outputs(self, batch: Batch, inputs: torch.Tensor) -> Outputs:
         if not self.method.reads_teacher_logits:
@@ -89,15 +92,31 @@ def _float(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @contextmanager
-def method_run(job: JobContext) -> Iterator[MethodRun]:
-    """A MethodRun for the job. The taps (forward hooks) exist only inside: the student that
-    is evaluated and exported afterwards runs without them."""
-    method = build_method(job.distill_settings)
+def method_run(
+    job: JobContext, settings: dict[str, Any] | None = None, student: nn.Module | None = None
+) -> Iterator[MethodRun]:
+    """A MethodRun for the job: its distillation settings and student unless others are
+    given (the prune stage's recovery: kd, the pruned student). The taps (forward hooks)
+    exist only inside: the student that is evaluated and exported afterwards runs without
+    them."""
+    method = build_method(job.distill_settings if settings is None else settings)
+    student = job.student if student is None else student
     with (
-        FeatureTaps(job.student, method.student_layers()) as student_taps,
+        FeatureTaps(student, method.student_layers()) as student_taps,
         FeatureTaps(job.teacher.module, method.teacher_layers()) as teacher_taps,
     ):
-        yield MethodRun(job, method, student_taps, teacher_taps)
+        yield MethodRun(job, method, student_taps, teacher_taps, student)
+
+
+def method_loss(run: MethodRun) -> BatchLoss:
+    """A batch's loss under the run's method, at the batch's temperature."""
+
+    def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
+        student, teacher, labels = run.outputs(m, batch)
+        assert batch.temperature is not None  # distillation always has one
+        return run.method.loss(student, teacher, labels, temperature=batch.temperature)
+
+    return batch_loss
 
 
 class Distill(Stage):
@@ -118,17 +137,11 @@ class Distill(Stage):
                 # The hints stage's student and regressors are where distillation starts.
                 run.model.load_state_dict(load_file(str(hints), device=str(job.device)))
                 job.event("info", "distill: starting from the student the hints stage trained")
-
-            def batch_loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-                student, teacher, labels = run.outputs(m, batch)
-                assert batch.temperature is not None  # distillation always has one
-                return run.method.loss(student, teacher, labels, temperature=batch.temperature)
-
             schedule = TemperatureSchedule(
                 settings["temperature_schedule"], settings["temperature"], settings["epochs"]
             )
             job.trainer.train_stage(
-                run.model, settings, run.x, batch_loss, "student", temperature=schedule
+                run.model, settings, run.x, method_loss(run), "student", temperature=schedule
             )
         job.outputs.save_output(student, "student")
 
@@ -147,13 +160,16 @@ class StudentWithMethod(nn.Module):
 
 
 def with_learnable_parts(
-    job: JobContext, method: Method, teacher_outputs: TeacherOutputs, student_taps: FeatureTaps
+    job: JobContext,
+    method: Method,
+    teacher_outputs: TeacherOutputs,
+    student_taps: FeatureTaps,
+    student: nn.Module,
 ) -> nn.Module:
     """The module distillation trains: the student, plus the method's learnable parts (built
     from the shapes of one batch's features) when it has any, so that they share the
     optimiser and the checkpoint. A method without them trains the bare student, whose
     checkpoints are those of every earlier version."""
-    student = job.student
     if not method.student_layers():
         return student
     x = job.data.distill

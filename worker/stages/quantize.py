@@ -1,5 +1,6 @@
-"""quantize: when the spec asks (`compress.quantize`), the distilled student's ONNX graph in
-int8 with onnxruntime.quantization (torch.ao.quantization is deprecated for removal):
+"""quantize: when the spec asks (`compress.quantize`), the distilled student's ONNX graph (the
+pruned student's, when the spec prunes too) in int8 with onnxruntime.quantization
+(torch.ao.quantization is deprecated for removal):
 
 - static: QDQ, per-channel int8 weights, int8 activations whose ranges are calibrated on the
   first `calibration_examples` of the transfer set (when the job has one) or of the training
@@ -11,16 +12,13 @@ Both graphs, float and int8, are then measured the same way on the test split in
 onnxruntime, on the dataset's raw inputs (what the exported graph takes); the report gains an
 `int8` row and the export stage uploads `student.int8.onnx`."""
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from worker import export
+from worker import export, onnx_runtime
 from worker.causal_lm.module import TokenLm
 from worker.data.prepare import Examples
 from worker.job_context import JobContext
@@ -31,6 +29,12 @@ OUTPUT = "student.int8.onnx"
 
 def asked(job: JobContext) -> dict[str, Any] | None:
     return (job.spec.get("compress") or {}).get("quantize")  # older specs have no compress
+
+
+def _source(job: JobContext) -> tuple[str, nn.Module]:
+    """The model quantised: the pruned student when the spec prunes, else the student."""
+    pruned = job.built.get("pruned")
+    return ("pruned", pruned) if pruned is not None else ("student", job.student)
 
 
 def calibration_set(job: JobContext) -> Examples:
@@ -55,7 +59,7 @@ class Quantize(Stage):
     def cost(self, job: JobContext) -> StageCost:
         settings = asked(job) or {}
         calibration = 0
-        if mode_for(job.student, settings.get("mode", "auto")) == "static":
+        if mode_for(_source(job)[1], settings.get("mode", "auto")) == "static":
             calibration = min(settings["calibration_examples"], len(calibration_set(job)))
         # Calibration passes (static), then the test split through the float and int8 graphs.
         return StageCost(student_inferred=float(calibration + 2 * len(job.data.test)))
@@ -66,17 +70,23 @@ class Quantize(Stage):
         data, task = job.data, job.task
         out = job.workdir / "quantize"
         out.mkdir(exist_ok=True)
-        student = job.student.cpu().eval()
+        of, student = _source(job)
+        student.cpu().eval()
         signature = task.signature(data)
         names = (signature["input"]["name"], signature["output"]["name"])
         example = task.example(data, 2)
         float_path, int8_path = out / "student.float.onnx", out / OUTPUT
         try:
-            export.export_onnx(student, example, float_path, names, dynamic_time=task.dynamic_time)
+            if of == "pruned":  # the prune stage exported it
+                float_path = job.built["pruned_onnx"]
+            else:
+                export.export_onnx(
+                    student, example, float_path, names, dynamic_time=task.dynamic_time
+                )
         except Exception as exc:  # the exporter does not take every Hugging Face architecture
             if not isinstance(student, TokenLm):
                 raise
-            job.student.to(job.device)
+            student.to(job.device)
             job.event("warning", f"no int8 student: the ONNX exporter failed ({exc})"[:2000])
             job.report.setdefault("checks", {})["int8"] = f"failed: {exc}"[:2000]
             return
@@ -88,21 +98,22 @@ class Quantize(Stage):
             _quantize_static(float_path, int8_path, names[0], inputs)
         else:
             _quantize_dynamic(float_path, int8_path)
-        job.student.to(job.device)
+        student.to(job.device)
         rows = {}
         for name, path in (("float", float_path), ("int8", int8_path)):
-            chunks = _onnx_logits(path, names, data.test, example.dtype, task.eval_batch)
+            chunks = onnx_runtime.logits(path, data.test, task.eval_batch)
             measured = task.measure_logits(chunks, data.y_test)
             rows[name] = {
                 "bytes": path.stat().st_size,
                 **{f"test_{k}": round(v, 4) for k, v in measured.items()},
-                "latency_ms_onnxruntime": round(_latency_ms(path, names[0], example), 4),
+                "latency_ms_onnxruntime": round(onnx_runtime.latency_ms(path, example), 4),
             }
         where = "transfer" if calibration is data.transfer else "train"
         job.report["int8"] = {
+            "of": of,
             "mode": mode,
             "calibration": {"split": where, "examples": count} if mode == "static" else None,
-            "params": job.report["student"]["params"],
+            "params": job.report[of]["params"],
             **rows["int8"],
             "float_onnx": rows["float"],
         }
@@ -111,7 +122,9 @@ class Quantize(Stage):
         )
         # The export stage uploads the int8 graph, and ships the float one as student.onnx
         # when the spec asks for ONNX rather than exporting the same student again.
-        job.built["int8_onnx"], job.built["float_onnx"] = int8_path, float_path
+        job.built["int8_onnx"] = int8_path
+        if of == "student":
+            job.built["float_onnx"] = float_path
         metric = task.selection[0]
         job.event(
             "info",
@@ -153,37 +166,3 @@ def _quantize_dynamic(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
-
-
-def _session(path: Path, threads: int | None = None) -> Any:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _onnx_logits(
-    path: Path, names: tuple[str, str], x: Examples, dtype: torch.dtype, batch: int
-) -> Iterator[torch.Tensor]:
-    """Logits of `x` through the graph at `path`, `batch` examples a run (the task's eval
-    batch: a language model's windows hold a vocabulary-wide row per token)."""
-    session = _session(path)
-    for chunk in x.chunks(batch):
-        feed = {names[0]: chunk.to(dtype).numpy()}
-        yield torch.from_numpy(session.run([names[1]], feed)[0])
-
-
-def _latency_ms(path: Path, input_name: str, example: torch.Tensor, runs: int = 50) -> float:
-    """Median batch-1 latency on one CPU thread in onnxruntime, after warm-up."""
-    session = _session(path, threads=1)
-    feed = {input_name: example[:1].numpy()}
-    for _ in range(5):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times) * 1000)

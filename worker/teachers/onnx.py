@@ -6,6 +6,7 @@ and must answer (batch, classes) logits.
 """
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,9 @@ class OnnxTeacher(TeacherSource):
     name = "onnx"
     preprocessing = "raw-float32-v1"
     upload: UploadedFile
+
+    def onnx_graph(self) -> Path:
+        return Path(self.path)
 
     def validate(self) -> None:
         import onnxruntime

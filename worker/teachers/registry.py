@@ -133,6 +133,11 @@ class TeacherSource:
         them (the diagnosis then skips its check of the teacher against the baseline)."""
         return None
 
+    def onnx_graph(self) -> Path | None:
+        """The teacher as an ONNX graph where the source holds one without a PyTorch module
+        (an uploaded ONNX teacher); None otherwise (a module is exported instead)."""
+        return None
+
     def evaluate(self) -> dict[str, Any]:
         """{"params", "bytes", "test_<metric>" for each of the task's metrics (e.g.
         test_accuracy, test_loss), "latency_ms_cpu"}; None: unknown."""

@@ -36,6 +36,9 @@ class ModelEntry(Entry):
     inputs: str = "values"
     # Why the model, with resolved params, cannot read examples of a shape: see Misfit.
     misfit: MisfitRule | None = field(default=None, compare=False)
+    # Whether `compress.prune` can remove its channels (torch-pruning's dependency graph
+    # covers its layers; attention heads are not handled).
+    prunable: bool = False
 
     def layer_names(self, params: dict[str, Any]) -> list[str]:
         """The layer names for resolved `params` (forward order)."""
@@ -48,7 +51,11 @@ class ModelEntry(Entry):
 
     def capabilities(self) -> dict[str, Any]:
         defaults = self.params().model_dump(mode="json")
-        return {"inputs": self.inputs, "layers": self.layer_names(defaults)}
+        return {
+            "inputs": self.inputs,
+            "layers": self.layer_names(defaults),
+            "prunable": self.prunable,
+        }
 
     def as_json(self) -> dict[str, Any]:
         out = super().as_json()
@@ -172,6 +179,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             layers_note="hidden1..hiddenN: each hidden layer after its ReLU (one per entry of "
             "`hidden`)",
             inputs="values",
+            prunable=True,
         ),
         ModelEntry(
             "cnn1d",
@@ -181,6 +189,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             layers_note="conv1..conv3: each convolution after its ReLU",
             inputs="values",
             misfit=_cnn1d_misfit,
+            prunable=True,
         ),
         ModelEntry(
             "cnn2d",
@@ -191,6 +200,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             "`channels`)",
             inputs="values",
             misfit=_ranks("cnn2d", "(height, width) or (channels, height, width)", 2, 3),
+            prunable=True,
         ),
         ModelEntry(
             "resnet_cifar",
@@ -200,6 +210,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             layers_note="stem, then stage1..stage3: the output of each stage's last residual block",
             inputs="values",
             misfit=_ranks("resnet_cifar", "(channels, height, width)", 3),
+            prunable=True,
         ),
         ModelEntry(
             "gpt",
@@ -227,6 +238,7 @@ MODELS: dict[str, ModelEntry] = by_name(
             TextCnnParams,
             inputs="bytes",
             misfit=_ranks("text_cnn", "texts as bytes (length,)", 1),
+            prunable=True,
         ),
     ]
 )

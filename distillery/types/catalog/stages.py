@@ -6,7 +6,7 @@ them in this order; the dashboard draws a curve per stage that trains a model.""
 from dataclasses import dataclass
 from typing import Any
 
-from distillery.types.catalog.base import BOTH_TASKS, Entry, Params, by_name
+from distillery.types.catalog.base import BOTH_TASKS, CLASSIFICATION, Entry, Params, by_name
 
 
 class NoParams(Params):
@@ -63,9 +63,24 @@ STAGES: dict[str, StageEntry] = by_name(
         StageEntry("distill", "The student, trained with the job's method.", trains="student"),
         StageEntry("evaluate", "Teacher, student and baseline on the test split."),
         StageEntry(
+            "prune",
+            "`compress.prune`: the student's coupled channel groups pruned to a parameter or "
+            "latency target (torch-pruning), then a short KD recovery from the stored labels.",
+            tasks=(CLASSIFICATION,),
+            trains="pruned",
+        ),
+        StageEntry(
             "quantize",
-            "`compress.quantize`: the student's ONNX graph in int8 (static QDQ calibrated on "
-            "training examples, or dynamic), measured on the test split in onnxruntime.",
+            "`compress.quantize`: the student's ONNX graph (the pruned one's, when asked) in "
+            "int8 (static QDQ calibrated on training examples, or dynamic), measured on the test "
+            "split in onnxruntime.",
+        ),
+        StageEntry(
+            "frontier",
+            "Every model the job produced (teacher, baselines, student, pruned, int8) timed and "
+            "scored the same way in onnxruntime on one CPU thread: size, p50 / p95 latency, "
+            "batch-32 throughput, test metric, % of the teacher's, top-1 agreement.",
+            tasks=(CLASSIFICATION,),
         ),
         StageEntry("export", "The student in the spec's formats, the report and manifest."),
     ]

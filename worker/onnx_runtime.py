@@ -1,0 +1,103 @@
+"""Graphs measured in onnxruntime, the same way for every model a job produced (the quantize
+stage's float and int8 graphs, the frontier's teacher / baseline / student / pruned / int8):
+on the CPU execution provider, each graph fed its own input type, logits a chunk at a time,
+latency at batch 1 on one thread, throughput at batch 32 on one thread."""
+
+import platform
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from worker.data.prepare import Examples
+
+# What a graph's declared input type reads as (the student's: float32 values, uint8 bytes;
+# an uploaded teacher's may take int64 bytes).
+INPUT_DTYPES = {
+    "tensor(float)": torch.float32,
+    "tensor(uint8)": torch.uint8,
+    "tensor(int64)": torch.int64,
+}
+THROUGHPUT_BATCH = 32
+
+
+def session(path: Path, threads: int | None = None) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def input_dtype(graph: Any) -> torch.dtype:
+    return INPUT_DTYPES[graph.get_inputs()[0].type]
+
+
+def logits(path: Path, x: Examples, batch: int) -> Iterator[torch.Tensor]:
+    """The graph's first output for `x`, `batch` examples a run (a language model's windows
+    hold a vocabulary-wide row per token: the task's eval batch)."""
+    graph = session(path)
+    name, dtype = graph.get_inputs()[0].name, input_dtype(graph)
+    for chunk in x.chunks(batch):
+        yield torch.from_numpy(graph.run(None, {name: chunk.to(dtype).numpy()})[0])
+
+
+def timings_ms(path: Path, example: torch.Tensor, runs: int = 50) -> list[float]:
+    """Each run's time on one CPU thread, in milliseconds, after warm-up."""
+    graph = session(path, threads=1)
+    feed = {graph.get_inputs()[0].name: example.to(input_dtype(graph)).numpy()}
+    for _ in range(5):
+        graph.run(None, feed)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        graph.run(None, feed)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def latency_ms(path: Path, example: torch.Tensor, runs: int = 50) -> float:
+    """Median batch-1 latency on one CPU thread."""
+    return statistics.median(timings_ms(path, example[:1], runs))
+
+
+def speed(path: Path, example: torch.Tensor) -> dict[str, float]:
+    """Batch-1 p50 / p95 latency and batch-32 throughput (examples a second), one thread.
+    `example` holds at least one example; the batch of 32 repeats it."""
+    single = timings_ms(path, example[:1], runs=100)
+    batch = example[:1].expand(THROUGHPUT_BATCH, *example.shape[1:]).contiguous()
+    batched = statistics.median(timings_ms(path, batch, runs=20))
+    p50, p95 = np.percentile(single, [50, 95])
+    return {
+        "latency_ms_p50": round(float(p50), 4),
+        "latency_ms_p95": round(float(p95), 4),
+        "throughput_per_s_batch32": round(THROUGHPUT_BATCH * 1000 / batched, 1),
+    }
+
+
+def runtime() -> dict[str, Any]:
+    """Where the timings were taken: the runtime, its provider and threads, and the CPU."""
+    import onnxruntime
+
+    return {
+        "runtime": f"onnxruntime {onnxruntime.__version__}",
+        "provider": "CPUExecutionProvider",
+        "threads": 1,
+        "cpu": cpu_name(),
+    }
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
