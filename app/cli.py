@@ -18,6 +18,7 @@ import httpx
 
 from distillery import cli as client_cli
 from distillery.cli.report import gain_line, report_lines
+from distillery.types.frontier import frontier_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +286,7 @@ def _demo(spec_path: Path, output: Path, port: int) -> int:
                 name, size, digest = artifact.name, artifact.bytes, artifact.sha256
                 print(f"  {name:<20} {size:>9} bytes  sha256 {digest[:16]}...")
             print()
-            print("\n".join(report_lines(job.result)))
+            print("\n".join(report_lines(job.result) + frontier_lines(job.result)))
             print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
             print(gain_line(job.result))
             return 0

@@ -63,6 +63,25 @@ def export_onnx(
             external_data=False,  # one self-contained file
             verbose=False,
         )
+    _strip_debug_metadata(path)
+
+
+def _strip_debug_metadata(path: Path) -> None:
+    """Drop what the exporter records on every node for debugging (the Python stack trace
+    with this worker's file paths and source lines, the module hierarchy, the FX node): a
+    downloaded graph shows nothing of the server, and is smaller (a fifth of an int8
+    resnet_cifar 20)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    for function in model.functions:
+        for node in function.node:
+            del node.metadata_props[:]
+    partial = path.with_name(path.name + ".partial")
+    onnx.save(model, str(partial))
+    os.replace(partial, path)
 
 
 def export_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:

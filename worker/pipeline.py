@@ -1,9 +1,9 @@
 """The pipeline every job runs, in both modes (worker/stages, in order):
 
-validate -> pretrain_teacher -> soft_labels -> baseline -> distill -> evaluate -> export
+validate -> pretrain_teacher -> soft_labels -> baseline -> distill -> evaluate -> frontier -> export
 
 (with teacher_text, tune and hints where the spec asks for them, before the baseline,
-random_init after it, and prune, quantize and, for classification, frontier before export). The
+random_init after it, and prune, quantize and frontier before export). The
 baseline runs before distillation so that the teacher is checked against the student trained
 alone (worker/diagnosis.py) before distillation spends its budget. After validate the job
 estimates itself (worker/estimate.py) on its device and records the estimate in its `cost`;

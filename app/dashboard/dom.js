@@ -9,6 +9,7 @@ export const MODEL_STYLES = {
   student: { label: "student (distilled)", color: "#e4572e" },
   baseline: { label: "baseline (from scratch)", color: "#2a9d3f" },
   pruned: { label: "pruned (KD recovery)", color: "#8e44ad" },
+  qat: { label: "int8 (quantisation-aware KD)", color: "#d4a017" },
 };
 
 // --- small DOM helpers ----------------------------------------------------------------------

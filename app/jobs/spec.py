@@ -62,15 +62,32 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     if spec["task"] == LANGUAGE_MODEL and distill["soft_label_top_k"] is None:
         distill["soft_label_top_k"] = source.lm_top_k
     _check_tail_samples(distill)
-    _check_prune(spec)
+    _check_compress(spec)
     return spec
 
 
-def _check_prune(spec: dict[str, Any]) -> None:
-    """`compress.prune` removes channels from zoo architectures whose catalog entry says
-    torch-pruning covers their layers, and recovers with at most the distillation's epochs
-    (the stored labels of augmented views exist for those epochs only)."""
-    prune = (spec.get("compress") or {}).get("prune")
+def _check_compress(spec: dict[str, Any]) -> None:
+    """The compress steps' trainings (prune's recovery, quantize's quantisation-aware
+    training) take at most the distillation's epochs: the stored labels of augmented views
+    exist for those epochs only. `compress.prune` removes channels from zoo architectures
+    whose catalog entry says torch-pruning covers their layers."""
+    compress = spec.get("compress") or {}
+    epochs = spec["distill"]["epochs"]
+    quantize = compress.get("quantize") or {}
+    trainings = {
+        "prune.recovery_epochs": (compress.get("prune") or {}).get("recovery_epochs", 0),
+        # Only a stated tolerance lets quantisation-aware training run.
+        "quantize.qat_epochs": (
+            quantize.get("qat_epochs", 0) if quantize.get("tolerance") is not None else 0
+        ),
+    }
+    for field, asked in trainings.items():
+        if asked > epochs:
+            raise SpecError(
+                f"compress.{field}",
+                f"at most distill.epochs ({epochs}): it reads the labels distillation stored",
+            )
+    prune = compress.get("prune")
     if prune is None:
         return
     student = spec["student"]
@@ -81,12 +98,6 @@ def _check_prune(spec: dict[str, Any]) -> None:
             "compress.prune",
             f"structured pruning takes a zoo student of arch {', '.join(prunable)}; not {what} "
             "(a from_teacher student is made smaller by its width options)",
-        )
-    if prune["recovery_epochs"] > spec["distill"]["epochs"]:
-        raise SpecError(
-            "compress.prune.recovery_epochs",
-            f"at most distill.epochs ({spec['distill']['epochs']}): recovery reads the labels "
-            "distillation stored",
         )
 
 

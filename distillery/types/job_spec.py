@@ -152,6 +152,21 @@ class QuantizeSpec(Strict):
         description="static: the examples whose activations set the ranges (the first of "
         "the transfer set when the job has one, else of the training split)",
     )
+    tolerance: NonNegativeFinite | None = Field(
+        default=None,
+        description="the most this step may lose in the task's test metric (accuracy as a "
+        "fraction: 0.005 is half a point; bits per byte for a language model); beyond it the "
+        "job gets a warning and the report row `within: false`",
+    )
+    qat_epochs: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        default=2,
+        description="when int8 loses more than `tolerance`: epochs of KD from the stored soft "
+        "labels with fake-quantised weights, then quantised again (0: never); at most "
+        "distill.epochs",
+    )
+    qat_lr: PositiveFinite | None = Field(
+        default=None, description="its learning rate (default: distill.lr / 10)"
+    )
 
 
 class PruneSpec(Strict):
@@ -180,6 +195,12 @@ class PruneSpec(Strict):
     )
     recovery_lr: PositiveFinite | None = Field(
         default=None, description="the recovery's learning rate (default: distill.lr / 10)"
+    )
+    tolerance: NonNegativeFinite | None = Field(
+        default=None,
+        description="the most this step may lose in the task's test metric (accuracy as a "
+        "fraction: 0.005 is half a point; bits per byte for a language model); beyond it the "
+        "job gets a warning and the report row `within: false`",
     )
 
     @model_validator(mode="after")

@@ -33,9 +33,22 @@ def test_a_job_that_prunes_and_quantizes_is_queued_with_defaults(client: TestCli
             "importance": "l2",
             "recovery_epochs": 2,
             "recovery_lr": None,
+            "tolerance": None,
         },
-        "quantize": {"kind": "int8", "mode": "auto", "calibration_examples": 256},
+        "quantize": {
+            "kind": "int8",
+            "mode": "auto",
+            "calibration_examples": 256,
+            "tolerance": None,
+            "qat_epochs": 2,
+            "qat_lr": None,
+        },
     }
+
+
+def test_quantisation_aware_epochs_matter_only_with_a_tolerance(client: TestClient) -> None:
+    spec = {**SPEC, "compress": {"quantize": {"qat_epochs": 5}}}  # never run: no tolerance
+    assert client.post("/v1/jobs", json=spec).status_code == 201
 
 
 def test_the_catalog_says_which_archs_can_be_pruned(client: TestClient) -> None:
@@ -54,6 +67,10 @@ def test_the_catalog_says_which_archs_can_be_pruned(client: TestClient) -> None:
         (compressed({"importance": "random"}), "compress.prune.importance"),
         (compressed({"recovery_epochs": 5}), "compress.prune.recovery_epochs"),
         (
+            {**SPEC, "compress": {"quantize": {"tolerance": 0.01, "qat_epochs": 5}}},
+            "compress.quantize.qat_epochs",
+        ),
+        (
             compressed(student={"arch": "text_transformer"}),
             "compress.prune",
         ),
@@ -67,7 +84,7 @@ def test_the_catalog_says_which_archs_can_be_pruned(client: TestClient) -> None:
             "compress.prune",
         ),
     ],
-    ids=["two-targets", "ratio", "importance", "recovery", "attention", "language-model"],
+    ids=["two-targets", "ratio", "importance", "recovery", "qat", "attention", "language-model"],
 )
 def test_what_prune_cannot_take_is_refused(
     client: TestClient, spec: dict[str, Any], param: str

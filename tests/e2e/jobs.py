@@ -45,6 +45,8 @@ def check_downloaded_student(url: str, job: dict[str, Any], folder: Path) -> Non
     assert response.headers["etag"] == f'"{by_name["student.onnx"]["sha256"]}"'
     path = folder / "student.onnx"
     path.write_bytes(response.content)
+    # Nothing of the server in the graph: no stack traces, no file paths of the worker.
+    assert b"stack_trace" not in response.content and b"worker/models" not in response.content
 
     manifest = httpx.get(f"{url}/v1/jobs/{job_id}/artifacts/manifest.json").json()
     assert manifest["input"] == {"name": "x", "shape": [None, 64], "dtype": "float32"}

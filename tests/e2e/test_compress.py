@@ -21,7 +21,7 @@ COMPRESSED_JOB: dict[str, Any] = {
     "export": ["onnx"],
     "compress": {
         "prune": {"params_ratio": 0.5, "recovery_epochs": 2},
-        "quantize": {"kind": "int8"},
+        "quantize": {"kind": "int8", "tolerance": 1.0},
     },
 }
 
@@ -76,6 +76,7 @@ def test_a_pruned_and_quantized_student_downloads_with_the_reports_accuracy(
     pruned, int8 = report["pruned"], report["int8"]
     assert pruned["params"] <= 0.5 * report["student"]["params"]
     assert int8["of"] == "pruned" and int8["mode"] == "dynamic"
+    assert int8["loss"]["tolerance"] == 1.0 and int8["loss"]["within"] is True
     manifest = httpx.get(f"{url}/v1/jobs/{job_id}/artifacts/manifest.json").json()
     assert manifest["metrics"]["pruned"] == pruned and manifest["metrics"]["int8"] == int8
 

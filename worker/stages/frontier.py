@@ -3,17 +3,19 @@ student, pruned, int8) measured the same way, in onnxruntime on one CPU thread
 (worker/onnx_runtime.py): parameters, bytes of its ONNX graph, batch-1 p50 / p95 latency,
 batch-32 throughput, the task's test metrics, the metric as a percentage of the teacher's, and
 how often its top-1 agrees with the teacher's on the test split. The report's `frontier`
-names the runtime and the CPU; the export stage draws it (frontier.svg).
+names the runtime and the CPU; the export stage draws it (frontier.svg). For a language model
+the metric is per token and top-1 agreement is over every position.
 
 A teacher without a graph (given as logits) keeps its report metrics and has no timings."""
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from worker import export, onnx_runtime
+from worker import export, onnx_runtime, tolerance
 from worker.job_context import JobContext
 from worker.stages.base import Stage, StageCost
 
@@ -31,7 +33,7 @@ class Frontier(Stage):
 
     def run(self, job: JobContext) -> None:
         data, task = job.data, job.task
-        metric = task.selection[0]
+        metric, _ = tolerance.test_metric(job)
         example = task.example(data, 1)
         teacher_top1: torch.Tensor | None = None
         rows = []
@@ -42,9 +44,12 @@ class Frontier(Stage):
                 row["throughput_per_s_batch32"] = None
                 row.update({k: v for k, v in job.report[name].items() if k.startswith("test_")})
             else:
-                chunks = list(onnx_runtime.logits(path, data.test, task.eval_batch))
-                measured = task.measure_logits(iter(chunks), data.y_test)
-                top1 = torch.cat([chunk.argmax(-1) for chunk in chunks])
+                top1s: list[torch.Tensor] = []
+                chunks = _recording_top1(
+                    onnx_runtime.logits(path, data.test, task.eval_batch), top1s
+                )
+                measured = task.measure_logits(chunks, data.y_test)
+                top1 = torch.cat(top1s)
                 if name == "teacher":
                     teacher_top1 = top1
                 row["bytes"] = path.stat().st_size
@@ -70,6 +75,16 @@ class Frontier(Stage):
         )
 
 
+def _recording_top1(
+    chunks: Iterator[torch.Tensor], top1s: list[torch.Tensor]
+) -> Iterator[torch.Tensor]:
+    """The chunks as they come, each one's top-1 kept on the way (a language model's logits of
+    the whole test split would not fit in memory at once)."""
+    for chunk in chunks:
+        top1s.append(chunk.argmax(-1))
+        yield chunk
+
+
 def _models(job: JobContext) -> list[str]:
     """The models the job produced, teacher first, that its report has rows for."""
     names = ["teacher", *job.student_models, "pruned", "int8"]
@@ -78,38 +93,34 @@ def _models(job: JobContext) -> list[str]:
 
 def _graphs(job: JobContext) -> dict[str, Path | None]:
     """Each model's ONNX graph: exported here where no stage wrote one (the student's is
-    then what the export stage ships as student.onnx)."""
+    then what the export stage ships as student.onnx). A model the exporter does not take
+    (some Hugging Face architectures) keeps a row without timings, and the job a warning."""
     out = job.workdir / FOLDER
     out.mkdir(exist_ok=True)
+    written = {
+        "int8": job.built.get("int8_onnx"),
+        "pruned": job.built.get("pruned_onnx"),
+        "student": job.built.get("float_onnx"),
+    }
     graphs: dict[str, Path | None] = {}
     for name in _models(job):
-        if name == "int8":
-            graphs[name] = job.built["int8_onnx"]
-        elif name == "pruned":
-            graphs[name] = job.built["pruned_onnx"]
-        elif name == "teacher":
-            graphs[name] = _teacher_graph(job, out)
-        elif name == "student" and "float_onnx" in job.built:
-            graphs[name] = job.built["float_onnx"]
-        else:
-            model: nn.Module = getattr(job, name)
+        if written.get(name) is not None:
+            graphs[name] = written[name]
+            continue
+        model = job.teacher.module if name == "teacher" else getattr(job, name)
+        if model is None:  # a teacher without a module: its source's own graph, if any
+            graphs[name] = job.teacher.onnx_graph()
+            continue
+        try:
             graphs[name] = _export(job, model, out, name)
-            if name == "student":
-                job.built["float_onnx"] = graphs[name]
+        except Exception as exc:  # the exporter does not take every architecture
+            model.to(job.device)
+            job.event("warning", f"frontier: no ONNX graph of the {name} ({exc})"[:2000])
+            graphs[name] = None
+            continue
+        if name == "student":
+            job.built["float_onnx"] = graphs[name]
     return graphs
-
-
-def _teacher_graph(job: JobContext, out: Path) -> Path | None:
-    """The teacher's graph: its source's ONNX file, or its module exported; None (a row
-    without timings, and a warning) where the exporter does not take the module."""
-    module = job.teacher.module
-    if module is None:
-        return job.teacher.onnx_graph()
-    try:
-        return _export(job, module, out, "teacher")
-    except Exception as exc:  # the exporter does not take every architecture
-        job.event("warning", f"frontier: the teacher could not be exported to ONNX ({exc})"[:2000])
-        return None
 
 
 def _export(job: JobContext, model: nn.Module, out: Path, name: str) -> Path:

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from distillery.types.catalog import SpecError
-from worker import export, pruning
+from worker import export, pruning, tolerance
 from worker.batch import Batch
 from worker.job_context import JobContext
-from worker.kd.schedules import TemperatureSchedule
+from worker.stages import recovery
 from worker.stages.base import Stage, StageCost, student_training
 from worker.stages.distill import MethodRun, method_loss, method_run
 from worker.train import epoch_order
@@ -31,20 +31,6 @@ TAYLOR_BATCHES = 4
 
 def asked(job: JobContext) -> dict[str, Any] | None:
     return (job.spec.get("compress") or {}).get("prune")  # older specs have no compress
-
-
-def recovery_settings(job: JobContext, prune: dict[str, Any]) -> dict[str, Any]:
-    """Plain `kd` at the distillation's (resolved) temperature and weights, for the
-    recovery's epochs, at its learning rate, the temperature held constant."""
-    distill = job.distill_settings
-    return {
-        **distill,
-        "method": "kd",
-        "method_params": {},
-        "epochs": prune["recovery_epochs"],
-        "lr": prune["recovery_lr"] or distill["lr"] / 10,
-        "temperature_schedule": {"kind": "constant"},
-    }
 
 
 class Prune(Stage):
@@ -69,19 +55,12 @@ class Prune(Stage):
         data, task = job.data, job.task
         student = job.student.eval()
         model = copy.deepcopy(student)
-        settings = recovery_settings(job, prune)
+        settings = recovery.recovery_settings(job, prune["recovery_epochs"], prune["recovery_lr"])
         with method_run(job, settings, model) as run:
             result = _pruned(job, prune, model, run)
-            before = task.measure(model, data.test, data.y_test)
-            model.to(job.device)
-            if settings["epochs"] and not job.outputs.finished(model, NAME):
-                schedule = TemperatureSchedule(
-                    settings["temperature_schedule"], settings["temperature"], settings["epochs"]
-                )
-                job.trainer.train_stage(
-                    model, settings, run.x, method_loss(run), NAME, temperature=schedule
-                )
-                job.outputs.save_output(model, NAME)
+        before = task.measure(model, data.test, data.y_test)
+        model.to(job.device)
+        recovery.recover(job, model, settings, NAME)
         model.eval()
         after = task.measure(model, data.test, data.y_test)
         example = task.example(data, 2)
@@ -120,11 +99,14 @@ class Prune(Stage):
                     "method": "kd",
                     "epochs": settings["epochs"],
                     "lr": float(f"{settings['lr']:.6g}"),
-                    "labels": "stored" if job.stored_logits is not None else "teacher online",
+                    "labels": recovery.labels(job),
                 },
             },
             "onnx_max_abs_diff": diff,
         }
+        job.report[NAME]["loss"] = tolerance.judged(
+            job, "prune", job.report["student"], job.report[NAME], prune.get("tolerance")
+        )
         compression = job.report["compression"]
         compression["pruned_param_ratio"] = round(result.params_before / result.params_after, 2)
         model.to(job.device)

@@ -10,21 +10,26 @@ pruned student's, when the spec prunes too) in int8 with onnxruntime.quantizatio
 
 Both graphs, float and int8, are then measured the same way on the test split in
 onnxruntime, on the dataset's raw inputs (what the exported graph takes); the report gains an
-`int8` row and the export stage uploads `student.int8.onnx`."""
+`int8` row and the export stage uploads `student.int8.onnx`. When int8 loses more than the
+spec's `tolerance`, quantisation-aware distillation (worker/fake_quant.py: the weights trained
+as int8 will round them, by KD from the stored labels) and a second quantisation replace it."""
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from worker import export, onnx_runtime
+from worker import export, fake_quant, onnx_runtime, tolerance
 from worker.causal_lm.module import TokenLm
 from worker.data.prepare import Examples
 from worker.job_context import JobContext
+from worker.stages import recovery
 from worker.stages.base import Stage, StageCost
 
 OUTPUT = "student.int8.onnx"
+QAT = "qat"  # the quantisation-aware training's work files and curves
 
 
 def asked(job: JobContext) -> dict[str, Any] | None:
@@ -71,51 +76,62 @@ class Quantize(Stage):
         out = job.workdir / "quantize"
         out.mkdir(exist_ok=True)
         of, student = _source(job)
-        student.cpu().eval()
-        signature = task.signature(data)
-        names = (signature["input"]["name"], signature["output"]["name"])
         example = task.example(data, 2)
-        float_path, int8_path = out / "student.float.onnx", out / OUTPUT
+        int8_path = out / OUTPUT
         try:
             if of == "pruned":  # the prune stage exported it
                 float_path = job.built["pruned_onnx"]
             else:
-                export.export_onnx(
-                    student, example, float_path, names, dynamic_time=task.dynamic_time
-                )
+                float_path = out / "student.float.onnx"
+                _export(job, student, float_path)
         except Exception as exc:  # the exporter does not take every Hugging Face architecture
             if not isinstance(student, TokenLm):
                 raise
-            student.to(job.device)
             job.event("warning", f"no int8 student: the ONNX exporter failed ({exc})"[:2000])
             job.report.setdefault("checks", {})["int8"] = f"failed: {exc}"[:2000]
             return
         mode = mode_for(student, settings["mode"])
-        calibration = calibration_set(job)
-        count = min(settings["calibration_examples"], len(calibration))
-        if mode == "static":
-            inputs = calibration.head(count).to(example.dtype).numpy()
-            _quantize_static(float_path, int8_path, names[0], inputs)
-        else:
-            _quantize_dynamic(float_path, int8_path)
-        student.to(job.device)
-        rows = {}
-        for name, path in (("float", float_path), ("int8", int8_path)):
+        calibration = _quantize(job, float_path, int8_path, mode, settings)
+
+        def measured(path: Path) -> dict[str, Any]:
             chunks = onnx_runtime.logits(path, data.test, task.eval_batch)
-            measured = task.measure_logits(chunks, data.y_test)
-            rows[name] = {
+            metrics = task.measure_logits(chunks, data.y_test)
+            return {
                 "bytes": path.stat().st_size,
-                **{f"test_{k}": round(v, 4) for k, v in measured.items()},
+                **{f"test_{k}": round(v, 4) for k, v in metrics.items()},
                 "latency_ms_onnxruntime": round(onnx_runtime.latency_ms(path, example), 4),
             }
-        where = "transfer" if calibration is data.transfer else "train"
+
+        rows = {"float": measured(float_path), "int8": measured(int8_path)}
+        limit = settings.get("tolerance")
+        loss = tolerance.judged(job, "quantize", rows["float"], rows["int8"], limit)
+        qat = None
+        if loss.get("within") is False and settings.get("qat_epochs"):
+            # Quantisation-aware distillation: the student with fake-quantised weights learns
+            # from the stored labels again, and its rounded weights are quantised anew.
+            post_training = {k: v for k, v in rows["int8"].items() if k.startswith("test_")}
+            qat = _trained_with_fake_quantisation(job, student, settings)
+            qat_path = out / "student.qat.onnx"
+            _export(job, qat.pop("model"), qat_path)
+            _quantize(job, qat_path, int8_path, mode, settings)
+            rows["int8"] = measured(int8_path)
+            qat["post_training"] = {**post_training, "loss": loss}
+            loss = tolerance.judged(
+                job,
+                "quantize (after quantisation-aware training)",
+                rows["float"],
+                rows["int8"],
+                limit,
+            )
         job.report["int8"] = {
             "of": of,
             "mode": mode,
-            "calibration": {"split": where, "examples": count} if mode == "static" else None,
+            "calibration": calibration,
             "params": job.report[of]["params"],
             **rows["int8"],
             "float_onnx": rows["float"],
+            "loss": loss,
+            "qat": qat,
         }
         job.report["compression"]["int8_size_ratio"] = round(
             rows["float"]["bytes"] / rows["int8"]["bytes"], 2
@@ -133,6 +149,52 @@ class Quantize(Stage):
             f"{rows['float'][f'test_{metric}']} (onnxruntime)",
             job.report["int8"],
         )
+
+
+def _export(job: JobContext, model: nn.Module, path: Path) -> None:
+    task = job.task
+    signature = task.signature(job.data)
+    names = (signature["input"]["name"], signature["output"]["name"])
+    try:
+        export.export_onnx(
+            model, task.example(job.data, 2), path, names, dynamic_time=task.dynamic_time
+        )
+    finally:
+        model.to(job.device)
+
+
+def _quantize(
+    job: JobContext, source: Path, target: Path, mode: str, settings: dict[str, Any]
+) -> dict[str, Any] | None:
+    """`source` in int8 at `target`; what static calibration read (None: dynamic)."""
+    if mode != "static":
+        _quantize_dynamic(source, target)
+        return None
+    calibration = calibration_set(job)
+    count = min(settings["calibration_examples"], len(calibration))
+    name = job.task.signature(job.data)["input"]["name"]
+    dtype = job.task.example(job.data, 1).dtype
+    _quantize_static(source, target, name, calibration.head(count).to(dtype).numpy())
+    return {"split": "transfer" if calibration is job.data.transfer else "train", "examples": count}
+
+
+def _trained_with_fake_quantisation(
+    job: JobContext, student: nn.Module, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """A copy of `student` trained with fake-quantised weights (worker/fake_quant.py) by KD
+    from the stored labels, its weights then rounded (`model`), and how it was trained."""
+    model = copy.deepcopy(student).to(job.device)
+    layers = fake_quant.fake_quantise(model)
+    trained = recovery.recovery_settings(job, settings["qat_epochs"], settings.get("qat_lr"))
+    recovery.recover(job, model, trained, QAT)
+    fake_quant.bake(model)
+    return {
+        "model": model.eval(),
+        "layers": layers,
+        "epochs": trained["epochs"],
+        "lr": float(f"{trained['lr']:.6g}"),
+        "labels": recovery.labels(job),
+    }
 
 
 def _quantize_static(source: Path, target: Path, input_name: str, inputs: np.ndarray) -> None:

@@ -73,14 +73,14 @@ STAGES: dict[str, StageEntry] = by_name(
             "quantize",
             "`compress.quantize`: the student's ONNX graph (the pruned one's, when asked) in "
             "int8 (static QDQ calibrated on training examples, or dynamic), measured on the test "
-            "split in onnxruntime.",
+            "split in onnxruntime; beyond its tolerance, quantisation-aware KD and again.",
+            trains="qat",
         ),
         StageEntry(
             "frontier",
             "Every model the job produced (teacher, baselines, student, pruned, int8) timed and "
             "scored the same way in onnxruntime on one CPU thread: size, p50 / p95 latency, "
             "batch-32 throughput, test metric, % of the teacher's, top-1 agreement.",
-            tasks=(CLASSIFICATION,),
         ),
         StageEntry("export", "The student in the spec's formats, the report and manifest."),
     ]
