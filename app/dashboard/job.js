@@ -314,7 +314,9 @@ function frontierBlock(frontier, base) {
       .then((response) => response.blob())
       .then((blob) => {
         const image = el("img", { alt: "size and latency against the test metric, per model" });
-        image.src = URL.createObjectURL(blob);
+        // Served as a download (octet-stream); an <img> draws SVG only when typed so (and
+        // runs no script in it).
+        image.src = URL.createObjectURL(new Blob([blob], { type: "image/svg+xml" }));
         replace(plot, image);
       })
       .catch(() => replace(plot, el("p", {}, "No frontier.svg for this job.")));
@@ -331,7 +333,7 @@ function frontierBlock(frontier, base) {
         frontier.rows.map((row) =>
           el(
             "tr",
-            { "data-model": row.model },
+            { "data-frontier": row.model },
             el("th", {}, swatch(row.model), row.model),
             columns.map(([key, , fmt]) => el("td", {}, row[key] === null || row[key] === undefined ? "—" : fmt(row[key]))),
           ),

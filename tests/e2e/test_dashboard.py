@@ -266,6 +266,19 @@ def test_dashboard_shows_a_running_jobs_curves(
     assert page.counts("temperature") == {"student": DISTILL_EPOCHS}
     job = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()
     assert page.js("return document.querySelectorAll('#results tr[data-model]').length") == 3
+    # The frontier: a row per model, and the job's frontier.svg drawn (fetched with the key).
+    frontier = page.js(
+        "return [...document.querySelectorAll('#results table.frontier tr[data-frontier]')]"
+        ".map((tr) => tr.dataset.frontier)"
+    )
+    assert frontier == [row["model"] for row in job["result"]["frontier"]["rows"]]
+    page.wait(
+        "the frontier plot",
+        lambda: page.js(
+            "const img = document.querySelector('#results .frontier-plot img');"
+            "return Boolean(img && img.complete && img.naturalWidth > 0)"
+        ),
+    )
     retention = f"{job['result']['compression']['accuracy_retention'] * 100:.2f}%"
     assert retention in page.text("#results table.compression"), page.text("#results")
     # The diagnosis: whether distillation helped and, if not, each finding, by its code.

@@ -2,9 +2,13 @@
 cost: for progress and for estimates), and what it does to the job's context."""
 
 import math
+from pathlib import Path
 from typing import ClassVar
 
+from torch import nn
+
 from distillery.types.catalog import STAGES as CATALOG
+from worker import export
 from worker.job_context import JobContext
 from worker.stage_cost import StageCost
 
@@ -45,3 +49,17 @@ def student_training(
         epochs=epochs,
         steps=steps,
     )
+
+
+def export_graph(job: JobContext, model: nn.Module, path: Path) -> None:
+    """`model` as an ONNX graph at `path` that takes the dataset's raw inputs, named as the
+    task's signature says (what student.onnx is), back on the job's device afterwards."""
+    task = job.task
+    signature = task.signature(job.data)
+    names = (signature["input"]["name"], signature["output"]["name"])
+    try:
+        export.export_onnx(
+            model, task.example(job.data, 2), path, names, dynamic_time=task.dynamic_time
+        )
+    finally:
+        model.to(job.device)

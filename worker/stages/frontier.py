@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from worker import export, onnx_runtime, tolerance
+from worker import onnx_runtime, tolerance
 from worker.job_context import JobContext
-from worker.stages.base import Stage, StageCost
+from worker.stages.base import Stage, StageCost, export_graph
 
 FOLDER = "frontier"
 
@@ -111,25 +110,14 @@ def _graphs(job: JobContext) -> dict[str, Path | None]:
         if model is None:  # a teacher without a module: its source's own graph, if any
             graphs[name] = job.teacher.onnx_graph()
             continue
+        path = out / f"{name}.onnx"
         try:
-            graphs[name] = _export(job, model, out, name)
+            export_graph(job, model, path)
         except Exception as exc:  # the exporter does not take every architecture
-            model.to(job.device)
             job.event("warning", f"frontier: no ONNX graph of the {name} ({exc})"[:2000])
             graphs[name] = None
             continue
+        graphs[name] = path
         if name == "student":
-            job.built["float_onnx"] = graphs[name]
+            job.built["float_onnx"] = path
     return graphs
-
-
-def _export(job: JobContext, model: nn.Module, out: Path, name: str) -> Path:
-    task = job.task
-    signature = task.signature(job.data)
-    names = (signature["input"]["name"], signature["output"]["name"])
-    path = out / f"{name}.onnx"
-    export.export_onnx(
-        model, task.example(job.data, 2), path, names, dynamic_time=task.dynamic_time
-    )
-    model.to(job.device)
-    return path

@@ -19,7 +19,7 @@ from worker import export, pruning, tolerance
 from worker.batch import Batch
 from worker.job_context import JobContext
 from worker.stages import recovery
-from worker.stages.base import Stage, StageCost, student_training
+from worker.stages.base import Stage, StageCost, export_graph, student_training
 from worker.stages.distill import MethodRun, method_loss, method_run
 from worker.train import epoch_order
 
@@ -67,9 +67,9 @@ class Prune(Stage):
         out = job.workdir / "prune"
         out.mkdir(exist_ok=True)
         path = out / OUTPUT
+        export_graph(job, model, path)
         signature = task.signature(data)
         names = (signature["input"]["name"], signature["output"]["name"])
-        export.export_onnx(model, example, path, names, dynamic_time=task.dynamic_time)
         diff = export.onnx_max_abs_diff(model, path, task.example(data, 256), names)
         weights = job.workdir / f"{NAME}.safetensors"
         if not weights.exists():  # no recovery: the pruned weights as they are

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from worker import export, fake_quant, onnx_runtime, tolerance
+from worker import fake_quant, onnx_runtime, tolerance
 from worker.causal_lm.module import TokenLm
 from worker.data.prepare import Examples
 from worker.job_context import JobContext
 from worker.stages import recovery
-from worker.stages.base import Stage, StageCost
+from worker.stages.base import Stage, StageCost, export_graph
 
 OUTPUT = "student.int8.onnx"
 QAT = "qat"  # the quantisation-aware training's work files and curves
@@ -83,7 +83,7 @@ class Quantize(Stage):
                 float_path = job.built["pruned_onnx"]
             else:
                 float_path = out / "student.float.onnx"
-                _export(job, student, float_path)
+                export_graph(job, student, float_path)
         except Exception as exc:  # the exporter does not take every Hugging Face architecture
             if not isinstance(student, TokenLm):
                 raise
@@ -112,7 +112,7 @@ class Quantize(Stage):
             post_training = {k: v for k, v in rows["int8"].items() if k.startswith("test_")}
             qat = _trained_with_fake_quantisation(job, student, settings)
             qat_path = out / "student.qat.onnx"
-            _export(job, qat.pop("model"), qat_path)
+            export_graph(job, qat.pop("model"), qat_path)
             _quantize(job, qat_path, int8_path, mode, settings)
             rows["int8"] = measured(int8_path)
             qat["post_training"] = {**post_training, "loss": loss}
@@ -149,18 +149,6 @@ class Quantize(Stage):
             f"{rows['float'][f'test_{metric}']} (onnxruntime)",
             job.report["int8"],
         )
-
-
-def _export(job: JobContext, model: nn.Module, path: Path) -> None:
-    task = job.task
-    signature = task.signature(job.data)
-    names = (signature["input"]["name"], signature["output"]["name"])
-    try:
-        export.export_onnx(
-            model, task.example(job.data, 2), path, names, dynamic_time=task.dynamic_time
-        )
-    finally:
-        model.to(job.device)
 
 
 def _quantize(
