@@ -125,3 +125,18 @@ def uvicorn_argv(port: int) -> list[str]:
         "--port",
         str(port),
     ]
+
+
+def embedded_service(started: list[Service], folder: Path) -> str:
+    """The embedded default (one uvicorn process, SQLite, the in-process runner) on a free
+    port, its database, artifacts and work files under `folder`; returns its URL once ready."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "DISTILLERY_DATABASE_URL": f"sqlite:///{folder / 'distillery.db'}",
+        "DISTILLERY_ARTIFACT_URL": str(folder / "artifacts"),
+        "DISTILLERY_WORK_DIR": str(folder / "work"),
+        "DISTILLERY_BROKER_URL": "",
+    }
+    wait_ready(url, start(started, "api", uvicorn_argv(port), env, folder))
+    return url

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.e2e.conftest import Service, free_port, start, uvicorn_argv, wait_for_job, wait_ready
+from tests.e2e.conftest import Service, embedded_service, wait_for_job
 from tests.e2e.jobs import DIGITS_JOB
 
 COMPRESSED_JOB: dict[str, Any] = {
@@ -50,16 +50,7 @@ def test_a_pruned_and_quantized_student_downloads_with_the_reports_accuracy(
 ) -> None:
     import onnxruntime
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "DISTILLERY_DATABASE_URL": f"sqlite:///{tmp_path / 'distillery.db'}",
-        "DISTILLERY_ARTIFACT_URL": str(tmp_path / "artifacts"),
-        "DISTILLERY_WORK_DIR": str(tmp_path / "work"),
-        "DISTILLERY_BROKER_URL": "",
-    }
-    api = start(services, "api", uvicorn_argv(port), env, tmp_path)
-    wait_ready(url, api)
+    url = embedded_service(services, tmp_path)
 
     created = httpx.post(f"{url}/v1/jobs", json=COMPRESSED_JOB)
     assert created.status_code == 201, created.text

@@ -4,23 +4,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import Service, free_port, start, uvicorn_argv, wait_for_job, wait_ready
+from tests.e2e.conftest import Service, embedded_service, wait_for_job
 from tests.e2e.jobs import DIGITS_JOB, check_downloaded_student
 
 
 def test_digits_job_from_submit_to_downloaded_student(
     services: list[Service], tmp_path: Path
 ) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        "DISTILLERY_DATABASE_URL": f"sqlite:///{tmp_path / 'distillery.db'}",
-        "DISTILLERY_ARTIFACT_URL": str(tmp_path / "artifacts"),
-        "DISTILLERY_WORK_DIR": str(tmp_path / "work"),
-        "DISTILLERY_BROKER_URL": "",
-    }
-    api = start(services, "api", uvicorn_argv(port), env, tmp_path)
-    wait_ready(url, api)
+    url = embedded_service(services, tmp_path)
 
     created = httpx.post(f"{url}/v1/jobs", json=DIGITS_JOB, headers={"Idempotency-Key": "e2e-1"})
     assert created.status_code == 201, created.text
