@@ -136,6 +136,15 @@ class DistillSpec(TrainSettings):
         return self
 
 
+# A compress step's tolerance (prune, quantize): the same field for each.
+TOLERANCE = Field(
+    default=None,
+    description="the most this step may lose in the task's test metric (accuracy as a "
+    "fraction: 0.005 is half a point; bits per byte for a language model); beyond it the "
+    "job gets a warning and the report row `within: false`",
+)
+
+
 class QuantizeSpec(Strict):
     """int8 quantisation of the distilled student's ONNX graph (onnxruntime.quantization)."""
 
@@ -152,12 +161,7 @@ class QuantizeSpec(Strict):
         description="static: the examples whose activations set the ranges (the first of "
         "the transfer set when the job has one, else of the training split)",
     )
-    tolerance: NonNegativeFinite | None = Field(
-        default=None,
-        description="the most this step may lose in the task's test metric (accuracy as a "
-        "fraction: 0.005 is half a point; bits per byte for a language model); beyond it the "
-        "job gets a warning and the report row `within: false`",
-    )
+    tolerance: NonNegativeFinite | None = TOLERANCE
     qat_epochs: Annotated[int, Field(ge=0, le=10_000)] = Field(
         default=2,
         description="when int8 loses more than `tolerance`: epochs of KD from the stored soft "
@@ -196,12 +200,7 @@ class PruneSpec(Strict):
     recovery_lr: PositiveFinite | None = Field(
         default=None, description="the recovery's learning rate (default: distill.lr / 10)"
     )
-    tolerance: NonNegativeFinite | None = Field(
-        default=None,
-        description="the most this step may lose in the task's test metric (accuracy as a "
-        "fraction: 0.005 is half a point; bits per byte for a language model); beyond it the "
-        "job gets a warning and the report row `within: false`",
-    )
+    tolerance: NonNegativeFinite | None = TOLERANCE
 
     @model_validator(mode="after")
     def _one_target(self) -> "PruneSpec":
