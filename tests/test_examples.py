@@ -48,6 +48,8 @@ PLACEHOLDERS = {
     "<LOGITS_FILE_ID>": "file_logits01234",
     "<SENTIMENT_FILE_ID>": "file_sentiment01",
     "<SENTIMENT_TRANSFER_FILE_ID>": "file_sentiment02",
+    "<FORTUNES_FILE_ID>": "file_fortunes012",
+    "<MINILM_FILE_ID>": "file_minilm01234",
 }
 
 
@@ -231,3 +233,26 @@ def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Pa
 @pytest.mark.parametrize("script", ["byo.sh", "fashion_mnist_methods.sh", "sentiment_methods.sh"])
 def test_the_example_scripts_are_valid_bash(script: str) -> None:
     subprocess.run(["bash", "-n", str(ROOT / "examples" / script)], check=True)
+
+
+def test_the_fortune_topics_are_balanced_distinct_and_labelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/fortune_topics.py on a stand-in fortunes folder (Debian's files: quotations
+    separated by lines holding '%')."""
+    fortunes = _load_example("fortune_topics")
+    folder = tmp_path / "fortunes"
+    folder.mkdir()
+    for topic in ("a", "b"):
+        # Five distinct quotations and one repeated.
+        quotes = [f"{topic} quote {i}\n  on two lines" for i in range(5)]
+        quotes.append(quotes[0])
+        (folder / topic).write_text("\n%\n".join(quotes) + "\n")
+    monkeypatch.setattr(fortunes, "FOLDER", folder)
+    out = str(tmp_path / "out")
+    monkeypatch.setattr(sys, "argv", ["x", out, "--topics", "a", "b", "--per-topic", "4"])
+    fortunes.main()
+    rows = [json.loads(line) for line in (tmp_path / "out" / "fortunes.jsonl").open()]
+    assert len(rows) == 8 and {r["label"] for r in rows} == {"a", "b"}
+    assert len({r["text"] for r in rows}) == 8
+    assert all("\n" not in r["text"] and "  " not in r["text"] for r in rows)

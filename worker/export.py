@@ -6,6 +6,7 @@ import statistics
 import time
 import warnings
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -14,6 +15,23 @@ from torch import nn
 
 INPUT_NAME = "x"
 OUTPUT_NAME = "logits"
+
+
+@runtime_checkable
+class Tokenizes(Protocol):
+    """A model that cuts its raw inputs into tokens before its graph
+    (worker/hf_classifier.py): its ONNX graph is `token_graph()`, fed by `onnx_feed`."""
+
+    def onnx_feed(self, rows: torch.Tensor) -> dict[str, np.ndarray]: ...
+
+    def token_graph(self) -> nn.Module: ...
+
+
+def onnx_feed(model: Any, names: tuple[str, str], x: torch.Tensor) -> dict[str, np.ndarray]:
+    """What `model`'s exported graph is fed for raw inputs `x`."""
+    if isinstance(model, Tokenizes):
+        return model.onnx_feed(x)
+    return {names[0]: x.cpu().numpy()}
 
 
 def save_safetensors(model: nn.Module, path: Path) -> None:
@@ -40,8 +58,16 @@ def export_onnx(
     dynamic_time: bool = False,
 ) -> None:
     """Raw inputs in, logits out, any batch size (and, with `dynamic_time`, any sequence
-    length up to the example's)."""
+    length up to the example's). A model that tokenizes (`Tokenizes`) is exported as its
+    token graph: its feeds in (any batch and length), logits out."""
     model = model.cpu().eval()
+    if isinstance(model, Tokenizes):
+        feed = model.onnx_feed(example.cpu())
+        inputs = tuple(torch.from_numpy(v) for v in feed.values())
+        length = torch.export.Dim("tokens", min=1, max=1 << 16)
+        axes = {0: torch.export.Dim("batch", min=1, max=1 << 20), 1: length}
+        _export(model.token_graph(), inputs, path, list(feed), names[1], tuple(axes for _ in feed))
+        return
     # The exporter logs every op registry it skips (torchvision's, among others): noise here.
     for name in ("torch.onnx", "onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -49,15 +75,25 @@ def export_onnx(
     dims = {0: batch}
     if dynamic_time:
         dims[1] = torch.export.Dim("time", min=1, max=example.shape[1])
-    dynamic = (dims,)
+    _export(model, (example.cpu(),), path, [names[0]], names[1], (dims,))
+
+
+def _export(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    path: Path,
+    input_names: list[str],
+    output_name: str,
+    dynamic: tuple[dict[int, Any], ...],
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (example.cpu(),),
+            inputs,
             str(path),
-            input_names=[names[0]],
-            output_names=[names[1]],
+            input_names=input_names,
+            output_names=[output_name],
             dynamic_shapes=dynamic,
             dynamo=True,
             external_data=False,  # one self-contained file
@@ -102,7 +138,7 @@ def onnx_max_abs_diff(
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ours = session.run([names[1]], {names[0]: x.numpy()})[0]
+    ours = session.run([names[1]], onnx_feed(model, names, x))[0]
     with torch.no_grad():
         reference = model.cpu().eval()(x).numpy()
     return float(np.abs(ours - reference).max())

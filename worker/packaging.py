@@ -20,6 +20,7 @@ from distillery.types.frontier import frontier_svg
 from worker import diagnosis, export
 from worker.causal_lm import folder
 from worker.causal_lm.module import TokenLm
+from worker.hf_classifier import TextClassifier
 from worker.job_context import JobContext
 from worker.models import count_params
 
@@ -35,8 +36,9 @@ HOW_TO_RUN = {
     "(safetensors.torch.load_file)",
     "onnx": "onnxruntime.InferenceSession(path).run(None, {input: ...})",
     "torchscript": "torch.jit.load(path)(input)",
-    "hf": "unzip; AutoModelForCausalLM.from_pretrained(folder) and "
-    "AutoTokenizer.from_pretrained(folder) (transformers, offline); model.generate(...)",
+    "hf": "unzip; AutoModelForCausalLM (a causal LM) or AutoModelForSequenceClassification "
+    "(a classifier: config.json's architectures says) .from_pretrained(folder) and "
+    "AutoTokenizer.from_pretrained(folder) (transformers, offline)",
 }
 # Exported logits may differ from PyTorch's by float rounding; more than this is worth a warning.
 ONNX_TOLERANCE = 1e-3
@@ -119,9 +121,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
         if fmt == "safetensors":
             export.save_safetensors(student, path)
         elif fmt == "hf":
-            lm = job.teacher.causal_lm
-            assert isinstance(student, TokenLm) and lm is not None  # the spec's source says
-            folder.save_zip(student.hf, lm.tokenizer, path)
+            folder.save_zip(student.hf, _tokenizer(job, student), path)
         elif fmt == "onnx":
             try:
                 if "float_onnx" in job.built:  # the quantize stage exported this very student
@@ -131,7 +131,7 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
                         student, example, path, names, dynamic_time=task.dynamic_time
                     )
             except Exception as exc:  # the exporter does not take every architecture
-                if not isinstance(student, TokenLm):
+                if not isinstance(student, (TokenLm, TextClassifier)):
                     raise
                 job.event(
                     "warning",
@@ -170,8 +170,12 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
         "task": spec.get("task", "classification"),
         **_student(job, manifest=True),
         "params": report["student"]["params"],
-        **signature,
-        "preprocessing": task.preprocessing(data),
+        **(student.signature() if isinstance(student, TextClassifier) else signature),
+        "preprocessing": (
+            student.preprocessing()
+            if isinstance(student, TextClassifier)
+            else task.preprocessing(data)
+        ),
         "class_names": data.class_names,
         "dataset": {
             "name": spec["dataset"]["name"],
@@ -198,6 +202,16 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
     manifest_path = out / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2))
     _upload(job, "manifest.json", "json", manifest_path)
+
+
+def _tokenizer(job: JobContext, student: nn.Module) -> Any:
+    """The tokenizer a Hugging Face student reads with: its own (a classifier's), or the
+    causal-LM teacher's."""
+    if isinstance(student, TextClassifier):
+        return student.tokenizer
+    lm = job.teacher.causal_lm
+    assert isinstance(student, TokenLm) and lm is not None  # the spec's source says
+    return lm.tokenizer
 
 
 def _student(job: JobContext, manifest: bool = False) -> dict[str, Any]:

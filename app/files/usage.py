@@ -127,6 +127,7 @@ def check_job_files(session: Session, tenant: str, spec: dict[str, Any]) -> list
                 transfer_named=transfer_spec is not None,
                 transfer=(transfer.info or {}) if transfer is not None else None,
                 task=task,
+                spec=teacher,
             )
         )
     return used

@@ -58,6 +58,7 @@ def resolve_spec(body: JobCreate) -> dict[str, Any]:
     )
     check_task(spec)
     resolve_layer_pairs(spec)
+    _check_hidden_states(spec)
     source = TEACHER_SOURCES[spec["teacher"]["source"]]
     if spec["task"] == LANGUAGE_MODEL and distill["soft_label_top_k"] is None:
         distill["soft_label_top_k"] = source.lm_top_k
@@ -144,15 +145,47 @@ def _check_student_source(spec: dict[str, Any]) -> None:
             f"not {', '.join(refused)}",
         )
     spec["export"] = sorted(set(spec["export"]), key=EXPORT_FORMATS.index)
+    if entry.name == "from_teacher" and spec["task"] != LANGUAGE_MODEL:
+        for option in ("intermediate", "heads", "hidden"):
+            if student.get(option) is not None:
+                raise SpecError(
+                    f"student.{option}",
+                    "width options cut causal LMs; a student made from a sequence classifier "
+                    "keeps the teacher's width (choose its `layers`)",
+                )
+
+
+def _check_hidden_states(spec: dict[str, Any]) -> None:
+    """A method that reads the last hidden states (distilbert) compares a student made from
+    the teacher's layers with that teacher, run online."""
+    distill = spec["distill"]
+    if not METHODS[distill["method"]].hidden_states:
+        return
+    method = distill["method"]
+    if spec["student"]["source"] != "from_teacher" or spec["teacher"]["source"] != "hf":
+        raise SpecError(
+            "distill.method",
+            f"{method!r} compares the hidden states of a student made from its teacher's "
+            "layers (student.source 'from_teacher') with that teacher (an 'hf' sequence "
+            "classifier)",
+        )
+    if distill["soft_labels"] == "stored":
+        raise SpecError(
+            "distill.soft_labels",
+            f"{method!r} reads the teacher's hidden states at every step, which the soft-label "
+            "store does not keep; use 'auto' or 'online'",
+        )
 
 
 def _check_teacher_source(spec: dict[str, Any]) -> None:
     """A source that lends no PyTorch module (its catalog entry says) cannot run online or
     label augmented views."""
     source = spec["teacher"]["source"]
-    if TEACHER_SOURCES[source].module:
+    if TEACHER_SOURCES[source].lends_module(spec["task"]):
         return
-    with_module = " or ".join(repr(n) for n, e in TEACHER_SOURCES.items() if e.module)
+    with_module = " or ".join(
+        repr(n) for n, e in TEACHER_SOURCES.items() if e.lends_module(spec["task"])
+    )
     if spec["distill"]["soft_labels"] == "online":
         raise SpecError(
             "distill.soft_labels",

@@ -21,7 +21,18 @@ def job(method: str, **distill: Any) -> dict[str, Any]:
 
 def test_the_catalog_lists_every_method_and_each_models_layers(client: TestClient) -> None:
     methods = {m["name"]: m for m in client.get("/v1/catalog/methods").json()["data"]}
-    assert set(methods) == {"kd", "lskd", "dkd", "reverse_kl", "jsd", "seqkd", "fitnets", "at"}
+    assert set(methods) == {
+        "kd",
+        "lskd",
+        "dkd",
+        "reverse_kl",
+        "jsd",
+        "seqkd",
+        "fitnets",
+        "at",
+        "distilbert",
+    }
+    assert methods["distilbert"]["capabilities"]["hidden_states"] is True
     assert methods["lskd"]["params"]["properties"] == {}
     assert methods["fitnets"]["capabilities"]["reads_layers"] is True
     assert set(methods["dkd"]["params"]["properties"]) == {"alpha", "beta"}

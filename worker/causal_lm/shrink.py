@@ -358,7 +358,7 @@ def random_like(model: Any) -> Any:
     """A model of `model`'s class and config (its own shapes, head width and all) from random
     init, under the global RNG as it stands."""
     config = copy.deepcopy(model.config)
-    return transformers().AutoModelForCausalLM.from_config(config).float().eval()
+    return type(model)(config).float().eval()
 
 
 def from_config(model: Any, overrides: dict[str, Any], seed: int) -> Any:

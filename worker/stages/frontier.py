@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from worker import onnx_runtime, tolerance
 from worker.job_context import JobContext
@@ -36,7 +37,7 @@ class Frontier(Stage):
         example = task.example(data, 1)
         teacher_top1: torch.Tensor | None = None
         rows = []
-        for name, path in _graphs(job).items():
+        for name, (path, feed) in _graphs(job).items():
             row: dict[str, Any] = {"model": name, "params": job.report[name].get("params")}
             if path is None:
                 row.update(bytes=None, latency_ms_p50=None, latency_ms_p95=None)
@@ -45,14 +46,14 @@ class Frontier(Stage):
             else:
                 top1s: list[torch.Tensor] = []
                 chunks = _recording_top1(
-                    onnx_runtime.logits(path, data.test, task.eval_batch), top1s
+                    onnx_runtime.logits(path, data.test, task.eval_batch, feed), top1s
                 )
                 measured = task.measure_logits(chunks, data.y_test)
                 top1 = torch.cat(top1s)
                 if name == "teacher":
                     teacher_top1 = top1
                 row["bytes"] = path.stat().st_size
-                row.update(onnx_runtime.speed(path, example))
+                row.update(onnx_runtime.speed(path, example, feed))
                 row.update({f"test_{k}": round(v, 4) for k, v in measured.items()})
                 if teacher_top1 is not None:
                     agreement = (top1 == teacher_top1).float().mean().item()
@@ -90,10 +91,11 @@ def _models(job: JobContext) -> list[str]:
     return [name for name in names if name in job.report]
 
 
-def _graphs(job: JobContext) -> dict[str, Path | None]:
-    """Each model's ONNX graph: exported here where no stage wrote one (the student's is
-    then what the export stage ships as student.onnx). A model the exporter does not take
-    (some Hugging Face architectures) keeps a row without timings, and the job a warning."""
+def _graphs(job: JobContext) -> dict[str, tuple[Path | None, onnx_runtime.Feed | None]]:
+    """Each model's ONNX graph and its feed (None: the raw examples): exported here where no
+    stage wrote one (the student's is then what the export stage ships as student.onnx). A
+    model the exporter does not take (some Hugging Face architectures) keeps a row without
+    timings, and the job a warning."""
     out = job.workdir / FOLDER
     out.mkdir(exist_ok=True)
     written = {
@@ -101,23 +103,34 @@ def _graphs(job: JobContext) -> dict[str, Path | None]:
         "pruned": job.built.get("pruned_onnx"),
         "student": job.built.get("float_onnx"),
     }
-    graphs: dict[str, Path | None] = {}
+    graphs: dict[str, tuple[Path | None, onnx_runtime.Feed | None]] = {}
     for name in _models(job):
+        model = _model(job, name)
+        feed = onnx_runtime.feed_for(model)
         if written.get(name) is not None:
-            graphs[name] = written[name]
+            graphs[name] = (written[name], feed)
             continue
-        model = job.teacher.module if name == "teacher" else getattr(job, name)
         if model is None:  # a teacher without a module: its source's own graph, if any
-            graphs[name] = job.teacher.onnx_graph()
+            graphs[name] = (job.teacher.onnx_graph(), None)
             continue
         path = out / f"{name}.onnx"
         try:
             export_graph(job, model, path)
         except Exception as exc:  # the exporter does not take every architecture
             job.event("warning", f"frontier: no ONNX graph of the {name} ({exc})"[:2000])
-            graphs[name] = None
+            graphs[name] = (None, None)
             continue
-        graphs[name] = path
+        graphs[name] = (path, feed)
         if name == "student":
             job.built["float_onnx"] = path
     return graphs
+
+
+def _model(job: JobContext, name: str) -> nn.Module | None:
+    """The PyTorch model behind a row (the int8 row's: the model that was quantised)."""
+    if name == "teacher":
+        return job.teacher.module
+    if name in ("int8", "pruned"):
+        pruned = job.built.get("pruned")
+        return job.student if pruned is None and name == "int8" else pruned
+    return getattr(job, name)

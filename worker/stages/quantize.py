@@ -24,6 +24,7 @@ from torch import nn
 from worker import fake_quant, onnx_runtime, tolerance
 from worker.causal_lm.module import TokenLm
 from worker.data.prepare import Examples
+from worker.hf_classifier import TextClassifier
 from worker.job_context import JobContext
 from worker.stages import recovery
 from worker.stages.base import Stage, StageCost, export_graph
@@ -85,21 +86,23 @@ class Quantize(Stage):
                 float_path = out / "student.float.onnx"
                 export_graph(job, student, float_path)
         except Exception as exc:  # the exporter does not take every Hugging Face architecture
-            if not isinstance(student, TokenLm):
+            if not isinstance(student, (TokenLm, TextClassifier)):
                 raise
             job.event("warning", f"no int8 student: the ONNX exporter failed ({exc})"[:2000])
             job.report.setdefault("checks", {})["int8"] = f"failed: {exc}"[:2000]
             return
         mode = mode_for(student, settings["mode"])
         calibration = _quantize(job, float_path, int8_path, mode, settings)
+        feed = onnx_runtime.feed_for(student)
 
         def measured(path: Path) -> dict[str, Any]:
-            chunks = onnx_runtime.logits(path, data.test, task.eval_batch)
+            chunks = onnx_runtime.logits(path, data.test, task.eval_batch, feed)
             metrics = task.measure_logits(chunks, data.y_test)
+            latency = onnx_runtime.latency_ms(path, example, feed=feed)
             return {
                 "bytes": path.stat().st_size,
                 **{f"test_{k}": round(v, 4) for k, v in metrics.items()},
-                "latency_ms_onnxruntime": round(onnx_runtime.latency_ms(path, example), 4),
+                "latency_ms_onnxruntime": round(latency, 4),
             }
 
         rows = {"float": measured(float_path), "int8": measured(int8_path)}

@@ -50,10 +50,11 @@ class Validate(Stage):
         )
         teacher.validate()
         source = TEACHER_SOURCES[teacher.name]
-        if source.module != (teacher.module is not None):  # the catalog decides; they must agree
+        lends = source.lends_module(job.task.name)
+        if lends != (teacher.module is not None):  # the catalog decides; they must agree
             raise RuntimeError(
                 f"teacher source {teacher.name!r} built {'a' if teacher.module else 'no'} PyTorch "
-                f"module; its catalog entry says module={source.module}"
+                f"module for {job.task.name}; its catalog entry says {lends}"
             )
         job.built["teacher"] = teacher
         try:

@@ -3,12 +3,18 @@ from the teacher's layer, their MLPs cut to `intermediate` neurons, their attent
 heads and the hidden size to `hidden` channels when given (worker/causal_lm/shrink.py), what
 is kept chosen by weight magnitude or, with `importance: "activation"`, by the activations of
 the first training windows; the teacher's embeddings, final norm, head and tokenizer.
-`random_init_baseline` asks for the same architecture from random init as a second baseline."""
+`random_init_baseline` asks for the same architecture from random init as a second baseline.
+
+With a sequence-classifier teacher (an `hf` upload, in a classification job) the student is
+the teacher's classifier with only `layers` of its encoder, each initialised from the
+teacher's, its embeddings and head too, reading text through the teacher's tokenizer
+(worker/hf_classifier.py): DistilBERT's student. Width options are for causal LMs only."""
 
 from typing import Any
 
 from torch import nn
 
+from distillery.types.catalog import SpecError
 from worker.causal_lm.module import TokenLm
 from worker.causal_lm.shrink import (
     Activations,
@@ -21,11 +27,16 @@ from worker.causal_lm.shrink import (
     prune_hidden,
     random_like,
 )
+from worker.hf_classifier import TextClassifier
 from worker.students.registry import STUDENT_SOURCES, StudentSource
 
 # Training windows the activation importance reads (Minitron used 1,024 samples; this is a
 # first default for a CPU, not tuned). Never validation or test windows.
 CALIBRATION_WINDOWS = 64
+
+
+WIDTH_OPTIONS = ("intermediate", "heads", "hidden")
+NOT_FOR_ENCODERS = "width options cut causal LMs; a sequence classifier keeps its width"
 
 
 @STUDENT_SOURCES.register("from_teacher")
@@ -35,10 +46,16 @@ class FromTeacherStudent(StudentSource):
     def layers(self) -> list[int]:
         layers = self.spec["layers"]
         if layers == "every_other":
-            return every_other(layer_count(self.teacher_lm().model))
+            return every_other(layer_count(self.teacher_hf()))
         return list(layers)
 
     def build(self) -> nn.Module:
+        classifier = self.teacher_classifier()
+        if classifier is not None:
+            for option in WIDTH_OPTIONS:  # the API refuses them; a stored spec may hold one
+                if self.spec.get(option) is not None:
+                    raise SpecError(f"student.{option}", NOT_FOR_ENCODERS)
+            return classifier.like(keep_layers(classifier.hf, self.layers()).float())
         model = keep_layers(self.teacher_lm().model, self.layers())
         width, heads, hidden = (self.spec.get(k) for k in ("intermediate", "heads", "hidden"))
         found = Activations(None, None, None)
@@ -57,10 +74,13 @@ class FromTeacherStudent(StudentSource):
     def random_init(self) -> nn.Module | None:
         if not self.spec.get("random_init_baseline"):
             return None
-        return TokenLm(random_like(self.build().hf))
+        built = self.build()
+        if isinstance(built, TextClassifier):
+            return built.like(random_like(built.hf))
+        return TokenLm(random_like(built.hf))
 
     def describe(self) -> dict[str, Any]:
-        teacher = self.teacher_lm().model
+        teacher = self.teacher_hf()
         return {
             "source": self.name,
             "model_type": teacher.config.model_type,

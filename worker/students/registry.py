@@ -11,6 +11,7 @@ from torch import nn
 from distillery.types.catalog import SpecError
 from worker.causal_lm.loading import CausalLm
 from worker.data import PreparedData
+from worker.hf_classifier import TextClassifier
 from worker.learning_tasks import Task
 from worker.registry import Registry
 from worker.teachers import TeacherSource
@@ -42,6 +43,16 @@ class StudentSource:
 
     def describe(self) -> dict[str, Any]:
         return {"source": self.name, **{k: v for k, v in self.spec.items() if k != "source"}}
+
+    def teacher_classifier(self) -> TextClassifier | None:
+        """The teacher's Hugging Face sequence classifier, when it is one."""
+        module = self.context.teacher.module
+        return module if isinstance(module, TextClassifier) else None
+
+    def teacher_hf(self) -> Any:
+        """The teacher's transformers model: its classifier's, or its causal LM."""
+        classifier = self.teacher_classifier()
+        return classifier.hf if classifier is not None else self.teacher_lm().model
 
     def teacher_lm(self) -> CausalLm:
         """The teacher's Hugging Face causal LM, which this student is made from."""

@@ -4,10 +4,12 @@ HF_HUB_OFFLINE), never with remote code and from safetensors only: for a `langua
 a causal LM (worker/teachers/causal_lm.py), otherwise a sequence classifier that labels a text
 classification dataset.
 
-The classifier: each example's bytes are decoded back to its text (app/files/text_examples.py)
-and tokenized by the model's own tokenizer; the teacher answers the classifier's logits. No
-PyTorch module is lent for online soft labels (`module` stays None): its inputs are texts, not
-the student's.
+The classifier: a TextClassifier (worker/hf_classifier.py): each example's bytes are decoded
+back to its text and tokenized by the model's own tokenizer; the teacher answers the
+classifier's logits. It is the teacher's `module`: it can run online (DistilBERT's cosine term
+reads its hidden states), a `from_teacher` student is made from its layers, and with `train`
+the pipeline fine-tunes it on the labelled train split first (a base encoder saved as a
+sequence classifier gets its head that way).
 """
 
 from collections.abc import Iterator
@@ -16,19 +18,25 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from app.files.text_examples import decode
+from app.store.base import sha256_of
 from distillery.types.catalog import SpecError
 from distillery.types.catalog.base import LANGUAGE_MODEL
 from worker.causal_lm.loading import CausalLm, load_folder
 from worker.causal_lm.loading import transformers as _transformers
+from worker.hf_classifier import TextClassifier
+from worker.stage_cost import StageCost
 from worker.teachers.causal_lm import CausalLmTeacher
 from worker.teachers.registry import (
     TEACHER_SOURCES,
+    StageRunner,
     TeacherContext,
     TeacherSource,
     median_latency_ms,
+    training_cost,
 )
+from worker.teachers.train import TEACHER_FILE
 from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
@@ -83,6 +91,7 @@ class HfTeacher(TeacherSource):
     name = "hf"
     preprocessing = "hf-tokenizer-v1"
     upload: UploadedFile
+    module: TextClassifier
 
     def validate(self) -> None:
         self.upload = self.uploaded("teacher", "hf", WANTED)
@@ -97,11 +106,14 @@ class HfTeacher(TeacherSource):
         self.folder = upload_folder(self.upload)
         folder = str(self.folder)
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
                 folder, local_files_only=True, trust_remote_code=False
             )
         except Exception as exc:
             raise SpecError(PARAM, f"transformers cannot load the tokenizer: {exc}") from None
+        # Seeded like the student: a head transformers initialises (a base encoder's folder
+        # saved as a classifier to be fine-tuned) starts the same on every run.
+        torch.manual_seed(self.context.seed)
         try:
             model = transformers.AutoModelForSequenceClassification.from_pretrained(
                 folder, local_files_only=True, trust_remote_code=False, use_safetensors=True
@@ -114,13 +126,13 @@ class HfTeacher(TeacherSource):
                 PARAM,
                 f"the teacher has {classes} labels; the dataset has {data.num_classes} classes",
             )
-        if self.tokenizer.pad_token is None and self.tokenizer.eos_token is not None:
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             # Decoder models (GPT-2 style) pad a batch with their end-of-text token.
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+            tokenizer.pad_token = tokenizer.eos_token
         if getattr(model.config, "pad_token_id", None) is None:
-            model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.model = model.float().eval().to(self.context.device)
-        self.max_tokens = self._max_tokens()
+            model.config.pad_token_id = tokenizer.pad_token_id
+        self.module = TextClassifier(model.float(), tokenizer, _max_tokens(tokenizer, model))
+        self.module.eval().to(self.context.device)
         n = min(2, len(data.test))
         try:
             probe = self._run(data.test.head(n))
@@ -133,34 +145,35 @@ class HfTeacher(TeacherSource):
                 f"expected [{n}, {data.num_classes}]",
             )
 
-    def _max_tokens(self) -> int:
-        """The tokens a text is cut to: MAX_TOKENS, or fewer when the tokenizer or the model's
-        position embeddings take fewer."""
-        limits = [MAX_TOKENS, getattr(self.tokenizer, "model_max_length", MAX_TOKENS)]
-        positions = getattr(self.model.config, "max_position_embeddings", None)
-        if isinstance(positions, int) and positions > 0:
-            limits.append(positions)
-        return int(min(limit for limit in limits if isinstance(limit, int) and limit > 0))
-
-    def _texts(self, chunk: torch.Tensor) -> list[str]:
-        return [decode(row) for row in chunk.numpy()]
-
-    def _run(self, chunk: torch.Tensor, model: Any = None) -> np.ndarray:
+    def _run(self, chunk: torch.Tensor, model: nn.Module | None = None) -> np.ndarray:
         """Logits for a chunk of examples (UTF-8 byte rows) as float32 numpy."""
-        model = self.model if model is None else model
-        device = next(model.parameters()).device
-        inputs = self.tokenizer(
-            self._texts(chunk),
-            padding=True,
-            truncation=True,
-            max_length=self.max_tokens,
-            return_tensors="pt",
-        )
+        model = self.module if model is None else model
         with torch.inference_mode():
-            logits = model(**{k: v.to(device) for k, v in inputs.items()}).logits
-        return logits.float().cpu().numpy()
+            return model(chunk).float().cpu().numpy()
+
+    def pretrain(self, runner: StageRunner) -> None:
+        """With `train`: fine-tune the classifier on the labelled train split (its head, when
+        transformers initialised one, and every layer), as `train` teachers are trained."""
+        settings = self.spec.get("train")
+        if settings is None:
+            super().pretrain(runner)
+            return
+        if runner.outputs.finished(self.module, "teacher"):
+            return
+        self.module.train()
+        runner.trainer.train_with_labels(self.module, settings, "teacher")
+        runner.outputs.save_output(self.module, "teacher")
+        self.module.eval()
+
+    def pretraining_cost(self) -> StageCost:
+        settings = self.spec.get("train")
+        return StageCost() if settings is None else training_cost(settings, self.data)
 
     def sha256(self) -> str:
+        # A fine-tuned teacher is its weights (the soft-label key), not the upload.
+        trained = self.context.workdir / TEACHER_FILE
+        if self.spec.get("train") is not None and trained.exists():
+            return sha256_of(trained)
         return self.upload.sha256
 
     def distill_logits(self) -> Iterator[np.ndarray]:
@@ -172,22 +185,48 @@ class HfTeacher(TeacherSource):
 
     def evaluate(self) -> dict[str, Any]:
         data = self.data
+        self.module.eval()
         chunks = (torch.from_numpy(self._run(c)) for c in data.test.chunks(BATCH))
         metrics = self.context.task.test_metrics(chunks, data.y_test)
         example = data.test.head(1)
-        cpu = self.model.cpu()
+        cpu = self.module.cpu()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             latency = median_latency_ms(lambda: self._run(example, cpu))
         finally:
             torch.set_num_threads(threads)
-            self.model.to(self.context.device)
+            self.module.to(self.context.device)
         return {
-            "params": int(sum(p.numel() for p in self.model.parameters())),
+            "params": int(sum(p.numel() for p in self.module.parameters())),
             # The weights, as for the other sources (the zip also holds the tokenizer, and its
-            # size depends on how it was compressed).
-            "bytes": sum((self.folder / n).stat().st_size for n in self.upload.info["weights"]),
+            # size depends on how it was compressed); a fine-tuned teacher's safetensors.
+            "bytes": self._weights_bytes(),
             **metrics,
             "latency_ms_cpu": round(latency, 4),
         }
+
+    def _weights_bytes(self) -> int:
+        trained = self.context.workdir / TEACHER_FILE
+        if self.spec.get("train") is not None and trained.exists():
+            return trained.stat().st_size
+        return sum((self.folder / n).stat().st_size for n in self.upload.info["weights"])
+
+    def describe(self) -> dict[str, Any]:
+        config = self.module.hf.config
+        return {
+            **super().describe(),
+            "model_type": config.model_type,
+            "layers": int(getattr(config, "num_hidden_layers", 0)) or None,
+            "fine_tuned": self.spec.get("train") is not None,
+        }
+
+
+def _max_tokens(tokenizer: Any, model: Any) -> int:
+    """The tokens a text is cut to: MAX_TOKENS, or fewer when the tokenizer or the model's
+    position embeddings take fewer."""
+    limits = [MAX_TOKENS, getattr(tokenizer, "model_max_length", MAX_TOKENS)]
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    return int(min(limit for limit in limits if isinstance(limit, int) and limit > 0))

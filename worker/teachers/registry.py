@@ -9,6 +9,7 @@ soft-label key), `val_logits()` (its logits for the validation split, for the re
 None where it cannot give them) and `evaluate()` (params, bytes, the task's test metrics, CPU
 latency; None where unknown)."""
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -156,6 +157,17 @@ class TeacherSource:
 
 # A source's class, or a function that picks one from the context (e.g. by the job's task).
 TEACHER_SOURCES: Registry[Callable[[TeacherContext], TeacherSource]] = Registry("teacher source")
+
+
+def training_cost(settings: dict[str, Any], data: PreparedData) -> StageCost:
+    """The work of training a teacher on the labelled train split (`teacher.train`)."""
+    epochs = settings["epochs"]
+    return StageCost(
+        teacher_trained=float(epochs * len(data.train)),
+        teacher_inferred=float(epochs * len(data.val)),
+        epochs=epochs,
+        steps=epochs * math.ceil(len(data.train) / settings["batch_size"]),
+    )
 
 
 def median_latency_ms(call: Callable[[], object], runs: int = 50, warmup: int = 5) -> float:

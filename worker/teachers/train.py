@@ -1,10 +1,8 @@
 """`train`: a zoo arch the pipeline trains on the labelled train split (pretrain_teacher)."""
 
-import math
-
 from app.store.base import sha256_of
 from worker.stage_cost import StageCost
-from worker.teachers.registry import TEACHER_SOURCES, StageRunner
+from worker.teachers.registry import TEACHER_SOURCES, StageRunner, training_cost
 from worker.teachers.torch_teacher import TorchTeacher
 
 TEACHER_FILE = "teacher.safetensors"
@@ -25,14 +23,7 @@ class TrainedTeacher(TorchTeacher):
         runner.outputs.save_output(self.module, "teacher")
 
     def pretraining_cost(self) -> StageCost:
-        settings, data = self.spec["train"], self.data
-        epochs = settings["epochs"]
-        return StageCost(
-            teacher_trained=float(epochs * len(data.train)),
-            teacher_inferred=float(epochs * len(data.val)),
-            epochs=epochs,
-            steps=epochs * math.ceil(len(data.train) / settings["batch_size"]),
-        )
+        return training_cost(self.spec["train"], self.data)
 
     def sha256(self) -> str:
         return sha256_of(self.context.workdir / TEACHER_FILE)

@@ -18,6 +18,9 @@ class MethodEntry(Entry):
     # The teacher writes text the student learns (it samples from a PyTorch module the worker
     # runs, byte by byte: a zoo `gpt`).
     teacher_writes: bool = False
+    # It reads the last hidden states of a student made from its teacher's layers
+    # (`from_teacher` of an `hf` sequence classifier; the teacher runs online).
+    hidden_states: bool = False
 
     def layer_fields(self) -> tuple[str, ...]:
         """The params fields that hold (student, teacher) layer pairs."""
@@ -32,6 +35,7 @@ class MethodEntry(Entry):
             "reads_layers": self.reads_layers(),
             "layer_fields": list(self.layer_fields()),
             "teacher_writes": self.teacher_writes,
+            "hidden_states": self.hidden_states,
         }
 
 
@@ -128,6 +132,16 @@ class JsdParams(Params):
     )
 
 
+class DistilBertParams(Params):
+    """DistilBERT (Sanh et al. 2019): KD and CE plus a cosine term between the student's and
+    the teacher's last hidden states."""
+
+    cos_weight: Weight = Field(
+        default=1.0,
+        description="weight of the cosine term, mean over real tokens of 1 - cos(h_s, h_t)",
+    )
+
+
 METHODS: dict[str, MethodEntry] = by_name(
     [
         MethodEntry(
@@ -173,6 +187,14 @@ METHODS: dict[str, MethodEntry] = by_name(
             SeqKdParams,
             tasks=("language_model",),
             teacher_writes=True,
+        ),
+        MethodEntry(
+            "distilbert",
+            "DistilBERT (Sanh et al. 2019): KD plus CE plus the cosine between the student's and "
+            "the teacher's last hidden states, for a from_teacher student of an hf sequence "
+            "classifier (the teacher runs online).",
+            DistilBertParams,
+            hidden_states=True,
         ),
         MethodEntry(
             "fitnets",

@@ -4,11 +4,12 @@ the teacher's own architecture needs a teacher that has one) and the formats it 
 `worker/students/` implements each under the same name, one file each.
 
 - `zoo` (the default): a zoo arch (`arch`, `params`), random init from the job's seed.
-- `from_teacher`: the teacher's own Hugging Face causal LM made shallower, each kept layer
-  initialised from the teacher's (DistilBERT's recipe, Minitron's depth pruning), its MLP,
-  attention heads and hidden size optionally narrower (Minitron's width pruning, by weight
-  magnitude or by activations on training windows); embeddings, final norm and head are the
-  teacher's, so is the tokenizer.
+- `from_teacher`: the teacher's own Hugging Face model made shallower, each kept layer
+  initialised from the teacher's (DistilBERT's recipe, Minitron's depth pruning); for a causal
+  LM its MLP, attention heads and hidden size optionally narrower (Minitron's width pruning,
+  by weight magnitude or by activations on training windows); embeddings, final norm and head
+  are the teacher's, so is the tokenizer. With an `hf` sequence classifier (classification)
+  the student is that classifier with fewer encoder layers: DistilBERT's student.
 - `config`: the teacher's Hugging Face config with overrides (fewer layers, narrower), random
   init from the job's seed; the teacher's tokenizer.
 """
@@ -21,7 +22,8 @@ from pydantic import Field
 from distillery.types.catalog.base import BOTH_TASKS, LANGUAGE_MODEL, Entry
 from distillery.types.fields import JsonObject, Strict, Text
 
-# Teacher sources that hand over a Hugging Face causal LM (its config, weights, tokenizer).
+# Teacher sources that hand over a Hugging Face model (a causal LM or, `hf` only, a sequence
+# classifier: its config, weights, tokenizer).
 CAUSAL_LM_TEACHERS = ("hf", "gguf")
 ZOO_FORMATS = ("safetensors", "onnx", "torchscript")
 # A Hugging Face student: the zipped save_pretrained folder, its weights alone, ONNX.
@@ -46,8 +48,8 @@ LayerIndex = Annotated[int, Field(ge=0, le=1023)]
 
 
 class FromTeacherStudent(StudentSpecBase):
-    """The teacher's causal LM with only some of its layers, each initialised from the
-    teacher's layer of that index."""
+    """The teacher's Hugging Face model (causal LM or sequence classifier) with only some of
+    its layers, each initialised from the teacher's layer of that index."""
 
     source: Literal["from_teacher"]
     layers: (
@@ -132,10 +134,11 @@ STUDENT_SOURCES: dict[str, StudentSourceEntry] = {
         ),
         StudentSourceEntry(
             "from_teacher",
-            "The teacher's own Hugging Face causal LM with fewer layers, each kept layer, the "
-            "embeddings and the head initialised from the teacher's; the teacher's tokenizer.",
+            "The teacher's own Hugging Face model (a causal LM, or a sequence classifier: "
+            "DistilBERT's student) with fewer layers, each kept layer, the embeddings and the "
+            "head initialised from the teacher's; the teacher's tokenizer.",
             FromTeacherStudent,
-            tasks=(LANGUAGE_MODEL,),
+            tasks=BOTH_TASKS,
             teachers=CAUSAL_LM_TEACHERS,
             formats=HF_FORMATS,
         ),

@@ -62,6 +62,13 @@ class HfTeacher(TeacherSpecBase):
 
     source: Literal["hf"]
     file_id: FileId
+    train: TrainSettings | None = Field(
+        default=None,
+        description="fine-tune the sequence classifier on the labelled train split first "
+        "(every layer and its head: a base encoder saved as a classifier gets its head this "
+        "way; a fine-tuning lr such as 5e-5 with adamw suits a pretrained encoder); null: "
+        "label with the uploaded weights as they are",
+    )
 
 
 class GgufTeacher(TeacherSpecBase):
@@ -85,7 +92,7 @@ class LogitsTeacher(TeacherSpecBase):
 class FileCheck:
     """What a source's file check sees: the file's id and `info` (what its upload check found),
     the dataset file's info (None for a builtin dataset), whether the spec names a transfer set,
-    and the transfer file's info (None unless it is an uploaded file)."""
+    the transfer file's info (None unless it is an uploaded file), and the teacher's spec."""
 
     file_id: str
     info: dict[str, Any]
@@ -93,6 +100,8 @@ class FileCheck:
     transfer_named: bool
     transfer: dict[str, Any] | None
     task: str = CLASSIFICATION
+    # The job's `teacher` spec.
+    spec: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,8 @@ class TeacherSourceEntry(Entry):
     # A PyTorch module the worker can run at any step: online soft labels, labels of
     # augmented views, intermediate layers for methods that read them.
     module: bool = True
+    # The tasks it lends that module for (None: every task it serves).
+    module_tasks: tuple[str, ...] | None = None
     file: FileUse | None = None
     # The source names a zoo arch (`arch`, `params`).
     arch: bool = False
@@ -120,10 +131,16 @@ class TeacherSourceEntry(Entry):
     # too big to store (None: all logits, as for any other source).
     lm_top_k: int | None = None
 
+    def lends_module(self, task: str) -> bool:
+        """Whether a teacher from this source is a PyTorch module in a job of `task`."""
+        return self.module and (self.module_tasks is None or task in self.module_tasks)
+
     def capabilities(self) -> dict[str, Any]:
         file = self.file
+        tasks = self.module_tasks if self.module else ()
         return {
             "module": self.module,
+            "module_tasks": list(self.tasks if tasks is None else tasks),
             "arch": self.arch,
             "online_labels": self.module,
             "augmentation": self.module,
@@ -181,6 +198,12 @@ def _check_hf(check: FileCheck) -> None:
             FILE_PARAM,
             f"the Hugging Face model {file_id!r} is {what.get(kind, kind)}, which serves "
             f"{kind!r} jobs; the job's task is {check.task!r}",
+        )
+    if kind == LANGUAGE_MODEL and check.spec.get("train") is not None:
+        raise SpecError(
+            "teacher.train",
+            f"the Hugging Face model {file_id!r} is a causal LM; teacher.train fine-tunes "
+            "sequence classifiers only",
         )
     if data is None or kind == LANGUAGE_MODEL:
         return
@@ -296,7 +319,7 @@ TEACHER_SOURCES: dict[str, TeacherSourceEntry] = by_name(
             "causal LM labelling the next token of a text corpus cut into its tokens.",
             HfTeacher,
             tasks=BOTH_TASKS,
-            module=False,
+            module_tasks=(CLASSIFICATION,),  # a sequence classifier; a causal LM lends none
             lm_top_k=LM_TOP_K,
             file=FileUse(
                 "teacher", ("hf",), "a Hugging Face model .zip teacher file", check=_check_hf

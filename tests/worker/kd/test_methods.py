@@ -178,10 +178,13 @@ def test_only_fitnets_has_learnable_parts() -> None:
         "seqkd": {"prompt_bytes": 16, "sample_temperature": 1.0},
         "fitnets": {"hints": pair, "hint_weight": 1.0},
         "at": {"pairs": pair, "at_weight": 1000.0},
+        "distilbert": {"cos_weight": 1.0},
     }
+    # distilbert reads a classifier's last hidden states (and which tokens are real).
+    states = {"hidden": torch.randn(2, 3, 4, generator=g), "attention_mask": torch.ones(2, 3)}
     for name in METHODS.names():  # the others take no parameters
         method = build_method({"method": name, "method_params": params.get(name, {}), **DISTILL})
-        method.build(feats, feats)
+        method.build(*((states, states) if name == "distilbert" else (feats, feats)))
         learnable = sum(p.numel() for p in method.parameters())
         assert (learnable > 0) == (name == "fitnets"), name
         assert isinstance(method, nn.Module)
@@ -297,3 +300,35 @@ def test_lskd_ignores_the_teachers_scale_and_offset_where_kd_does_not() -> None:
     kd = [_method_loss("kd", s, t * k + c, y) for k, c in [(1, 0), (3, -2), (0.2, 7)]]
     assert lskd == pytest.approx([lskd[0]] * 3, rel=1e-6)
     assert kd[1] != pytest.approx(kd[0], rel=1e-3)
+
+
+def test_distilbert_adds_the_cosine_of_real_tokens_hidden_states() -> None:
+    """Sanh et al. 2019: KD + CE plus cos_weight * mean over unpadded tokens of
+    1 - cos(h_s, h_t) (CosineEmbeddingLoss with target 1), in float64 here."""
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    y = torch.tensor([0, 3, 1])
+    h_s, h_t = torch.randn(3, 5, 8, generator=g), torch.randn(3, 5, 8, generator=g)
+    mask = torch.ones(3, 5)
+    mask[0, 3:] = 0  # padding: never compared
+    mask[2, 1:] = 0
+    reference = []
+    for b in range(3):
+        for i in range(5):
+            if mask[b, i]:
+                u, v = h_s[b, i].double().numpy(), h_t[b, i].double().numpy()
+                reference.append(1 - u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+    method = build_method({"method": "distilbert", "method_params": {"cos_weight": 2.5}, **DISTILL})
+    assert method.student_layers() == ["hidden", "attention_mask"]
+    assert method.teacher_layers() == ["hidden"]
+    loss = method.loss(
+        Outputs(s, {"hidden": h_s, "attention_mask": mask}),
+        Outputs(t, {"hidden": h_t}),
+        y,
+        temperature=2.0,
+    )
+    hinton = kd_loss(s, t, y, temperature=2.0, **DISTILL)
+    expected = hinton.item() + 2.5 * float(np.mean(reference))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="same width"):
+        method.build({"hidden": h_s, "attention_mask": mask}, {"hidden": h_t[..., :4]})

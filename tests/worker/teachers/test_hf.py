@@ -26,6 +26,7 @@ from tests.worker.teachers.tiny_hf import (
 )
 from tests.worker.uploads import add_teacher
 from worker.data.prepare import Examples
+from worker.hf_classifier import TextClassifier
 from worker.learning_tasks.classification import logits_accuracy_and_loss
 from worker.teachers import TeacherContext, build_teacher
 from worker.teachers.hf import HfTeacher
@@ -124,9 +125,17 @@ def test_the_teacher_labels_texts_as_the_model_does_offline(
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     source.validate()
     monkeypatch.undo()
-    assert source.module is None and source.preprocessing == "hf-tokenizer-v1"
+    # The classifier is the teacher's module: it reads the byte rows itself.
+    assert isinstance(source.module, TextClassifier)
+    assert source.preprocessing == "hf-tokenizer-v1"
     assert source.sha256() == source.upload.sha256
-    assert source.describe() == {"source": "hf", "file_id": file_id}
+    assert source.describe() == {
+        "source": "hf",
+        "file_id": file_id,
+        "model_type": "bert",
+        "layers": 1,
+        "fine_tuned": False,
+    }
 
     logits = np.concatenate(list(source.distill_logits()))
     assert logits.dtype == np.float32 and logits.shape == (len(TEXTS), 3)
@@ -140,7 +149,7 @@ def test_the_teacher_labels_texts_as_the_model_does_offline(
     accuracy, loss = logits_accuracy_and_loss([test_logits], data.y_test)
     assert result["test_accuracy"] == round(accuracy, 4)
     assert result["test_loss"] == pytest.approx(round(loss, 4), abs=2e-4)
-    assert result["params"] == sum(p.numel() for p in source.model.parameters())
+    assert result["params"] == sum(p.numel() for p in source.module.hf.parameters())
     assert result["bytes"] == (saved / "model.safetensors").stat().st_size
     assert result["latency_ms_cpu"] > 0
 

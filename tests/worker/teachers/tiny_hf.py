@@ -29,10 +29,11 @@ def save_tiny_classifier(
     seed: int = 0,
     examples: list[tuple[str, int]] | None = None,
     steps: int = 30,
+    layers: int = 1,
 ) -> Path:
-    """A one-layer BERT sequence classifier and its tokenizer in `folder`: word-level over
-    WORDS, or, given labelled `examples` to fit it on first (`steps` Adam steps on all of
-    them), character-level over their characters."""
+    """A BERT sequence classifier of `layers` layers and its tokenizer in `folder`:
+    word-level over WORDS, or, given labelled `examples` to fit it on first (`steps` Adam
+    steps on all of them), character-level over their characters."""
     import torch
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
@@ -64,7 +65,7 @@ def save_tiny_classifier(
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=16,
-        num_hidden_layers=1,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=MAX_POSITIONS,

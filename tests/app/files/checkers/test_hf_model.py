@@ -148,8 +148,9 @@ def test_a_job_records_the_model_and_refuses_data_it_cannot_label(
         "/v1/jobs", json=job(dataset={"name": f"file:{values}"}, teacher=teacher)
     )
     assert_422(response, "teacher.file_id", "labels texts")
+    # A sequence classifier is a module the worker runs: it may label online.
     online = job(teacher=teacher, distill={"soft_labels": "online"})
-    assert_422(client.post("/v1/jobs", json=online), "distill.soft_labels", "'hf'")
+    assert client.post("/v1/jobs", json=online).status_code == 201
     response = client.post(
         "/v1/jobs", json=job(teacher=teacher)
     )  # a builtin: checked by the worker
@@ -189,6 +190,10 @@ def test_a_causal_lm_folder_is_a_language_model_teacher(
     spec = response.json()["spec"]
     assert spec["export"] == ["safetensors", "onnx", "hf"]
     assert spec["distill"]["soft_label_top_k"] == 16
+    # teacher.train fine-tunes sequence classifiers only.
+    trained = {**lm, "teacher": {**teacher, "train": {"epochs": 1}}}
+    response = client.post("/v1/jobs", json=trained)
+    assert_422(response, "teacher.train", "fine-tunes sequence classifiers only")
 
 
 def test_a_causal_lm_with_remote_code_or_pickled_weights_is_refused(
