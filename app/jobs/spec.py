@@ -146,13 +146,20 @@ def _check_student_source(spec: dict[str, Any]) -> None:
         )
     spec["export"] = sorted(set(spec["export"]), key=EXPORT_FORMATS.index)
     if entry.name == "from_teacher" and spec["task"] != LANGUAGE_MODEL:
-        for option in ("intermediate", "heads", "hidden"):
+        for option in ("heads", "hidden"):
             if student.get(option) is not None:
                 raise SpecError(
                     f"student.{option}",
-                    "width options cut causal LMs; a student made from a sequence classifier "
-                    "keeps the teacher's width (choose its `layers`)",
+                    f"`{option}` cuts causal LMs; a student made from a sequence classifier "
+                    "keeps the teacher's heads and hidden size (choose its `layers`, and "
+                    "`intermediate` for its MLPs)",
                 )
+        if student.get("importance") == "activation":
+            raise SpecError(
+                "student.importance",
+                "activation importance reads token windows of a causal LM; a student made "
+                "from a sequence classifier ranks its MLP neurons by weight magnitude",
+            )
 
 
 def _check_hidden_states(spec: dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """DistilBERT's recipe as one job: an uploaded BERT sequence classifier (built here with
 transformers, its head never trained) is fine-tuned on the labelled texts (`teacher.train`),
-a student made from every other layer of it (`from_teacher`) learns by KD + CE + the cosine
-of the last hidden states (`distilbert`), and comes back as a folder transformers loads, as
-ONNX taking the tokenizer's ids and as dynamic int8; every file, tokenized as the manifest
-says, gives the report's accuracy."""
+a student made from every other layer of it, its MLPs halved (`from_teacher`), learns by
+KD + CE + the cosine of the last hidden states (`distilbert`), and comes back as a folder
+transformers loads, as ONNX taking the tokenizer's ids and as dynamic int8; every file,
+tokenized as the manifest says, gives the report's accuracy."""
 
 import io
 import json
@@ -31,7 +31,7 @@ def encoder_spec(data: str, teacher: str, **changes: Any) -> dict[str, Any]:
     return {
         "dataset": {"name": f"file:{data}"},
         "teacher": {"source": "hf", "file_id": teacher, "train": fit},
-        "student": {"source": "from_teacher", "layers": "every_other"},
+        "student": {"source": "from_teacher", "layers": "every_other", "intermediate": 16},
         "distill": {**fit, "method": "distilbert"},
         "compress": {"quantize": {}},
         **changes,
@@ -63,6 +63,10 @@ def test_a_bert_is_fine_tuned_then_distilled_into_every_other_layer(
     # What the API refuses before anything runs.
     for changes, param in (
         ({"student": {"source": "from_teacher", "heads": 1}}, "student.heads"),
+        (
+            {"student": {"source": "from_teacher", "importance": "activation"}},
+            "student.importance",
+        ),
         ({"distill": {"method": "distilbert", "soft_labels": "stored"}}, "distill.soft_labels"),
         (
             {"student": {"arch": "text_cnn", "params": {"dim": 8, "channels": 8}}},
@@ -86,7 +90,8 @@ def test_a_bert_is_fine_tuned_then_distilled_into_every_other_layer(
     assert result["teacher"]["fine_tuned"] is True
     assert {m.stage for m in metrics} >= {"pretrain_teacher", "distill", "baseline"}
     assert result["teacher"]["test_accuracy"] >= 0.9, result["teacher"]
-    # Every other layer of four, initialised from the teacher's, learning from it.
+    # Every other layer of four, initialised from the teacher's (their MLPs cut to their 16
+    # largest neurons of 32), learning from it.
     described = result["student"]["student_source"]
     assert described["layers"] == [0, 2] and described["teacher_layers"] == 4, described
     assert result["student"]["params"] < result["teacher"]["params"]
@@ -116,7 +121,7 @@ def test_a_bert_is_fine_tuned_then_distilled_into_every_other_layer(
     model = AutoModelForSequenceClassification.from_pretrained(
         unzipped / "student", local_files_only=True
     ).eval()
-    assert model.config.num_hidden_layers == 2
+    assert (model.config.num_hidden_layers, model.config.intermediate_size) == (2, 16)
     tokens = tokenizer(test_texts, return_tensors="np", **call)
     feed = {name: tokens[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
     with torch.no_grad():

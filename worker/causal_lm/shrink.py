@@ -135,11 +135,14 @@ def narrow_mlp(
             _narrow_gated(mlp, width, param, score)
         elif all(hasattr(mlp, n) for n in ("c_fc", "c_proj")):
             _narrow_gpt2(mlp, width, param, score)
+        elif _bert_mlp(layer) is not None:
+            _narrow_bert(layer, width, param, score)
         else:
             raise SpecError(
                 param,
                 f"{type(model).__name__}: its MLPs are not of a kind cut here (gated "
-                "gate/up/down projections, or GPT-2's c_fc/c_proj)",
+                "gate/up/down projections, GPT-2's c_fc/c_proj, or BERT's "
+                "intermediate/output dense layers)",
             )
     if hasattr(config, "intermediate_size"):
         config.intermediate_size = width
@@ -339,6 +342,27 @@ def _narrow_gpt2(mlp: Any, width: int, param: str, scores: torch.Tensor | None) 
         fc.bias = nn.Parameter(fc.bias.index_select(0, index).clone())
         fc.nf = width
         proj.weight = nn.Parameter(proj.weight.index_select(0, index).clone())
+
+
+def _bert_mlp(layer: Any) -> tuple[nn.Linear, nn.Linear] | None:
+    """An encoder layer's MLP as BERT, RoBERTa, ELECTRA and MiniLM have it: intermediate.dense
+    (hidden -> neurons) and output.dense (neurons -> hidden); None for any other layer."""
+    fc = getattr(getattr(layer, "intermediate", None), "dense", None)
+    out = getattr(getattr(layer, "output", None), "dense", None)
+    if isinstance(fc, nn.Linear) and isinstance(out, nn.Linear):
+        return fc, out
+    return None
+
+
+def _narrow_bert(layer: Any, width: int, param: str, scores: torch.Tensor | None) -> None:
+    found = _bert_mlp(layer)
+    assert found is not None
+    fc, out = found
+    if scores is None:
+        scores = fc.weight.pow(2).sum(1) + fc.bias.pow(2) + out.weight.pow(2).sum(0)
+    index = _keep(width, fc.out_features, scores.detach(), param)
+    layer.intermediate.dense = _sliced(fc, index, 0)
+    layer.output.dense = _sliced(out, index, 1)
 
 
 def _decoder_layers(model: Any, count: int) -> tuple[nn.Module, str, nn.ModuleList]:

@@ -8,7 +8,8 @@ the first training windows; the teacher's embeddings, final norm, head and token
 With a sequence-classifier teacher (an `hf` upload, in a classification job) the student is
 the teacher's classifier with only `layers` of its encoder, each initialised from the
 teacher's, its embeddings and head too, reading text through the teacher's tokenizer
-(worker/hf_classifier.py): DistilBERT's student. Width options are for causal LMs only."""
+(worker/hf_classifier.py): DistilBERT's student; `intermediate` cuts its MLPs (BERT-style
+intermediate/output layers) by weight magnitude; `heads` and `hidden` are for causal LMs."""
 
 from typing import Any
 
@@ -35,8 +36,13 @@ from worker.students.registry import STUDENT_SOURCES, StudentSource
 CALIBRATION_WINDOWS = 64
 
 
-WIDTH_OPTIONS = ("intermediate", "heads", "hidden")
-NOT_FOR_ENCODERS = "width options cut causal LMs; a sequence classifier keeps its width"
+# A sequence classifier's student keeps its attention and hidden width (BERT's attention has
+# no head width of its own: fewer heads would reload wider); its MLPs may be cut.
+NOT_FOR_ENCODERS = ("heads", "hidden")
+ENCODER_WIDTH = (
+    "a student of a sequence classifier keeps its heads and hidden size; `intermediate` "
+    "cuts its MLPs"
+)
 
 
 @STUDENT_SOURCES.register("from_teacher")
@@ -52,10 +58,13 @@ class FromTeacherStudent(StudentSource):
     def build(self) -> nn.Module:
         classifier = self.teacher_classifier()
         if classifier is not None:
-            for option in WIDTH_OPTIONS:  # the API refuses them; a stored spec may hold one
+            for option in NOT_FOR_ENCODERS:  # the API refuses them; a stored spec may hold one
                 if self.spec.get(option) is not None:
-                    raise SpecError(f"student.{option}", NOT_FOR_ENCODERS)
-            return classifier.like(keep_layers(classifier.hf, self.layers()).float())
+                    raise SpecError(f"student.{option}", ENCODER_WIDTH)
+            encoder = keep_layers(classifier.hf, self.layers()).float()
+            if self.spec.get("intermediate") is not None:
+                narrow_mlp(encoder, self.spec["intermediate"])
+            return classifier.like(encoder)
         model = keep_layers(self.teacher_lm().model, self.layers())
         width, heads, hidden = (self.spec.get(k) for k in ("intermediate", "heads", "hidden"))
         found = Activations(None, None, None)

@@ -250,3 +250,39 @@ def test_activation_importance_drops_what_never_fires_however_large_its_weights(
     prune_heads(student, 2, scores=found.heads)
     prune_hidden(student, 16, scores=found.hidden)
     assert not dead_neuron_kept(student) and not dead_channel_kept(student)
+
+
+def test_a_bert_classifiers_mlps_are_narrowed_exactly_and_reload(tmp_path: Path) -> None:
+    """An encoder's MLP (BERT's intermediate.dense -> output.dense) cut to its largest
+    neurons is the teacher's with the others' outputs zeroed; the saved folder reloads."""
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
+    teacher = AutoModelForSequenceClassification.from_config(config).eval()
+    student = narrow_mlp(keep_layers(teacher, every_other(4)), 8).eval()
+    assert student.config.intermediate_size == 8
+    zeroed = keep_layers(teacher, [0, 2])
+    for layer, narrow in zip(zeroed.bert.encoder.layer, student.bert.encoder.layer, strict=True):
+        fc, out = layer.intermediate.dense, layer.output.dense
+        scores = fc.weight.pow(2).sum(1) + fc.bias.pow(2) + out.weight.pow(2).sum(0)
+        with torch.no_grad():
+            out.weight[:, scores.argsort()[:24]] = 0
+        assert narrow.intermediate.dense.weight.shape == (8, 16)
+        assert narrow.output.dense.weight.shape == (16, 8)
+    ids = torch.randint(0, 40, (2, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        got = student(input_ids=ids).logits
+        assert torch.allclose(got, zeroed(input_ids=ids).logits, atol=1e-5)
+        student.save_pretrained(tmp_path / "student")
+        again = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student").eval()
+        assert torch.equal(again(input_ids=ids).logits, got)
+    with pytest.raises(SpecError, match="attention is not of a kind cut here"):
+        prune_heads(keep_layers(teacher, [0]), 1)
