@@ -178,7 +178,9 @@ def test_the_upload_templates_are_those_the_example_scripts_submit() -> None:
     # METHODS=compress runs the one with compress steps instead of the five methods.
     methods = {f"fashion-mnist-resnet-{m}" for m in [*METHODS, "compress"]}
     sentiment = {f"sentiment-{m}" for m in SENTIMENT_METHODS}
-    assert {p.stem for p in UPLOAD_TEMPLATES} == byo | methods | sentiment
+    encoder = {"fortunes-minilm-distilbert"}
+    assert {p.stem for p in UPLOAD_TEMPLATES} == byo | methods | sentiment | encoder
+    assert "fortunes-minilm-distilbert" in (ROOT / "examples" / "encoder_distill.sh").read_text()
     script = (ROOT / "examples" / "sentiment_methods.sh").read_text()
     assert "sentiment-$method" in script
     assert f"for method in {' '.join(SENTIMENT_METHODS)}; do" in script
@@ -204,6 +206,14 @@ def test_an_upload_template_is_a_valid_job_once_its_file_ids_are_filled(path: Pa
         archs = (spec["teacher"]["arch"], spec["student"]["arch"])
         assert archs == ("text_cnn", "text_cnn")
         assert spec["distill"]["method"] == path.stem.removeprefix("sentiment-").replace("-", "_")
+        return
+    if path.stem == "fortunes-minilm-distilbert":  # fine-tuned, distilled into 3 layers, int8
+        assert spec["dataset"]["name"] == "file:file_fortunes012"
+        assert spec["teacher"] == {**spec["teacher"], "source": "hf", "file_id": "file_minilm01234"}
+        assert spec["teacher"]["train"]["epochs"] > 0
+        assert spec["student"]["source"] == "from_teacher"
+        assert spec["distill"]["method"] == "distilbert"
+        assert spec["compress"]["quantize"]["mode"] == "dynamic"
         return
 
     assert spec["dataset"]["name"] == "file:file_dataset0123"
