@@ -97,11 +97,12 @@ gain = r["compression"]["kd_gain"]
 compressed = ""
 if "pruned" in r:
     p = r["pruned"]
-    compressed += f" pruned {acc('pruned')} ({p['params']} params)"
+    compressed += " pruned %s (%s params)" % (acc("pruned"), p["params"])
 if "int8" in r:
     q = r["int8"]
-    compressed += (f" int8 {acc('int8')} ({q['bytes']} bytes, float graph "
-                   f"{q['float_onnx']['test_accuracy']} {q['float_onnx']['bytes']} bytes)")
+    f = q["float_onnx"]
+    compressed += " int8 %s (%s bytes, float graph %s %s bytes)" % (
+        acc("int8"), q["bytes"], f["test_accuracy"], f["bytes"])
 print(f"{name} {job}: teacher {teacher} student {student} baseline {baseline} "
       f"kd_gain {gain}{compressed} wall {wall} s")
 ' "$name" "$id" "$wall" <<<"$job" | tee -a "$out/summary.txt"

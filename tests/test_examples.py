@@ -266,3 +266,29 @@ def test_the_fortune_topics_are_balanced_distinct_and_labelled(
     assert len(rows) == 8 and {r["label"] for r in rows} == {"a", "b"}
     assert len({r["text"] for r in rows}) == 8
     assert all("\n" not in r["text"] and "  " not in r["text"] for r in rows)
+
+
+def test_the_example_scripts_summary_line_reads_a_compressed_jobs_result() -> None:
+    """examples/http.sh's run_job prints one line per finished job with its Python (quoted
+    inside the shell's single quotes: a single quote in it would end the program early)."""
+    script = (ROOT / "examples" / "http.sh").read_text()
+    program = script.split("\"$PYTHON\" -c '\n")[-1].split("\n' \"$name\"")[0]
+    assert "'" not in program
+    row = {"test_accuracy": 0.8, "params": 10, "bytes": 40}
+    result = {
+        "teacher": row,
+        "student": row,
+        "baseline": row,
+        "pruned": row,
+        "int8": {**row, "float_onnx": row},
+        "compression": {"kd_gain": 0.01},
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", program, "name", "job_1", "12"],
+        input=json.dumps({"result": result}),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.startswith("name job_1: teacher 0.8 student 0.8 baseline 0.8 kd_gain 0.01")
+    assert "pruned 0.8 (10 params) int8 0.8 (40 bytes, float graph 0.8 40 bytes) wall 12 s" in out

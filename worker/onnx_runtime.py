@@ -53,8 +53,13 @@ def raw_feed(graph: Any) -> Feed:
 
 def logits(path: Path, x: Examples, batch: int, feed: Feed | None = None) -> Iterator[torch.Tensor]:
     """The graph's first output for `x`, `batch` examples a run (a language model's windows
-    hold a vocabulary-wide row per token: the task's eval batch)."""
+    hold a vocabulary-wide row per token: the task's eval batch). A tokenizing model's texts
+    (`feed` given) run one at a time, unpadded: a dynamically quantised graph takes its
+    activation ranges per run, so batched, a text's logits would depend on its batch-mates
+    and their padding; alone, each text gets the answer it gets at batch 1."""
     graph = session(path)
+    if feed is not None:
+        batch = 1
     feed = feed or raw_feed(graph)
     for chunk in x.chunks(batch):
         yield torch.from_numpy(graph.run(None, feed(chunk))[0])
