@@ -272,7 +272,7 @@ def test_the_example_scripts_summary_line_reads_a_compressed_jobs_result() -> No
     """examples/http.sh's run_job prints one line per finished job with its Python (quoted
     inside the shell's single quotes: a single quote in it would end the program early)."""
     script = (ROOT / "examples" / "http.sh").read_text()
-    program = script.split("\"$PYTHON\" -c '\n")[-1].split("\n' \"$name\"")[0]
+    program = script.split('"$PYTHON" -c \'\n')[-1].split('\n\' "$name"')[0]
     assert "'" not in program
     row = {"test_accuracy": 0.8, "params": 10, "bytes": 40}
     result = {
