@@ -333,7 +333,16 @@ def wall_seconds(
 
 
 def estimate(job: JobContext, devices: list[torch.device], timed: Timed) -> dict[str, Any]:
-    """The estimate of a job whose validate stage has run (timed.validate: how long it took)."""
+    """The estimate of a job whose validate stage has run (timed.validate: how long it took).
+    The global RNG is left as it was: the timed steps run as many times as the machine's
+    speed allows, and their dropout draws would otherwise leave every later training (a
+    fine-tuned teacher's, the student's) depending on how fast the machine was."""
+    cuda = [d.index or 0 for d in devices if d.type == "cuda"]
+    with torch.random.fork_rng(devices=cuda):
+        return _estimate(job, devices, timed)
+
+
+def _estimate(job: JobContext, devices: list[torch.device], timed: Timed) -> dict[str, Any]:
     started = time.perf_counter()
     timed.export = time_export(job)
     timed.latency_call = time_latency_call(job)

@@ -11,6 +11,7 @@ from app.models import JobStatus
 from app.settings import Settings
 from distillery.types import Estimate, JobCost, JobCreate
 from tests.worker.test_pipeline import ASKED_FOR, TINY, load, submit
+from worker import estimate as estimate_module
 from worker import lifecycle
 from worker.estimate import answer
 from worker.stages import STAGE_NAMES
@@ -120,3 +121,22 @@ def test_a_resumed_job_keeps_its_first_estimate(estimating: Settings) -> None:
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.cost is not None and job.cost["estimate"] == kept
     assert job.cost["actual"]["attempt"] == 2
+
+
+def test_a_jobs_models_do_not_depend_on_how_many_steps_its_estimate_timed(
+    estimating: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The estimate times as many steps as the machine's speed allows; with dropout in the
+    teacher, those steps' random draws once decided every later training, so the same spec
+    gave different models on a fast and a slow machine."""
+    spec = {**TINY, "teacher": {**TINY["teacher"], "params": {"hidden": [64], "dropout": 0.5}}}
+    results = []
+    for steps in (3, 7):  # what a slow and a fast machine have time to time
+        monkeypatch.setattr(estimate_module, "MIN_TIMED_STEPS", steps)
+        monkeypatch.setattr(estimate_module, "MAX_TIMED_STEPS", steps)
+        job_id = submit(estimating, spec)
+        lifecycle.run(job_id, estimating)
+        job = load(estimating, job_id)[0]
+        assert job.status == JobStatus.SUCCEEDED, job.error
+        results.append({k: job.result[k]["test_loss"] for k in ("teacher", "student", "baseline")})
+    assert results[0] == results[1]
