@@ -26,6 +26,14 @@ class Tokenizes(Protocol):
 
     def token_graph(self) -> nn.Module: ...
 
+    def signature(self) -> dict[str, Any]:
+        """The token graph's inputs and output, as the manifest lists them."""
+        ...
+
+    def preprocessing(self) -> dict[str, Any]:
+        """How raw text becomes the graph's inputs, as the manifest says."""
+        ...
+
 
 def onnx_feed(model: Any, names: tuple[str, str], x: torch.Tensor) -> dict[str, np.ndarray]:
     """What `model`'s exported graph is fed for raw inputs `x`."""

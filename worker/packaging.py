@@ -170,10 +170,11 @@ def package(job: JobContext, report: dict[str, Any]) -> None:
         "task": spec.get("task", "classification"),
         **_student(job, manifest=True),
         "params": report["student"]["params"],
-        **(student.signature() if isinstance(student, TextClassifier) else signature),
+        # What the graph reads: the task's raw inputs, or a tokenizing model's ids.
+        **(student.signature() if isinstance(student, export.Tokenizes) else signature),
         "preprocessing": (
             student.preprocessing()
-            if isinstance(student, TextClassifier)
+            if isinstance(student, export.Tokenizes)
             else task.preprocessing(data)
         ),
         "class_names": data.class_names,
