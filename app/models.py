@@ -1,4 +1,5 @@
-"""SQLAlchemy tables: job, job_event, metric, artifact, file, job_file, api_key, deleted_job."""
+"""SQLAlchemy tables: job, job_event, metric, artifact, file, job_file, api_key, deleted_job,
+label_shard."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -214,3 +215,28 @@ class DeletedJob(Base):
     deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_deleted_job_deleted_at", "deleted_at"),)
+
+
+class ShardStatus:
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class LabelShard(Base):
+    """One shard of a job's soft labels: teacher forwards `start` to `stop` of the store entry
+    `entry`, labelled by whichever worker claims it (leased like a job: a worker that dies
+    loses only its shard, which another claims once the lease expires)."""
+
+    __tablename__ = "label_shard"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry: Mapped[str] = mapped_column(String(200))
+    start: Mapped[int] = mapped_column(BigInteger)
+    stop: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default=ShardStatus.PENDING)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     failed_work_retention_hours: float = Field(default=24.0, ge=0)
     # The soft-label store's byte cap: writing an entry evicts the least recently used first.
     soft_label_store_bytes: int = 20 * 1024**3
+    # Teacher forwards (examples, or augmented views) per shard of a job's soft labels: a job
+    # with more is labelled in shards any worker of its queue may claim (worker/label_shards.py).
+    soft_label_shard_rows: int = Field(default=65536, gt=0)
     # The byte cap of the local copies of an S3 store's files (uploads, teachers) that workers
     # and file checks read: a new copy evicts the least recently used ones not in use.
     download_cache_bytes: int = Field(default=20 * 1024**3, ge=0)

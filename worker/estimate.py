@@ -359,6 +359,7 @@ def _estimate(job: JobContext, devices: list[torch.device], timed: Timed) -> dic
         "student_steps": sum(c.steps for n, c in costs.items() if n != "pretrain_teacher"),
         "flops": None if None in all_flops else sum(f or 0 for f in all_flops),
         "soft_label_bytes": sum(c.soft_label_bytes for c in costs.values()),
+        "soft_label_shards": sum(c.soft_label_shards for c in costs.values()),
     }
     rates = {device.type: measure_rates(job, device) for device in devices}
     timed.dry_run = time.perf_counter() - started

@@ -46,6 +46,10 @@ class Progress:
         self.epochs = (epoch, epochs)
         self.stage_fraction = epoch / epochs
 
+    def part_done(self, done: int, total: int) -> None:
+        """`done` of the current stage's `total` equal parts are done (soft-label shards)."""
+        self.stage_fraction = done / max(total, 1)
+
     def resumed_after(self, epochs_done: int) -> None:
         """The stage resumes from a checkpoint: its first `epochs_done` epochs were done before."""
         epochs = self.epochs[1] if self.epochs else epochs_done

@@ -30,7 +30,9 @@ pinned (never evicted) until the job lets go of it, even by dying.
 
 import hashlib
 import io
+import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +178,11 @@ class SoftLabelStore:
     def path(self, key: str) -> Path:
         return self.folder.path(_name(key))
 
+    def get(self, key: str) -> Entry | None:
+        """The stored entry (memory-mapped, pinned while held), or None."""
+        stored = self.folder.open(_name(key))
+        return None if stored is None else _entry(stored)
+
     def get_or_compute(self, key: str, compute: Callable[[], torch.Tensor]) -> tuple[Entry, bool]:
         """The stored logits (memory-mapped) and whether they were already there."""
 
@@ -211,16 +218,57 @@ class SoftLabelStore:
 
         def write(f: BinaryIO) -> None:
             f.write(header)
-            written = 0
-            for chunk in chunks():
-                array = _converted(chunk, classes, dtype, written)
-                f.write(array.tobytes())
-                written += len(array)
+            written = _write_rows(f, chunks(), classes, dtype, 0)
             if written != rows:
                 raise ValueError(f"the teacher gave {written} rows of logits for {rows} examples")
 
         size = len(header) + rows * bytes_per_example(classes, top_k, tail_samples)
         return _entry(self.folder.add(_name(key), size, write)), False
+
+    def write_part(
+        self,
+        path: Path,
+        key: str,
+        classes: int,
+        first_row: int,
+        chunks: Iterable["np.ndarray | torch.Tensor"],
+    ) -> int:
+        """Rows `first_row` on of the entry `key`, given batch by batch as get_or_write takes
+        them, written to `path` as the entry keeps them (its bytes, no header), whole or not
+        at all: a shard of the entry (join_parts puts them together). Returns the rows."""
+        top_k, tail_samples = self.top_k_of(key)
+        dtype = _entry_dtype(classes, top_k, tail_samples)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            with partial.open("wb") as f:
+                rows = _write_rows(f, chunks, classes, dtype, first_row)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return rows
+
+    def join_parts(self, key: str, shape: tuple[int, int], parts: list[Path]) -> tuple[Entry, bool]:
+        """The entry `key` of `shape` (rows, classes) made of the parts write_part wrote, in
+        order (or the entry already there, and True)."""
+        stored = self.folder.open(_name(key))
+        if stored is not None:
+            return _entry(stored), True
+        rows, classes = shape
+        top_k, tail_samples = self.top_k_of(key)
+        dtype = _entry_dtype(classes, top_k, tail_samples)
+        header = _header(dtype, (rows, classes) if dtype.names is None else (rows,))
+        body = rows * bytes_per_example(classes, top_k, tail_samples)
+        found = sum(part.stat().st_size for part in parts)
+        if found != body:
+            raise ValueError(f"soft-label shards of {found} bytes for an entry of {body}")
+
+        def write(f: BinaryIO) -> None:
+            f.write(header)
+            for part in parts:
+                with part.open("rb") as source:
+                    shutil.copyfileobj(source, f, 1 << 20)
+
+        return _entry(self.folder.add(_name(key), len(header) + body, write)), False
 
 
 def entry_of(logits: torch.Tensor, top_k: int | None = None, tail_samples: int = 0) -> Entry:
@@ -293,6 +341,23 @@ def _mapped(f: BinaryIO) -> np.ndarray:
             offset=f.tell(),
             order="F" if fortran_order else "C",
         )
+
+
+def _write_rows(
+    f: BinaryIO,
+    chunks: Iterable["np.ndarray | torch.Tensor"],
+    classes: int,
+    dtype: np.dtype,
+    first_row: int,
+) -> int:
+    """Write teacher logits, rows `first_row` on of an entry, as the entry keeps them; returns
+    the rows written."""
+    written = 0
+    for chunk in chunks:
+        array = _converted(chunk, classes, dtype, first_row + written)
+        f.write(array.tobytes())
+        written += len(array)
+    return written
 
 
 def _converted(

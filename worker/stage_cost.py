@@ -18,6 +18,8 @@ class StageCost:
     epochs: int = 0
     steps: int = 0
     soft_label_bytes: int = 0
+    # Shards the soft labels are labelled in, any worker of the job's queue taking one.
+    soft_label_shards: int = 0
 
     def passes(self) -> float:
         """In example passes, progress's unit: inference counts about a third of training."""

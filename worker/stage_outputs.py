@@ -32,12 +32,18 @@ class StageOutputs:
         self.push(path)
         return path
 
-    def finished(self, model: nn.Module, name: str) -> bool:
-        """Load a stage's output if an earlier attempt finished it."""
+    def load(self, model: nn.Module, name: str) -> bool:
+        """Load a stage's output into `model`, if it was written; False if not."""
         path = self.job.workdir / f"{name}.safetensors"
         if not path.exists():
             return False
         model.load_state_dict(load_file(str(path), device=str(self.job.device)))
+        return True
+
+    def finished(self, model: nn.Module, name: str) -> bool:
+        """Load a stage's output if an earlier attempt finished it."""
+        if not self.load(model, name):
+            return False
         self.job.event("info", f"{self.job.stage}: reusing {name} weights from an earlier attempt")
         self.job.progress.restart_eta()
         return True

@@ -5,9 +5,11 @@ from typing import Any
 
 from celery import Task
 
-from app.db import is_database_unreachable
+from app import jobs
+from app.db import is_database_unreachable, session_scope
+from app.jobs import shards
 from app.settings import get_settings
-from distillery.types.protocol import ESTIMATE_TASK, RUN_JOB_TASK
+from distillery.types.protocol import ESTIMATE_TASK, LABEL_SHARDS_TASK, RUN_JOB_TASK
 from worker.celery_app import app
 from worker.claiming import claim_job, holding
 
@@ -38,6 +40,24 @@ def run_job(self: Task, job_id: str) -> None:
             from worker import lifecycle
 
             lifecycle.run_claimed(job, control, settings)
+
+
+@app.task(name=LABEL_SHARDS_TASK)
+def label_shards(job_id: str) -> None:
+    """Label shards of a job another worker runs (worker/shard_worker.py). Claim first: once
+    every shard is taken (most deliveries, on a fleet with few jobs to label) nothing else
+    happens, and torch is never imported for it."""
+    settings = get_settings()
+    owner = jobs.lease_owner()
+    with session_scope(settings.database_url) as session:
+        claimed = shards.claim_shard(session, job_id, owner, settings.lease_seconds)
+    if claimed is None:
+        log.info("job %s has no soft-label shard left to claim", job_id)
+        return
+    from worker.shard_worker import help_label
+
+    labelled = help_label(job_id, claimed, owner, settings)
+    log.info("labelled %d soft-label shards of %s", labelled, job_id)
 
 
 @app.task(name=ESTIMATE_TASK, ignore_result=False)

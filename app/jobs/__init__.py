@@ -10,6 +10,7 @@ conditional UPDATE and leaves a `job_event` row behind.
 - lease: the worker's protocol (claim, heartbeat, writes while holding, finish, requeue) and
   lease_ended, what an attempt that ended unfinished leaves the job as
 - recovery: the reaper
+- shards: a job's soft labels in shards other workers claim (imported as app.jobs.shards)
 
 This package re-exports their public names (`from app import jobs; jobs.create_job(...)`);
 its modules import one another, never the package.

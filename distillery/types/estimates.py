@@ -19,6 +19,9 @@ class StageWork(BaseModel):
     epochs: int
     steps: int
     soft_label_bytes: int
+    soft_label_shards: int = Field(
+        0, description="shards the soft labels are labelled in (any worker of the queue takes one)"
+    )
     flops: int | None
 
 
@@ -30,6 +33,7 @@ class Work(BaseModel):
     )
     flops: int | None
     soft_label_bytes: int = Field(description="what the soft-label store keeps for the job")
+    soft_label_shards: int = Field(0, description="shards the soft labels are labelled in")
     stages: dict[str, StageWork]
 
 

@@ -2,9 +2,13 @@
 runner's child protocol (its environment variable and exit codes) and the upload checker's
 exit code. The API never imports the worker: it sends these names and reads these codes."""
 
-# Celery task names (worker/tasks.py registers them; app/dispatch sends them).
+# Celery task names (worker/tasks.py registers them; app/dispatch sends them, and a
+# job's worker sends LABEL_SHARDS_TASK).
 RUN_JOB_TASK = "distillery.run_job"
 ESTIMATE_TASK = "distillery.estimate"
+# Sent by a job's worker to its own queue, one per shard of its soft labels beyond the first:
+# any worker that takes it labels shards of that job until none is left (worker/tasks.py).
+LABEL_SHARDS_TASK = "distillery.label_shards"
 
 # Tells `python -m worker.run` which process it must not outlive.
 PARENT_PID_ENV = "DISTILLERY_RUNNER_PID"

@@ -76,6 +76,14 @@ class Examples:
         for chunk in iter_chunks(self.rows, size):
             yield torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
 
+    def part(self, rows: slice) -> "Examples":
+        """Examples `rows` (a contiguous range: a shard of the split), in order."""
+        start, stop, _ = rows.indices(len(self))
+        index = np.arange(start, stop)
+        if self.tensor is not None:
+            return Examples(Subset(self.rows, index), True, self.tensor[start:stop])
+        return Examples(Subset(self.rows, index), False)
+
     def head(self, n: int) -> torch.Tensor:
         """The first n examples, float32 on the CPU."""
         if self.tensor is not None:

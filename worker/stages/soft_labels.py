@@ -17,6 +17,7 @@ import torch
 from worker.batch import Batch
 from worker.job_context import JobContext
 from worker.kd import build_method
+from worker.label_shards import Labelling, label_in_shards
 from worker.softlabels import SoftLabelStore, StoredLogits, TopKLogits, bytes_per_example
 from worker.stages.base import Stage, StageCost
 from worker.train import epoch_order
@@ -77,7 +78,12 @@ class SoftLabels(Stage):
         where = plan(job)
         if not build_method(job.distill_settings).reads_teacher_logits or where.online:
             return StageCost()
-        return StageCost(teacher_inferred=float(where.rows), soft_label_bytes=where.bytes)
+        shard_rows = job.settings.soft_label_shard_rows
+        return StageCost(
+            teacher_inferred=float(where.rows),
+            soft_label_bytes=where.bytes,
+            soft_label_shards=-(-where.rows // shard_rows) if where.rows > shard_rows else 1,
+        )
 
     def run(self, job: JobContext) -> None:
         method = job.distill_settings["method"]
@@ -89,30 +95,22 @@ class SoftLabels(Stage):
             job.event("info", f"soft labels: the teacher runs online at every step ({where.why})")
             return
         distill = job.spec["distill"]
-        data, teacher = job.data, job.teacher
-        store = SoftLabelStore.for_settings(job.settings)
         top_k = distill.get("soft_label_top_k")  # specs stored before the field lack it
         tail_samples = distill.get("soft_label_tail_samples")
-        preprocessing = teacher.preprocessing
-        teacher_logits = teacher.distill_logits
-        rows = len(data.distill)
-        if where.views:
-            preprocessing += ":" + _views_descriptor(job)
-            rows *= distill["epochs"]
+        labels = labelling(job, where)
+        positions = labels.positions
+        if labels.rows > job.settings.soft_label_shard_rows:
+            array, reused = label_in_shards(job, labels)
+        else:
+            store = SoftLabelStore.for_settings(job.settings)
 
-            def teacher_logits() -> Iterator[torch.Tensor]:
-                return _view_logits(job)
+            def chunks() -> Iterator["np.ndarray | torch.Tensor"]:
+                # One row per position: an example's rows follow each other (its tokens).
+                for chunk in labels.logits(0, labels.rows):
+                    yield chunk.reshape(-1, labels.classes)
 
-        # One row per position: an example's rows follow each other (sequences: its tokens).
-        positions = job.task.positions(data)
-        classes = data.num_classes
-
-        def chunks() -> Iterator["np.ndarray | torch.Tensor"]:
-            for chunk in teacher_logits():
-                yield chunk.reshape(-1, classes)
-
-        key = store.key(teacher.sha256(), data.fingerprint(), preprocessing, top_k, tail_samples)
-        array, reused = store.get_or_write(key, (rows * positions, classes), chunks)
+            array, reused = store.get_or_write(labels.key, labels.shape, chunks)
+        key, teacher = labels.key, job.teacher
         kept = ""
         if isinstance(array, TopKLogits):
             kept = f"top-{array.k} " + (
@@ -134,8 +132,36 @@ class SoftLabels(Stage):
             },
         )
         job.stored_logits = StoredLogits(
-            array, job.device, len(data.distill) if where.views else None, positions
+            array, job.device, len(job.data.distill) if where.views else None, positions
         )
+
+
+def labelling(job: JobContext, where: SoftLabelPlan) -> Labelling:
+    """The store entry the job's soft labels are (its key, rows and shape) and the teacher's
+    logits of any range of its forwards: the examples', or each epoch's augmented views'."""
+    distill = job.spec["distill"]
+    data, teacher = job.data, job.teacher
+    preprocessing = teacher.preprocessing
+    forwards = len(data.distill)
+
+    def logits(start: int, stop: int) -> Iterator["np.ndarray | torch.Tensor"]:
+        return teacher.distill_logits(slice(start, stop))
+
+    if where.views:
+        preprocessing += ":" + _views_descriptor(job)
+        forwards *= distill["epochs"]
+
+        def logits(start: int, stop: int) -> Iterator["np.ndarray | torch.Tensor"]:
+            return _view_logits(job, start, stop)
+
+    key = SoftLabelStore.key(
+        teacher.sha256(),
+        data.fingerprint(),
+        preprocessing,
+        distill.get("soft_label_top_k"),
+        distill.get("soft_label_tail_samples"),
+    )
+    return Labelling(key, forwards, job.task.positions(data), data.num_classes, logits)
 
 
 def _views_descriptor(job: JobContext) -> str:
@@ -148,18 +174,20 @@ def _views_descriptor(job: JobContext) -> str:
     )
 
 
-def _view_logits(job: JobContext) -> Iterator[torch.Tensor]:
-    """The teacher's logits of each epoch's views, in the order the student meets them."""
+def _view_logits(job: JobContext, start: int, stop: int) -> Iterator[torch.Tensor]:
+    """The teacher's logits of views start..stop of all epochs' views, in the order the
+    student meets them (view `epoch * examples + position`)."""
     module = job.teacher.module
     assert module is not None  # validate checks it
     module.eval()
     x = job.data.distill
     n = len(x)
     try:
-        for epoch in range(job.spec["distill"]["epochs"]):
+        for epoch in range(start // n, -(-stop // n)):
             order = epoch_order(n, n, job.seed, epoch)
-            for start in range(0, n, LABEL_CHUNK):
-                positions = torch.arange(start, min(start + LABEL_CHUNK, n))
+            first, last = max(start - epoch * n, 0), min(stop - epoch * n, n)
+            for begin in range(first, last, LABEL_CHUNK):
+                positions = torch.arange(begin, min(begin + LABEL_CHUNK, last))
                 batch = Batch(order[positions], epoch, positions, None, order)
                 with torch.no_grad(), job.precision.forward():
                     yield module(job.views(x, batch).inputs).float().cpu()

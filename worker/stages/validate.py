@@ -18,7 +18,10 @@ from worker.teachers import TeacherContext, build_teacher
 class Validate(Stage):
     name = "validate"
 
-    def run(self, job: JobContext) -> None:
+    @staticmethod
+    def prepare(job: JobContext) -> None:
+        """Build what labelling needs: the teacher (its weights loaded) and the data. A worker
+        labelling a shard of another worker's job (worker/shard_worker.py) builds only this."""
         spec = job.spec
         context = TeacherContext(
             spec=spec["teacher"],
@@ -49,19 +52,7 @@ class Validate(Stage):
             job.settings, job.device, data.input_shape, job.arithmetic
         )
         teacher.validate()
-        source = TEACHER_SOURCES[teacher.name]
-        lends = source.lends_module(job.task.name)
-        if lends != (teacher.module is not None):  # the catalog decides; they must agree
-            raise RuntimeError(
-                f"teacher source {teacher.name!r} built {'a' if teacher.module else 'no'} PyTorch "
-                f"module for {job.task.name}; its catalog entry says {lends}"
-            )
         job.built["teacher"] = teacher
-        try:
-            student = job.build_student()
-        except InputMismatch as exc:
-            raise SpecError("student.arch", f"{exc} (dataset {spec['dataset']['name']})") from None
-        job.built["student"] = student
         augment = spec["dataset"].get("augment")
         if augment is not None and data.modality not in AUGMENTATIONS[augment["kind"]].modalities:
             raise SpecError(
@@ -75,6 +66,23 @@ class Validate(Stage):
             )
         except DatasetMismatch as exc:
             raise SpecError(exc.param, str(exc)) from None
+
+    def run(self, job: JobContext) -> None:
+        spec = job.spec
+        self.prepare(job)
+        teacher = job.teacher
+        source = TEACHER_SOURCES[teacher.name]
+        lends = source.lends_module(job.task.name)
+        if lends != (teacher.module is not None):  # the catalog decides; they must agree
+            raise RuntimeError(
+                f"teacher source {teacher.name!r} built {'a' if teacher.module else 'no'} PyTorch "
+                f"module for {job.task.name}; its catalog entry says {lends}"
+            )
+        try:
+            student = job.build_student()
+        except InputMismatch as exc:
+            raise SpecError("student.arch", f"{exc} (dataset {spec['dataset']['name']})") from None
+        job.built["student"] = student
         if not source.module and job.augmentation is not None:
             raise SpecError(
                 "dataset.augment",

@@ -14,7 +14,7 @@ from distillery.types.catalog import SpecError
 from worker.causal_lm.loading import CausalLm, LoadError
 from worker.causal_lm.module import TokenLm, output_size
 from worker.causal_lm.vocabulary import HfVocabulary
-from worker.teachers.registry import FILE_PARAM, TeacherSource, median_latency_ms
+from worker.teachers.registry import ALL_ROWS, FILE_PARAM, TeacherSource, median_latency_ms
 
 # Logits per forward when labelling, at most: windows x positions x vocabulary x 4 bytes.
 CHUNK_BYTES = 256 * 1024**2
@@ -80,8 +80,8 @@ class CausalLmTeacher(TeacherSource):
         per_window = self.data.input_shape[0] * self.data.num_classes * 4
         return max(1, CHUNK_BYTES // per_window)
 
-    def distill_logits(self) -> Iterator[np.ndarray | torch.Tensor]:
-        for chunk in self.data.distill.chunks(self._chunk()):
+    def distill_logits(self, rows: slice = ALL_ROWS) -> Iterator[np.ndarray | torch.Tensor]:
+        for chunk in self.data.distill.part(rows).chunks(self._chunk()):
             yield self._run(chunk)
 
     def val_logits(self) -> Iterator[torch.Tensor]:

@@ -29,6 +29,7 @@ from worker.hf_classifier import TextClassifier
 from worker.stage_cost import StageCost
 from worker.teachers.causal_lm import CausalLmTeacher
 from worker.teachers.registry import (
+    ALL_ROWS,
     TEACHER_SOURCES,
     StageRunner,
     TeacherContext,
@@ -176,8 +177,8 @@ class HfTeacher(TeacherSource):
             return sha256_of(trained)
         return self.upload.sha256
 
-    def distill_logits(self) -> Iterator[np.ndarray]:
-        for chunk in self.data.distill.chunks(BATCH):
+    def distill_logits(self, rows: slice = ALL_ROWS) -> Iterator[np.ndarray]:
+        for chunk in self.data.distill.part(rows).chunks(BATCH):
             yield self._run(chunk)
 
     def val_logits(self) -> Iterator[torch.Tensor]:

@@ -14,7 +14,7 @@ import torch
 
 from distillery.types.catalog import SpecError
 from worker.data.rows import NpyRows
-from worker.teachers.registry import TEACHER_SOURCES, TeacherSource
+from worker.teachers.registry import ALL_ROWS, TEACHER_SOURCES, TeacherSource
 from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
@@ -62,8 +62,8 @@ class LogitsTeacher(TeacherSource):
     def sha256(self) -> str:
         return self.upload.sha256
 
-    def distill_logits(self) -> Iterator[np.ndarray]:
-        rows = self.data.logit_rows
+    def distill_logits(self, part: slice = ALL_ROWS) -> Iterator[np.ndarray]:
+        rows = self.data.logit_rows[part]
         for start in range(0, len(rows), BATCH):
             yield self.logits.take(rows[start : start + BATCH]).astype(np.float32)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from distillery.types.catalog import SpecError
-from worker.teachers.registry import TEACHER_SOURCES, TeacherSource, median_latency_ms
+from worker.teachers.registry import ALL_ROWS, TEACHER_SOURCES, TeacherSource, median_latency_ms
 from worker.uploads import UploadedFile
 
 PARAM = "teacher.file_id"
@@ -118,8 +118,8 @@ class OnnxTeacher(TeacherSource):
     def sha256(self) -> str:
         return self.upload.sha256
 
-    def distill_logits(self) -> Iterator[np.ndarray]:
-        for chunk in self.data.distill.chunks(BATCH):
+    def distill_logits(self, rows: slice = ALL_ROWS) -> Iterator[np.ndarray]:
+        for chunk in self.data.distill.part(rows).chunks(BATCH):
             yield self._run(chunk.numpy())
 
     def val_logits(self) -> Iterator[torch.Tensor]:

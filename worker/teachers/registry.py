@@ -33,6 +33,9 @@ from worker.registry import Registry
 from worker.stage_cost import StageCost
 from worker.uploads import UploadedFile, uploaded_file
 
+# distill_logits' default: every distillation example.
+ALL_ROWS = slice(None)
+
 FILE_PARAM = "teacher.file_id"
 
 
@@ -125,8 +128,9 @@ class TeacherSource:
     def sha256(self) -> str:
         raise NotImplementedError
 
-    def distill_logits(self) -> Iterator["np.ndarray | torch.Tensor"]:
-        """Logits for data.distill, in order, a batch at a time."""
+    def distill_logits(self, rows: slice = ALL_ROWS) -> Iterator["np.ndarray | torch.Tensor"]:
+        """Logits for data.distill[rows] (all of it by default; a shard: worker/label_shards.py),
+        in order, a batch at a time (batches counted from the range's first row)."""
         raise NotImplementedError
 
     def val_logits(self) -> Iterator[torch.Tensor] | None:

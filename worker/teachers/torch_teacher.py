@@ -9,7 +9,7 @@ from torch import nn
 from distillery.types.catalog import SpecError
 from worker import export
 from worker.models import InputMismatch, count_params
-from worker.teachers.registry import TeacherSource
+from worker.teachers.registry import ALL_ROWS, TeacherSource
 from worker.train import predict_chunks
 
 
@@ -31,8 +31,8 @@ class TorchTeacher(TeacherSource):
     def weights_bytes(self) -> int | None:
         raise NotImplementedError
 
-    def distill_logits(self) -> Iterator[torch.Tensor]:
-        return predict_chunks(self.module, self.data.distill)
+    def distill_logits(self, rows: slice = ALL_ROWS) -> Iterator[torch.Tensor]:
+        return predict_chunks(self.module, self.data.distill.part(rows))
 
     def val_logits(self) -> Iterator[torch.Tensor]:
         return predict_chunks(self.module, self.data.val, self.context.task.eval_batch)
