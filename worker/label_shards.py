@@ -61,8 +61,12 @@ class Labelling:
 
 
 def shard_bounds(rows: int, shard_rows: int) -> list[tuple[int, int]]:
-    """Forwards [start, stop) of each shard: `shard_rows` each, the last one what is left."""
-    return [(start, min(start + shard_rows, rows)) for start in range(0, rows, shard_rows)]
+    """Forwards [start, stop) of each shard: as few shards as hold at most `shard_rows` each,
+    of equal size (to a row), so that no worker waits on a last, larger shard and none is
+    left with a sliver."""
+    shards = max(1, -(-rows // shard_rows))
+    edges = [rows * i // shards for i in range(shards + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def part_path(workdir: Path, key: str, shard: int) -> Path:

@@ -27,6 +27,7 @@ from app.models import (
     JobFile,
     JobStatus,
     JobWebhook,
+    LabelShard,
     Metric,
     utcnow,
 )
@@ -246,7 +247,7 @@ def _delete_finished(session: Session, job: Job, remove_files: Callable[[Job], N
         raise JobConflict(f"job {job_id} is {job.status}: {advice}, then delete it")
     if remove_files is not None:
         remove_files(job)
-    for table in (JobEvent, Metric, Artifact, JobFile, JobWebhook):
+    for table in (JobEvent, Metric, Artifact, JobFile, JobWebhook, LabelShard):
         session.execute(delete(table).where(table.job_id == job_id))
     gone = delete(Job).where(Job.id == job_id, Job.status.in_(JobStatus.FINISHED))
     if rows_changed(session.execute(gone)):  # not a second DELETE racing this one
