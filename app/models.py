@@ -1,5 +1,5 @@
 """SQLAlchemy tables: job, job_event, metric, artifact, file, job_file, api_key, deleted_job,
-label_shard."""
+label_shard, worker."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -240,3 +240,19 @@ class LabelShard(Base):
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Worker(Base):
+    """A worker as it announces itself (app/fleet.py): its device, what the device has, the
+    queues it consumes, when it last said so. A job asking for what no worker seen lately
+    has is refused at POST."""
+
+    __tablename__ = "worker"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    device: Mapped[str] = mapped_column(String(16))
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    # Each GPU's memory (the smallest, if they differ) for a cuda worker; the host's for cpu.
+    memory_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

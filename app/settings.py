@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     malloc_tuning: bool = True
     # Celery: the queue GPU workers consume, and how long Redis keeps an unacked message.
     celery_queue: str = "gpu"
+    # What a worker says it runs jobs on (app/fleet.py): "auto" finds NVIDIA GPUs with
+    # nvidia-smi (cuda) or none (cpu). A worker also consumes `<celery_queue>.<device>`, where
+    # jobs asking for its device kind (`resources.device`) go.
+    worker_device: Literal["auto", "cpu", "cuda"] = "auto"
+    # A worker announces itself this often; one not heard from in worker_seen_seconds is not
+    # counted when a job's `resources` are checked at POST.
+    worker_announce_seconds: float = Field(default=30.0, gt=0)
+    worker_seen_seconds: float = Field(default=600.0, gt=0)
     celery_visibility_timeout_seconds: int = Field(default=12 * 3600, gt=0)
     # Estimates (POST /v1/jobs/estimate): the queue their workers consume (not the jobs' one,
     # so an estimate never waits behind a running job), where Celery keeps their answers (by

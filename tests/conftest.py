@@ -202,6 +202,7 @@ class RecordingDispatcher:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.devices: dict[str, str] = {}
 
     def start(self) -> None:
         pass
@@ -209,8 +210,9 @@ class RecordingDispatcher:
     def stop(self) -> None:
         pass
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, device: str = "any") -> None:
         self.sent.append(job_id)
+        self.devices[job_id] = device
 
     def ready(self) -> bool:
         return True

@@ -4,13 +4,16 @@ celery -A worker.celery_app worker -Q gpu -c 1
 celery -A worker.celery_app worker -Q estimate -c 1     (estimates: POST /v1/jobs/estimate)
 """
 
+from dataclasses import replace
 from typing import Any
 
 from celery import Celery, signals
 
+from app import fleet
+from app.fleet import Announcer
 from app.logs import bind_job, configure_logging
 from app.settings import get_settings
-from distillery.types.protocol import RUN_JOB_TASK
+from distillery.types.protocol import RUN_JOB_TASK, job_queue
 
 settings = get_settings()
 # Now, not only when Celery sets up logging: warnings Celery gives before that come out in the
@@ -58,6 +61,40 @@ def _no_banner_in_json(instance: Any = None, **_: Any) -> None:
     # The startup banner is printed, not logged: it would be the one line that is not JSON.
     if settings.log_format == "json" and instance is not None:
         instance.quiet = True
+
+
+# This worker's announcement (app/fleet.py), while it consumes the jobs' queue.
+_announcer: Announcer | None = None
+
+
+@signals.celeryd_after_setup.connect
+def _announce_device(sender: str = "", instance: Any = None, **_: Any) -> None:
+    # A worker of the jobs' queue also consumes its device kind's (`<queue>.cpu`,
+    # `<queue>.cuda`), where jobs asking for that kind go, and says what it has.
+    global _announcer
+    if instance is None:
+        return
+    queues = instance.app.amqp.queues
+    selected = set(queues.consume_from or queues)
+    if settings.celery_queue not in selected:
+        return  # an estimate worker: jobs are not routed by it
+    capabilities = fleet.detect(settings, [])
+    device_queue = job_queue(settings.celery_queue, capabilities.device)
+    queues.select_add(device_queue)
+    capabilities = replace(capabilities, queues=sorted(selected | {device_queue}))
+    _announcer = Announcer(settings, sender, capabilities)
+
+
+@signals.worker_ready.connect
+def _start_announcing(**_: Any) -> None:
+    if _announcer is not None:
+        _announcer.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_announcing(**_: Any) -> None:
+    if _announcer is not None:
+        _announcer.stop()
 
 
 @signals.worker_init.connect

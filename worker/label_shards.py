@@ -16,6 +16,7 @@ same batches), so the entry does not depend on how the shards were spread.
 """
 
 import contextvars
+import itertools
 import logging
 import threading
 import time
@@ -66,7 +67,7 @@ def shard_bounds(rows: int, shard_rows: int) -> list[tuple[int, int]]:
     left with a sliver."""
     shards = max(1, -(-rows // shard_rows))
     edges = [rows * i // shards for i in range(shards + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def part_path(workdir: Path, key: str, shard: int) -> Path:
@@ -231,7 +232,8 @@ def _ask_for_help(job: JobContext, tasks: int) -> None:
     if tasks <= 0 or not settings.broker_url:
         return
     try:
-        CeleryDispatcher(settings).send_shard_tasks(job.job_id, tasks)
+        device = (job.spec.get("resources") or {}).get("device", "any")
+        CeleryDispatcher(settings).send_shard_tasks(job.job_id, device, tasks)
     except Exception:
         # Without help this worker labels every shard itself: slower, nothing lost.
         log.warning(

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app import auth, housekeeping, jobs, reads, webhooks
+from app import auth, fleet, housekeeping, jobs, reads, webhooks
 from app.api.deps import (
     DispatcherDep,
     SessionDep,
@@ -87,6 +87,7 @@ def create_job(
 ) -> schemas.Job:
     if body.webhook is not None:
         webhooks.check_url(body.webhook.url, settings)
+    fleet.check_resources(session, body.resources.model_dump(), settings)
     job, created = jobs.create_job(
         session,
         body,

@@ -40,7 +40,10 @@ def estimate_answer(answer: dict[str, Any]) -> dict[str, Any]:
 class Dispatcher(Protocol):
     def start(self) -> None: ...
     def stop(self) -> None: ...
-    def send(self, job_id: str) -> None: ...
+    def send(self, job_id: str, device: str = "any") -> None:
+        """Send the job to the workers of its device kind (`resources.device`)."""
+        ...
+
     def estimate(self, spec: dict[str, Any], tenant: str) -> dict[str, Any]:
         """Estimate a resolved spec on a worker (worker/estimate.py), waiting for it."""
         ...
@@ -58,8 +61,9 @@ def dispatch(settings: Settings, dispatcher: Dispatcher, job_id: str) -> bool:
     before this marks it sent: then it stays unmarked, and maintenance sends it again."""
     with session_scope(settings.database_url) as session:
         version = jobs.job_version(session, job_id)
+        device = jobs.job_device(session, job_id)
     try:
-        dispatcher.send(job_id)
+        dispatcher.send(job_id, device)
     except Exception as exc:
         log.warning("could not dispatch %s (will retry): %s", job_id, exc)
         return False

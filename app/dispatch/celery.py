@@ -9,7 +9,7 @@ from typing import Any
 
 from app.dispatch.base import EstimateUnavailable, estimate_answer
 from app.settings import Settings
-from distillery.types.protocol import ESTIMATE_TASK, LABEL_SHARDS_TASK, RUN_JOB_TASK
+from distillery.types.protocol import ESTIMATE_TASK, LABEL_SHARDS_TASK, RUN_JOB_TASK, job_queue
 
 # Set in the broker by the first dispatcher that finds it missing: a broker that comes back
 # without it has lost its data, queued messages included.
@@ -43,22 +43,21 @@ class CeleryDispatcher:
     def stop(self) -> None:
         pass
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, device: str = "any") -> None:
         self.celery.send_task(
             RUN_JOB_TASK,
             args=[job_id],
-            queue=self.settings.celery_queue,
+            queue=job_queue(self.settings.celery_queue, device),
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         )
 
-    def send_shard_tasks(self, job_id: str, count: int) -> None:
-        """Ask `count` more workers of the queue to label shards of the job's soft labels (a
+    def send_shard_tasks(self, job_id: str, device: str, count: int) -> None:
+        """Ask `count` more workers of the job's queue to label shards of its soft labels (a
         job's worker sends these, worker/label_shards.py; a lost one costs only help)."""
+        queue = job_queue(self.settings.celery_queue, device)
         for _ in range(count):
-            self.celery.send_task(
-                LABEL_SHARDS_TASK, args=[job_id], queue=self.settings.celery_queue
-            )
+            self.celery.send_task(LABEL_SHARDS_TASK, args=[job_id], queue=queue)
 
     def estimate(self, spec: dict[str, Any], tenant: str) -> dict[str, Any]:
         from celery.exceptions import TimeoutError as CeleryTimeout

@@ -9,14 +9,16 @@ being submitted and the next one does not wait for the last one's process to sta
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 from typing import Any
 
-from app import jobs
+from app import fleet, jobs
 from app.db import session_scope
 from app.dispatch.base import EstimateUnavailable, estimate_answer
+from app.fleet import Announcer
 from app.models import JobStatus
 from app.settings import Settings
 from distillery.types.protocol import EXIT_DATABASE_UNREACHABLE, PARENT_PID_ENV
@@ -31,12 +33,20 @@ class EmbeddedRunner:
         self._stop = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
         self._spare: subprocess.Popen[bytes] | None = None
+        self._announcer: Announcer | None = None
         self._thread = threading.Thread(target=self._loop, name="distillery-runner", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        # The runner is this machine's one worker: it says what the machine has, so jobs
+        # asking for a device kind it lacks are refused at POST (app/fleet.py).
+        name = f"embedded@{socket.gethostname()}:{os.getpid()}"
+        self._announcer = Announcer(self.settings, name, fleet.detect(self.settings, []))
+        self._announcer.start()
 
     def stop(self) -> None:
+        if self._announcer is not None:
+            self._announcer.stop()
         self._stop.set()
         self._wake.set()
         self._drop_spare()
@@ -47,7 +57,8 @@ class EmbeddedRunner:
             child.terminate()
         self._thread.join(timeout=10)
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, device: str = "any") -> None:
+        # One machine: POST checked it announced the device kind the job asks for.
         self._wake.set()
 
     def ready(self) -> bool:

@@ -46,6 +46,7 @@ from app.jobs.lease import (
 )
 from app.jobs.queue import (
     TENANT_LOCK_SPACE,
+    job_device,
     job_version,
     lock_tenant,
     mark_dispatched,
@@ -97,6 +98,7 @@ __all__ = [
     "get_artifact",
     "get_job",
     "held_status",
+    "job_device",
     "job_version",
     "lease_ended",
     "lease_owner",

@@ -21,6 +21,13 @@ def job_version(session: Session, job_id: str) -> datetime | None:
     return session.scalar(select(Job.updated_at).where(Job.id == job_id))
 
 
+def job_device(session: Session, job_id: str) -> str:
+    """The device kind the job asks for (`resources.device`; "any" for jobs from before it),
+    which picks its queue."""
+    spec = session.scalar(select(Job.spec).where(Job.id == job_id)) or {}
+    return str((spec.get("resources") or {}).get("device", "any"))
+
+
 def mark_dispatched(session: Session, job_id: str, *, version: datetime | None = None) -> bool:
     """Record that the job was sent. With `version` (job_version read before sending), only
     if the job did not change meanwhile: a worker that got the message at once may already

@@ -253,6 +253,33 @@ class WebhookSpec(Strict):
         return url
 
 
+DeviceKind = Literal["any", "cpu", "cuda"]
+
+
+class Resources(Strict):
+    """What the worker that runs the job must have. The job goes to the queue of workers of
+    that device kind; a job no worker has announced it can serve is refused (422)."""
+
+    device: DeviceKind = Field(
+        default="any",
+        description="`cpu` or `cuda` workers only; `any`: whichever worker is free",
+    )
+    gpus: Annotated[int, Field(ge=0, le=64)] = Field(
+        default=0, description="GPUs the worker must have (a `cuda` worker; 0: no requirement)"
+    )
+    memory_gb: PositiveFinite | None = Field(
+        default=None,
+        description="memory of the worker's device: each GPU's for a `cuda` worker, the "
+        "host's for a `cpu` one",
+    )
+
+    @model_validator(mode="after")
+    def _gpus_need_cuda(self) -> "Resources":
+        if self.gpus and self.device == "cpu":
+            raise ValueError("gpus: a cpu job asks for no GPU (device: cuda, or any)")
+        return self
+
+
 class JobCreate(Strict):
     name: Annotated[Text, Field(max_length=200)] | None = None
     dataset: DatasetSpec
@@ -278,6 +305,9 @@ class JobCreate(Strict):
         description="the arithmetic of every training stage: `float32`, what a plain PyTorch "
         "loop does; `mixed`, bf16 autocast (fp16 with a loss scaler on a GPU without bf16) and "
         "channels_last images on CUDA: faster on tensor cores, its students a little different",
+    )
+    resources: Resources = Field(
+        default_factory=Resources, description="the worker the job needs (routes it)"
     )
     metadata: JsonObject = Field(default_factory=dict, max_length=64)
     webhook: WebhookSpec | None = Field(

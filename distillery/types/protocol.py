@@ -10,6 +10,13 @@ ESTIMATE_TASK = "distillery.estimate"
 # any worker that takes it labels shards of that job until none is left (worker/tasks.py).
 LABEL_SHARDS_TASK = "distillery.label_shards"
 
+
+def job_queue(base: str, device: str) -> str:
+    """The queue a job goes to: the base queue (DISTILLERY_CELERY_QUEUE) for a job any worker
+    may run, `<base>.<device>` for one that needs a device kind; a worker consumes both."""
+    return base if device == "any" else f"{base}.{device}"
+
+
 # Tells `python -m worker.run` which process it must not outlive.
 PARENT_PID_ENV = "DISTILLERY_RUNNER_PID"
 # How the runner's child says it left the job queued because the database could not be

@@ -176,7 +176,7 @@ class DeferringBroker(RecordingDispatcher):
         super().__init__()
         self.settings = settings
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, device: str = "any") -> None:
         super().send(job_id)
         with session_scope(self.settings.database_url) as session:
             assert take(session, job_id, "fast-worker") is None

@@ -38,7 +38,7 @@ class FlakyBroker:
     def ready(self) -> bool:
         return not self.down
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, device: str = "any") -> None:
         if self.down:
             raise ConnectionError("broker unreachable")
         self.sent.append(job_id)
