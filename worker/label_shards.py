@@ -209,7 +209,7 @@ def label_in_shards(job: JobContext, labelling: Labelling) -> tuple[Entry, bool]
         if claimed is not None:
             continue
         if counts.done == counts.total:
-            worksync.pull(job.store, job.job_id, job.workdir)
+            worksync.pull(job.store, job.job_id, job.workdir, names=[p.name for p in parts])
             missing = [i for i, part in enumerate(parts) if not part.exists()]
             if not missing:
                 break
@@ -222,6 +222,8 @@ def label_in_shards(job: JobContext, labelling: Labelling) -> tuple[Entry, bool]
     entry = store.join_parts(labelling.key, labelling.shape, parts)
     for part in parts:
         part.unlink(missing_ok=True)
+        if job.store.remote:
+            job.store.delete_prefix(worksync.work_prefix(job.job_id) + part.name)
     return entry
 
 

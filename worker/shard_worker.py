@@ -9,6 +9,9 @@ failed): a shard it held then goes back to the others.
 """
 
 import logging
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +23,7 @@ from app.jobs.shards import ClaimedShard
 from app.models import JobStatus
 from app.settings import Settings
 from app.store import make_store
+from app.store.base import Store
 from worker import worksync
 from worker.control import JobCancelled, JobControl, JobPaused
 from worker.job_context import JobContext
@@ -28,6 +32,7 @@ from worker.learning_tasks import task_for
 from worker.precision import set_worker_threads
 from worker.stages.soft_labels import labelling, plan
 from worker.stages.validate import Validate
+from worker.teachers.train import TEACHER_FILE
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +69,25 @@ def help_label(job_id: str, first: ClaimedShard, owner: str, settings: Settings)
         row = unscoped_job(session, job_id)
         spec, tenant = row.spec, row.tenant
     control = HelperControl(settings, job_id, owner)
+    store = make_store(settings.artifact_url, settings.s3_endpoint_url)
     job = JobContext(
         job_id=job_id,
         spec=spec,
         tenant=tenant,
         settings=settings,
         control=control,
-        store=make_store(settings.artifact_url, settings.s3_endpoint_url),
+        store=store,
         task=task_for(spec),
         device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-        workdir=settings.work_root / "jobs" / job_id,
+        workdir=_workdir(settings, store, job_id),
     )
     labelled = 0
     claimed: ClaimedShard | None = first
     with control:
         try:
-            worksync.pull(job.store, job_id, job.workdir)
+            # Only the teacher's trained weights, if any: parts, checkpoints and the rest are
+            # the job's worker's business.
+            worksync.pull(job.store, job_id, job.workdir, names=[TEACHER_FILE])
             Validate.prepare(job)
             if job.teacher.module is not None:
                 job.outputs.load(job.teacher.module, "teacher")  # trained by the job, if it was
@@ -105,4 +113,16 @@ def help_label(job_id: str, first: ClaimedShard, owner: str, settings: Settings)
                 control.write(
                     lambda session: shards.release_shard(session, job_id, held.shard, owner)
                 )
+        finally:
+            if store.remote:
+                shutil.rmtree(job.workdir, ignore_errors=True)
     return labelled
+
+
+def _workdir(settings: Settings, store: Store, job_id: str) -> Path:
+    """Where the helper writes: with a local store, the job's own work folder (workers share
+    it, and the job's worker reads the parts there); with S3, a scratch folder of this
+    process's (the parts go to the job's work prefix), removed when it is done."""
+    if store.remote:
+        return settings.work_root / "helpers" / f"{job_id}-{os.getpid()}"
+    return settings.work_root / "jobs" / job_id

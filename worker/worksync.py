@@ -9,6 +9,7 @@ functions do nothing.
 
 import os
 import secrets
+from collections.abc import Collection
 from pathlib import Path
 
 from app.store.base import Store, job_work_prefix
@@ -28,8 +29,11 @@ def push(store: Store, job_id: str, path: Path) -> str | None:
     return key
 
 
-def pull(store: Store, job_id: str, workdir: Path) -> list[Path]:
-    """Download every work file of the job that `workdir` lacks; returns the files written.
+def pull(
+    store: Store, job_id: str, workdir: Path, names: Collection[str] | None = None
+) -> list[Path]:
+    """Download every work file of the job that `workdir` lacks (only those in `names`, when
+    given); returns the files written.
 
     A file already present is kept as it is: it is this host's own, at least as recent."""
     if not store.remote:
@@ -40,6 +44,8 @@ def pull(store: Store, job_id: str, workdir: Path) -> list[Path]:
         name = key.removeprefix(prefix)
         if not name or "/" in name or name in (".", ".."):
             continue  # push writes flat names only
+        if names is not None and name not in names:
+            continue
         target = workdir / name
         if target.exists():
             continue

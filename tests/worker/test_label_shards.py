@@ -1,7 +1,9 @@
 """Soft labels in shards, in one process: a job whose teacher has more forwards than a shard
 labels every shard itself when no other worker helps, and its store entry holds the same
-rows as one written in one go; augmented views and top-k entries shard the same way."""
+rows as one written in one go; augmented views and top-k entries shard the same way; a
+helper on another host shares only the database and an S3 store with the job's worker."""
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,10 @@ from app.db import session_scope
 from app.jobs import shards
 from app.models import JobStatus
 from app.settings import Settings
+from app.store import make_store
 from tests.conftest import make_settings
 from tests.worker.test_pipeline import load, submit
-from worker import lifecycle
+from worker import label_shards, lifecycle, shard_worker
 from worker.label_shards import shard_bounds
 
 SPEC: dict[str, Any] = {
@@ -70,7 +73,7 @@ def test_a_job_labels_its_shards_alone_into_the_entry_it_would_write_whole(
 ) -> None:
     whole = make_settings(sqlite_url, tmp_path / "whole")
     sharded = make_settings(sqlite_url, tmp_path / "sharded").model_copy(
-        update={"soft_label_shard_rows": 64}
+        update={"soft_label_shard_rows": 64, "job_estimates": spec is SPEC}
     )
     expected, no_shards = entry_of(whole, run(whole, spec))
     job_id = run(sharded, spec)
@@ -96,5 +99,54 @@ def test_a_job_labels_its_shards_alone_into_the_entry_it_would_write_whole(
     with session_scope(sharded.database_url) as session:
         counts = shards.shard_counts(session, job_id)
     assert counts.done == counts.total == len(bounds)
+    if spec is SPEC:  # the job's estimate counts the shards
+        job, *_ = load(sharded, job_id)
+        assert job.cost["estimate"]["work"]["soft_label_shards"] == len(bounds)
     # The parts are gone once joined.
     assert not list((sharded.work_root / "jobs").glob(f"{job_id}/*.part"))
+
+
+def test_a_helper_on_another_host_labels_shards_through_an_s3_store(
+    sqlite_url: str,
+    tmp_path: Path,
+    s3_server: str,
+    s3_bucket_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job's worker (host A) and a helper with a work folder of its own (host B) share
+    only the database and the S3 store: the helper fetches the trained teacher's weights from
+    the job's work prefix, pushes its parts there, and the job's worker pulls and joins them."""
+    remote = {"artifact_url": s3_bucket_url, "s3_endpoint_url": s3_server}
+    host_a = make_settings(sqlite_url, tmp_path / "a").model_copy(
+        update={**remote, "soft_label_shard_rows": 64}
+    )
+    host_b = host_a.model_copy(update={"work_dir": str(tmp_path / "b" / "work")})
+    helpers: list[threading.Thread] = []
+
+    def ask_for_help(job: Any, tasks: int) -> None:
+        # What a Celery worker on host B does with the task (worker/tasks.py), in a thread;
+        # its first shard claimed at once, so it labels at least that one.
+        owner = "helper@host-b"
+        with session_scope(host_b.database_url) as session:
+            claimed = shards.claim_shard(session, job.job_id, owner, host_b.lease_seconds)
+        assert claimed is not None
+        helper = threading.Thread(
+            target=shard_worker.help_label, args=(job.job_id, claimed, owner, host_b)
+        )
+        helper.start()
+        helpers.append(helper)
+
+    monkeypatch.setattr(label_shards, "_ask_for_help", ask_for_help)
+    job_id = run(host_a, SPEC)
+    for helper in helpers:
+        helper.join(timeout=60)
+    entry, shard_events = entry_of(host_a, job_id)
+
+    workers = {e["worker"] for e in shard_events}
+    assert "helper@host-b" in workers and len(workers) == 2
+    assert sorted(e["shard"] for e in shard_events) == list(range(len(shard_events)))
+    assert entry.shape[0] == max(e["stop"] for e in shard_events)
+    # Host B kept nothing: its scratch folder went, and the job's work prefix holds no part.
+    assert not any((tmp_path / "b" / "work" / "helpers").iterdir())
+    store = make_store(host_a.artifact_url, host_a.s3_endpoint_url)
+    assert not [k for k in store.list_keys(f"jobs/{job_id}/") if k.endswith(".part")]
