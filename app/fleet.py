@@ -147,6 +147,9 @@ def check_resources(session: Session, resources: dict[str, Any], settings: Setti
     """SpecError naming the field of `resources` no worker seen lately can meet (the device
     kind first, then the GPU count, then the memory); nothing for a job any worker may run."""
     device, gpus, memory_gb = resources["device"], resources["gpus"], resources["memory_gb"]
+    gpus_field = "resources.gpus"
+    if device == "cuda" and resources.get("processes", 1) > gpus:  # a GPU per process
+        gpus, gpus_field = resources["processes"], "resources.processes"
     if device == "any" and not gpus and memory_gb is None:
         return
     since = utcnow() - timedelta(seconds=settings.worker_seen_seconds)
@@ -160,7 +163,7 @@ def check_resources(session: Session, resources: dict[str, Any], settings: Setti
         raise SpecError("resources.device", f"no worker runs jobs on {device} ({recently})")
     fit = [w for w in fit if w.gpus >= gpus]
     if not fit:
-        raise SpecError("resources.gpus", f"no {device} worker has {gpus} GPUs ({recently})")
+        raise SpecError(gpus_field, f"no {device} worker has {gpus} GPUs ({recently})")
     if memory_gb is not None:
         fit = [w for w in fit if w.memory_bytes >= memory_gb * GIB]
         if not fit:

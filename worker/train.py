@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from worker import data_parallel
 from worker.batch import Batch
 from worker.control import Interrupted
 from worker.data.prepare import Examples
@@ -124,10 +125,20 @@ def train(
     precision = precision or Precision(device)
     step_model = precision.prepare(model)
     scaler = precision.scaler()
+    # In a torchrun rank (worker/data_parallel.py): a part of each batch, gradients averaged,
+    # decisions agreed; rank 0 alone validates and writes.
+    parallel = data_parallel.active()
+    writes = data_parallel.writes()
+    check = hooks.check
+    if parallel:
+        step_model = data_parallel.wrap(step_model, device)
+        check = data_parallel.agreed(hooks.check)
 
     def checkpoint(epoch: int, step: int = 0, partial: dict[str, float] | None = None) -> None:
         """Save where the loop is: the start of `epoch`, or `step` batches into it (with the
         epoch's running loss, examples seen and seconds spent, in `partial`)."""
+        if not writes:
+            return
         _save_checkpoint(
             checkpoint_path,
             {
@@ -169,7 +180,8 @@ def train(
         # indexing a GPU tensor with them is a small asynchronous copy.
         order = epoch_order(num_examples, length, seed, epoch)
         first = start_step if epoch == start_epoch else 0
-        carried = partial if first else {}
+        # The totals a pause left (every rank's): counted once, by rank 0.
+        carried = partial if first and writes else {}
         loss_sum = torch.full((), carried.get("loss_sum", 0.0), device=device)
         seen = int(carried.get("seen", 0))
         started = time.perf_counter() - carried.get("seconds", 0.0)
@@ -177,30 +189,41 @@ def train(
             start = step * batch_size
             index = order[start : start + batch_size]
             positions = torch.arange(start, start + len(index))
+            examples, weight = len(index), 1.0
+            if parallel:
+                index, positions, weight, examples = data_parallel.part(index, positions)
             batch = Batch(index, epoch, positions, t, order)
             step_loss = functools.partial(batch_loss, step_model, batch)
+            if parallel:
+                step_loss = functools.partial(_weighted, step_loss, weight)
             loss = optimiser_step(step_loss, optimizer, scaler, precision)
             scheduler.step()
-            loss_sum += loss.detach() * len(index)
-            seen += len(index)
+            if examples:
+                loss_sum += loss.detach() / weight * examples
+            seen += examples
             if (step + 1) % hooks.check_every == 0:
                 try:
-                    hooks.check()
+                    check()
                 except Interrupted:
                     spent = time.perf_counter() - started
-                    at = {"loss_sum": loss_sum.item(), "seen": seen, "seconds": spent}
+                    total, examples_seen = _totals(parallel, loss_sum, seen)
+                    at = {"loss_sum": total, "seen": examples_seen, "seconds": spent}
                     checkpoint(epoch, step + 1, at)
                     raise
         seconds = time.perf_counter() - started
-        train_loss = loss_sum.item() / max(seen, 1)
+        total, seen = _totals(parallel, loss_sum, seen)
+        train_loss = total / max(seen, 1)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"the training loss became {train_loss} in epoch {epoch + 1}; "
                 "a lower lr (or temperature) usually fixes this"
             )
+        measured = validate(model) if writes else {}
+        if parallel:
+            measured = data_parallel.from_writer(measured)
         values = {
             "train_loss": train_loss,
-            **validate(model),
+            **measured,
             # The lr in effect at the epoch's first step (its start): read after the loop, the
             # optimiser already holds the lr of the next epoch's first step.
             "lr": scheduler.base_lrs[0] * lr_factor(epoch * steps),
@@ -212,10 +235,23 @@ def train(
             temperature.observe(values)  # type: ignore[union-attr]
         # Record first, checkpoint second: a crash in between redoes (and re-records) the
         # epoch instead of leaving it out of the metrics.
-        hooks.on_epoch(epoch + 1, values)
+        if writes:
+            hooks.on_epoch(epoch + 1, values)
         checkpoint(epoch + 1)
-        hooks.check()
+        check()
     precision.release(model)
+
+
+def _totals(parallel: bool, loss_sum: torch.Tensor, seen: int) -> tuple[float, int]:
+    """The epoch's loss sum and examples so far, over every rank."""
+    if not parallel:
+        return loss_sum.item(), seen
+    total, examples = data_parallel.all_sum(loss_sum.item(), seen)
+    return total, int(examples)
+
+
+def _weighted(loss: Callable[[], torch.Tensor], weight: float) -> torch.Tensor:
+    return loss() * weight
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -3,11 +3,13 @@ job's views, validated by the job's task, checkpointed in its work folder, repor
 resumes and checkpoints to the job, with its seed and precision; and the hard-label loss the
 teacher's pretraining, the baseline and the estimates share."""
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from worker import torchrun
 from worker.batch import Batch
 from worker.data.prepare import Examples
 from worker.kd.schedules import TemperatureSchedule
@@ -85,8 +87,14 @@ class Trainer:
         temperature: TemperatureSchedule | None = None,
     ) -> None:
         """Run the training loop for the current stage over `x`, checkpointing to
-        `<name>.ckpt`, reporting to the job, with the job's seed and precision."""
+        `<name>.ckpt`, reporting to the job, with the job's seed and precision; in
+        `resources.processes` torchrun ranks when the job asks for more than one
+        (worker/torchrun.py), after which the model is loaded from their last checkpoint."""
         self.job.progress.start_epochs(settings["epochs"])
+        hooks = self.hooks()
+        if not torchrun.in_rank() and torchrun.processes(self.job) > 1:
+            torchrun.run_ranks(self.job)
+            hooks = replace(hooks, on_start=lambda _epochs_done: None)
         try:
             train(
                 model,
@@ -95,7 +103,7 @@ class Trainer:
                 batch_loss=batch_loss,
                 validate=self.validator(),
                 checkpoint_path=self.job.workdir / f"{name}.ckpt",
-                hooks=self.hooks(),
+                hooks=hooks,
                 seed=self.job.seed,
                 steps_per_epoch=steps_per_epoch,
                 temperature=temperature,
@@ -103,3 +111,5 @@ class Trainer:
             )
         finally:
             x.release()
+        if torchrun.in_rank():
+            raise torchrun.RankDone

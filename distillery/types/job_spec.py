@@ -272,6 +272,11 @@ class Resources(Strict):
         description="memory of the worker's device: each GPU's for a `cuda` worker, the "
         "host's for a `cpu` one",
     )
+    processes: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=1,
+        description="data-parallel processes the training stages run in (torchrun, launched "
+        "by the worker: gloo on CPU, one GPU each on CUDA); the same loop and global batch",
+    )
 
     @model_validator(mode="after")
     def _gpus_need_cuda(self) -> "Resources":
