@@ -24,9 +24,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
+
+from app.settings import get_settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -60,11 +63,12 @@ def get_engine(url: str) -> Engine:
         return engine
     # A database that does not answer fails a connection attempt in 10 s instead of hanging
     # the request, the maintenance loop or the worker (they retry or answer 503).
+    settings = get_settings()
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
         connect_args={"connect_timeout": 10},
     )
 
@@ -90,10 +94,13 @@ def session_scope(url: str) -> Iterator[Session]:
 
 def is_database_unreachable(exc: BaseException) -> bool:
     """The database could not be reached or dropped the connection (down, restarting, its
-    connections terminated, out of connections): worth retrying, unlike a bad statement."""
+    connections terminated, out of connections, or none free in this process's pool): worth
+    retrying, unlike a bad statement."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, (OperationalError, InterfaceError))
+    # PoolTimeout: every connection this process may open is in use (its pool is smaller than
+    # its threads' demand): as transient as a server out of connections.
+    return isinstance(exc, (OperationalError, InterfaceError, PoolTimeout))
 
 
 def rows_changed(result: Result[Any]) -> int:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api_error import ApiError
@@ -106,8 +107,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
     @app.exception_handler(DatabaseUnavailable)
-    async def _database_down(_: Request, exc: DBAPIError | DatabaseUnavailable) -> JSONResponse:
+    async def _database_down(
+        _: Request, exc: DBAPIError | PoolTimeout | DatabaseUnavailable
+    ) -> JSONResponse:
         # The database is unreachable (down, restarting, out of connections): the request may
         # succeed later, so 503, not 500. DatabaseUnavailable: the same from the async read path.
         log.warning("database unavailable: %s", getattr(exc, "orig", exc))

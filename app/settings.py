@@ -13,6 +13,13 @@ class Settings(BaseSettings):
 
     # Where job records live. SQLite (WAL) by default; postgresql+psycopg://... in production.
     database_url: str = "sqlite:///./distillery.db"
+    # PostgreSQL connections a process keeps (pool) and may open beyond them (overflow) for
+    # its synchronous work; a thread that finds none free waits for one. Every process of the
+    # deployment together must stay under the server's max_connections (README: connection
+    # budget): an API process takes pool + overflow + 10 (its async poll path), a worker
+    # process 2 or 3 while it runs a job.
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=20, ge=0)
     # Unset: the API process runs jobs itself (embedded runner). Set: jobs go to Celery.
     broker_url: str | None = None
     # Where uploads, exported students and reports go: a local folder, or s3://bucket/prefix.
@@ -133,6 +140,11 @@ class Settings(BaseSettings):
     # counted when a job's `resources` are checked at POST.
     worker_announce_seconds: float = Field(default=30.0, gt=0)
     worker_seen_seconds: float = Field(default=600.0, gt=0)
+    # Load tests of the control plane (worker/simulated.py): workers run every job through the
+    # real claim, lease, event, metric and artifact protocol with fake training, each epoch
+    # this many seconds of sleep.
+    simulated_training: bool = False
+    simulated_epoch_seconds: float = Field(default=0.2, ge=0)
     celery_visibility_timeout_seconds: int = Field(default=12 * 3600, gt=0)
     # Estimates (POST /v1/jobs/estimate): the queue their workers consume (not the jobs' one,
     # so an estimate never waits behind a running job), where Celery keeps their answers (by

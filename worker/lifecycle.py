@@ -42,6 +42,14 @@ def run(job_id: str, settings: Settings | None = None) -> None:
 
 def run_claimed(job: Job, control: JobControl, settings: Settings) -> None:
     """Run a job this worker has claimed, and holds through `control`, to a final status."""
+    if settings.simulated_training:
+        from worker.simulated import run_simulated
+
+        try:
+            run_simulated(job, control, settings)
+        except LeaseLost:
+            log.warning("lost the lease on %s; another worker has it", job.id)
+        return
     set_worker_threads(settings)
     tune_allocator(settings)
     pipeline = Pipeline(settings, job, control)
