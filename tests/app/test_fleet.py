@@ -43,7 +43,12 @@ def test_a_job_any_worker_may_run_needs_no_announced_worker(
     response = client.post("/v1/jobs", json=MINIMAL_JOB)
     assert response.status_code == 201, response.text
     job = response.json()
-    assert job["spec"]["resources"] == {"device": "any", "gpus": 0, "memory_gb": None}
+    assert job["spec"]["resources"] == {
+        "device": "any",
+        "gpus": 0,
+        "memory_gb": None,
+        "processes": 1,
+    }
     assert dispatcher.devices[job["id"]] == "any"
 
 
@@ -57,6 +62,7 @@ def test_a_job_no_worker_can_serve_is_refused_naming_the_field(
     # Only the stale worker (not heard from in WORKER_SEEN_SECONDS) had these.
     refused = {
         "resources.gpus": post(client, device="cuda", gpus=2),
+        "resources.processes": post(client, device="cuda", processes=2),  # a GPU each
         "resources.memory_gb": post(client, device="cuda", memory_gb=40),
     }
     for param, response in refused.items():
