@@ -12,14 +12,17 @@ same step) is left for the worker in `<stage>.ranks`.
 import logging
 import os
 import sys
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from app import jobs
 from app.db import session_scope
 from app.jobs.rows import unscoped_job
 from app.logs import bind_job, configure_logging
+from app.models import JobStatus
 from app.settings import Settings
 from app.store import make_store
 from worker import data_parallel
@@ -32,6 +35,8 @@ from worker.torchrun import RANK_OWNER_ENV, RANK_SETTINGS_ENV, RankDone, outcome
 
 log = logging.getLogger(__name__)
 
+INIT_TIMEOUT = timedelta(minutes=2)
+
 
 class RankControl(JobControl):
     """A rank's link to the job: the worker that launched it holds the lease (this heartbeat
@@ -41,8 +46,6 @@ class RankControl(JobControl):
     loud = False
 
     def _heartbeat(self) -> None:
-        from app import jobs
-
         while not self._stop.wait(self.settings.control_poll_seconds):
             try:
                 with session_scope(self.settings.database_url) as session:
@@ -53,9 +56,9 @@ class RankControl(JobControl):
             if status is None:
                 self.lease_lost.set()
                 return
-            if status == "cancelling":
+            if status == JobStatus.CANCELLING:
                 self.cancel_requested.set()
-            elif status == "pausing":
+            elif status == JobStatus.PAUSING:
                 self.pause_requested.set()
 
     def event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
@@ -78,7 +81,9 @@ class RankControl(JobControl):
 
 def run_rank(job_id: str, stage_name: str, settings: Settings) -> None:
     cuda = torch.cuda.is_available()
-    dist.init_process_group("nccl" if cuda else "gloo")
+    # Bounded: a group that cannot form fails (and torchrun restarts it) instead of waiting
+    # for the default 30 minutes.
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=INIT_TIMEOUT)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     if cuda:
