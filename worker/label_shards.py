@@ -194,6 +194,7 @@ def label_in_shards(job: JobContext, labelling: Labelling) -> tuple[Entry, bool]
     )
     _ask_for_help(job, len(bounds) - done - 1)
     parts = [part_path(job.workdir, labelling.key, i) for i in range(len(bounds))]
+    reported = -1
     while True:
         control.check()
         claimed = control.write(
@@ -204,8 +205,10 @@ def label_in_shards(job: JobContext, labelling: Labelling) -> tuple[Entry, bool]
         if claimed is not None:
             label_shard(job, labelling, claimed)
         counts = control.write(lambda session: shards.shard_counts(session, job.job_id))
-        job.progress.part_done(counts.done, counts.total)
-        control.progress(job.progress.snapshot())
+        if counts.done != reported:  # not a write per second while others label
+            reported = counts.done
+            job.progress.part_done(counts.done, counts.total)
+            control.progress(job.progress.snapshot())
         if claimed is not None:
             continue
         if counts.done == counts.total:
