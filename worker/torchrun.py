@@ -86,6 +86,10 @@ def run_ranks(job: "JobContext") -> None:
         RANK_OWNER_ENV: job.control.owner,
         RANK_SETTINGS_ENV: settings.model_dump_json(),
         "OMP_NUM_THREADS": str(settings.torch_threads or os.cpu_count() or 1),
+        # A fresh rendezvous store for every restart of the group. torchrun's shared store
+        # (its default) keeps the previous attempt's keys: a restarted rank may read the dead
+        # rank's address and fail to connect (pytorch/pytorch#135712).
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
     }
     job.event(
         "info", f"{job.stage}: training in {count} processes (torchrun)", {"processes": count}
