@@ -21,6 +21,7 @@ from sqlalchemy import (
     create_engine,
     event,
     or_,
+    text,
 )
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -90,6 +91,18 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def relax_commit(session: Session) -> None:
+    """Let this transaction's commit return before its WAL reaches the disk (PostgreSQL's
+    `synchronous_commit = off`, for this transaction only). For writes that the next one
+    supersedes (a job's progress, its lease's renewal, an epoch's curve point): a PostgreSQL
+    crash may lose the last fraction of a second of them (3 x wal_writer_delay at most), never
+    leave the database inconsistent, and a later durable commit makes them durable too (the
+    WAL is flushed in order). Statuses, events, artifacts and results stay durable. (SQLite
+    runs synchronous=NORMAL already.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 def is_database_unreachable(exc: BaseException) -> bool:

@@ -254,14 +254,26 @@ def explain(database_url: str) -> dict[str, Any]:
         out["tables"] = [
             dict(
                 zip(
-                    ("table", "rows", "seq_scan", "seq_tup_read", "idx_scan", "bytes"),
+                    (
+                        "table",
+                        "rows",
+                        "seq_scan",
+                        "seq_tup_read",
+                        "idx_scan",
+                        "updates",
+                        "hot_updates",
+                        "dead_rows",
+                        "autovacuums",
+                        "bytes",
+                    ),
                     row,
                     strict=True,
                 )
             )
             for row in conn.execute(
-                "SELECT relname, n_live_tup, seq_scan, seq_tup_read, idx_scan, "
-                "pg_total_relation_size(relid) FROM pg_stat_user_tables ORDER BY seq_tup_read DESC"
+                "SELECT relname, n_live_tup, seq_scan, seq_tup_read, idx_scan, n_tup_upd, "
+                "n_tup_hot_upd, n_dead_tup, autovacuum_count, pg_total_relation_size(relid) "
+                "FROM pg_stat_user_tables ORDER BY seq_tup_read DESC"
             ).fetchall()
         ]
     return out

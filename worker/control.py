@@ -38,6 +38,10 @@ T = TypeVar("T")
 
 
 class JobControl:
+    # Whether the heartbeat renews the lease (the worker holding the job) or only reads the
+    # job's status under it (a process working for that worker: a torchrun rank).
+    renews_lease = True
+
     def __init__(self, settings: Settings, job_id: str, owner: str) -> None:
         self.settings = settings
         self.job_id = job_id
@@ -71,7 +75,9 @@ class JobControl:
         interval = min(settings.control_poll_seconds, renew_every)
         renewed_at = time.monotonic()
         while not self._stop.wait(interval):
-            renew = time.monotonic() - renewed_at >= renew_every - interval / 2
+            renew = (
+                self.renews_lease and time.monotonic() - renewed_at >= renew_every - interval / 2
+            )
             try:
                 with session_scope(settings.database_url) as session:
                     if renew:

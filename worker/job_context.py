@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.models import DEFAULT_TENANT
+from app.models import DEFAULT_TENANT, Job
 from app.settings import Settings
+from app.store import make_store
 from app.store.base import Store
 from worker.augment import Augmentation, ViewKey, Views
 from worker.batch import Batch
@@ -23,7 +24,7 @@ from worker.control import JobControl
 from worker.data import PreparedData
 from worker.data.prepare import Examples
 from worker.kd import auto
-from worker.learning_tasks import Task
+from worker.learning_tasks import Task, task_for
 from worker.precision import Precision
 from worker.progress import Progress
 from worker.softlabels import StoredLogits
@@ -52,6 +53,33 @@ class JobContext:
     baseline: nn.Module | None = None
     random_init: nn.Module | None = None
     report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def for_job(
+        cls,
+        row: Job,
+        settings: Settings,
+        control: JobControl,
+        *,
+        store: Store | None = None,
+        device: torch.device | None = None,
+        workdir: Path | None = None,
+    ) -> "JobContext":
+        """The context a process builds for the job `row` (the worker that claimed it, a
+        worker helping with its shards, a torchrun rank): the job's spec and tenant (the only
+        one whose uploaded files it may read), the configured store, the task the spec names,
+        this machine's device (CUDA when it has one) and the job's work folder, unless given."""
+        return cls(
+            job_id=row.id,
+            spec=row.spec,
+            tenant=row.tenant,
+            settings=settings,
+            control=control,
+            store=store or make_store(settings.artifact_url, settings.s3_endpoint_url),
+            task=task_for(row.spec),
+            device=device or torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+            workdir=workdir or settings.work_root / "jobs" / row.id,
+        )
 
     # --- the spec ------------------------------------------------------------------------------
 

@@ -19,19 +19,15 @@ import logging
 import time
 from typing import Any
 
-import torch
-
 from app import jobs
 from app.housekeeping import remove_job_work
 from app.models import Job
 from app.settings import Settings
-from app.store import make_store
 from worker import worksync
 from worker.control import Interrupted, JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.estimate import Timed, estimate, stage_costs
 from worker.failures import is_infrastructure_error
 from worker.job_context import JobContext
-from worker.learning_tasks import task_for
 from worker.stages import STAGE_NAMES, STAGES
 
 log = logging.getLogger(__name__)
@@ -43,22 +39,10 @@ class Pipeline:
     def __init__(self, settings: Settings, claimed: Job, control: JobControl):
         """`claimed` is the job's row as this worker's claim left it (no need to read it
         again): its spec, tenant, attempt and any estimate an earlier attempt recorded."""
-        job_id, spec = claimed.id, claimed.spec
-        self.job_id = job_id
+        self.job_id = claimed.id
         self.attempt = claimed.attempt
         self.cost: dict[str, Any] | None = claimed.cost
-        self.job = JobContext(
-            job_id=job_id,
-            spec=spec,
-            # The tenant: the only one whose uploaded files the job may read.
-            tenant=claimed.tenant,
-            settings=settings,
-            control=control,
-            store=make_store(settings.artifact_url, settings.s3_endpoint_url),
-            task=task_for(spec),
-            device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-            workdir=settings.work_root / "jobs" / job_id,
-        )
+        self.job = JobContext.for_job(claimed, settings, control)
         self.seconds: dict[str, float] = {}  # each stage's wall time at this attempt
 
     def run(self) -> dict[str, Any]:

@@ -18,17 +18,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from app import jobs
 from app.db import session_scope
 from app.jobs.rows import unscoped_job
 from app.logs import bind_job, configure_logging
-from app.models import JobStatus
 from app.settings import Settings
-from app.store import make_store
 from worker import data_parallel
 from worker.control import JobCancelled, JobControl, JobPaused, LeaseLost
 from worker.job_context import JobContext
-from worker.learning_tasks import task_for
 from worker.precision import set_worker_threads
 from worker.stages import STAGES
 from worker.torchrun import RANK_OWNER_ENV, RANK_SETTINGS_ENV, RankDone, outcome_path
@@ -44,22 +40,7 @@ class RankControl(JobControl):
     worker's name while `loud`, the other ranks never."""
 
     loud = False
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.settings.control_poll_seconds):
-            try:
-                with session_scope(self.settings.database_url) as session:
-                    status = jobs.held_status(session, self.job_id, self.owner)
-            except Exception:
-                log.exception("reading the job's status failed; retrying")
-                continue
-            if status is None:
-                self.lease_lost.set()
-                return
-            if status == JobStatus.CANCELLING:
-                self.cancel_requested.set()
-            elif status == JobStatus.PAUSING:
-                self.pause_requested.set()
+    renews_lease = False
 
     def event(self, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         if self.loud:
@@ -91,19 +72,8 @@ def run_rank(job_id: str, stage_name: str, settings: Settings) -> None:
     set_worker_threads(settings)
     with session_scope(settings.database_url) as session:
         row = unscoped_job(session, job_id)
-        spec, tenant = row.spec, row.tenant
     control = RankControl(settings, job_id, os.environ[RANK_OWNER_ENV])
-    job = JobContext(
-        job_id=job_id,
-        spec=spec,
-        tenant=tenant,
-        settings=settings,
-        control=control,
-        store=make_store(settings.artifact_url, settings.s3_endpoint_url),
-        task=task_for(spec),
-        device=device,
-        workdir=settings.work_root / "jobs" / job_id,
-    )
+    job = JobContext.for_job(row, settings, control, device=device)
     with control:
         try:
             first, *rest = STAGES

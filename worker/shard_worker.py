@@ -14,8 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from app.db import session_scope
 from app.jobs import shards
 from app.jobs.rows import unscoped_job
@@ -28,7 +26,6 @@ from worker import worksync
 from worker.control import JobCancelled, JobControl, JobPaused
 from worker.job_context import JobContext
 from worker.label_shards import label_shard
-from worker.learning_tasks import task_for
 from worker.precision import set_worker_threads
 from worker.stages.soft_labels import labelling, plan
 from worker.stages.validate import Validate
@@ -67,19 +64,10 @@ def help_label(job_id: str, first: ClaimedShard, owner: str, settings: Settings)
     set_worker_threads(settings)
     with session_scope(settings.database_url) as session:
         row = unscoped_job(session, job_id)
-        spec, tenant = row.spec, row.tenant
     control = HelperControl(settings, job_id, owner)
     store = make_store(settings.artifact_url, settings.s3_endpoint_url)
-    job = JobContext(
-        job_id=job_id,
-        spec=spec,
-        tenant=tenant,
-        settings=settings,
-        control=control,
-        store=store,
-        task=task_for(spec),
-        device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-        workdir=_workdir(settings, store, job_id),
+    job = JobContext.for_job(
+        row, settings, control, store=store, workdir=_workdir(settings, store, job_id)
     )
     labelled = 0
     claimed: ClaimedShard | None = first

@@ -60,8 +60,7 @@ def dispatch(settings: Settings, dispatcher: Dispatcher, job_id: str) -> bool:
     A worker may get the job, find its tenant at the running limit and put it back to wait
     before this marks it sent: then it stays unmarked, and maintenance sends it again."""
     with session_scope(settings.database_url) as session:
-        version = jobs.job_version(session, job_id)
-        device = jobs.job_device(session, job_id)
+        version, device = jobs.sending(session, job_id)
     try:
         dispatcher.send(job_id, device)
     except Exception as exc:

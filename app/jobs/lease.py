@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db import rows_changed, utc_now_plus
+from app.db import relax_commit, rows_changed, utc_now_plus
 from app.jobs.errors import LeaseLost
 from app.jobs.queue import lock_tenant, tenant_running
 from app.jobs.rows import RUNNING_STATUSES, status_event, unscoped_job
@@ -126,7 +126,10 @@ def wait_for_tenant_slot(session: Session, job_id: str, limit: int) -> bool | No
 
 
 def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float) -> str | None:
-    """Extend the lease; returns the job's status, or None when this worker no longer owns it."""
+    """Extend the lease; returns the job's status, or None when this worker no longer owns it.
+    (Not flushed to disk at once: a renewal lost to a database crash is redone a third of a
+    lease later.)"""
+    relax_commit(session)
     renewed = rows_changed(
         session.execute(
             update(Job)
@@ -217,6 +220,8 @@ def _hold(session: Session, job_id: str, owner: str, **values: Any) -> None:
 
 
 def set_stage(session: Session, job_id: str, owner: str, stage: str, progress: dict) -> None:
+    """The stage the job is in, its progress and a `stage` event (progress: relax_commit)."""
+    relax_commit(session)
     _hold(session, job_id, owner, stage=stage, progress=progress)
     session.add(JobEvent(job_id=job_id, kind="stage", message=stage, data={"stage": stage}))
     session.commit()
@@ -224,6 +229,7 @@ def set_stage(session: Session, job_id: str, owner: str, stage: str, progress: d
 
 def set_progress(session: Session, job_id: str, owner: str, progress: dict) -> None:
     """Progress within a stage that has no epochs (e.g. the teacher writing text)."""
+    relax_commit(session)
     _hold(session, job_id, owner, progress=progress)
     session.commit()
 
@@ -245,7 +251,9 @@ def epochs_recorded(session: Session, job_id: str) -> dict[str, int]:
 def record_epoch(
     session: Session, job_id: str, owner: str, stage: str, epoch: int, values: dict, progress: dict
 ) -> None:
-    """Store one epoch's metrics (replacing a row a resumed attempt wrote before) and progress."""
+    """Store one epoch's metrics (replacing a row a resumed attempt wrote before) and progress
+    (a curve's point: relax_commit)."""
+    relax_commit(session)
     _hold(session, job_id, owner, progress=progress)
     session.execute(
         delete(Metric).where(Metric.job_id == job_id, Metric.stage == stage, Metric.epoch == epoch)

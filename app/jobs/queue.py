@@ -16,20 +16,19 @@ from app.models import Job, JobStatus, utcnow
 TENANT_LOCK_SPACE = 0x6A6F62  # "job"
 
 
-def job_version(session: Session, job_id: str) -> datetime | None:
-    """The job's updated_at: read before sending a job, passed to mark_dispatched."""
-    return session.scalar(select(Job.updated_at).where(Job.id == job_id))
-
-
-def job_device(session: Session, job_id: str) -> str:
-    """The device kind the job asks for (`resources.device`; "any" for jobs from before it),
-    which picks its queue."""
-    spec = session.scalar(select(Job.spec).where(Job.id == job_id)) or {}
-    return str((spec.get("resources") or {}).get("device", "any"))
+def sending(session: Session, job_id: str) -> tuple[datetime | None, str]:
+    """What sending the job takes, in one read: its version (updated_at, passed to
+    mark_dispatched) and the device kind it asks for (`resources.device`; "any" for jobs from
+    before it), which picks its queue."""
+    row = session.execute(select(Job.updated_at, Job.spec).where(Job.id == job_id)).first()
+    if row is None:
+        return None, "any"
+    version, spec = row
+    return version, str(((spec or {}).get("resources") or {}).get("device", "any"))
 
 
 def mark_dispatched(session: Session, job_id: str, *, version: datetime | None = None) -> bool:
-    """Record that the job was sent. With `version` (job_version read before sending), only
+    """Record that the job was sent. With `version` (read by `sending`), only
     if the job did not change meanwhile: a worker that got the message at once may already
     have put the job back to wait for a tenant slot (wait_for_tenant_slot), and marking it
     sent again would leave it waiting with no message on its way."""

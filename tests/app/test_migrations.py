@@ -2,7 +2,7 @@
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from app.db import Base, get_engine, upgrade_database
 
@@ -16,3 +16,10 @@ def test_upgrade_creates_the_tables_and_matches_the_models(database_url: str) ->
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+    if database_url.startswith("postgresql"):
+        # Room on each page for a job row's next version (HOT updates): migration 0008.
+        with engine.connect() as connection:
+            options = connection.scalar(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'job'")
+            )
+        assert "fillfactor=70" in options
