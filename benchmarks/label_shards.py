@@ -8,7 +8,8 @@ event to its "soft labels ... written to the store" event (both stamped by the d
 clock), so it includes the helpers' start (data, teacher weights), the waits and the join.
 The variants alternate, --rounds each.
 
-Prints forwards/s per variant and the speed-up, writes benchmarks/label_shards-<shard rows>.json.
+Prints forwards/s per variant and the speed-up, writes benchmarks/label_shards-<shard rows>.json
+(label_shards-<rows>-<shard rows>.json for other --rows).
 
     .venv/bin/python benchmarks/label_shards.py [--rows 196608] [--shard-rows 8192] [--rounds 2]
 """
@@ -110,12 +111,20 @@ def one_run(workers: int, rows: int, shard_rows: int, folder: Path) -> dict[str,
             raise SystemExit(f"the job {row.status}: {row.error}\n{processes[0].output()}")
     planned = next(e for e in events if e.data and "shard_rows" in e.data)
     written = next(e for e in events if e.data and "key" in e.data)
-    labelled = [e.data for e in events if e.data and "shard" in e.data and "worker" in e.data]
+    shard_events = [e for e in events if e.data and "shard" in e.data and "worker" in e.data]
+    labelled = [e.data or {} for e in shard_events]
     forwards = sum(d["stop"] - d["start"] for d in labelled)
     seconds = (written.created_at - planned.created_at).total_seconds()
     per_worker: dict[str, int] = {}
-    for d in labelled:
+    # Where the time goes besides labelling: when each worker began its first shard (after
+    # the plan), and the join (from the last shard's end to the entry written).
+    began: dict[str, float] = {}
+    for e in shard_events:
+        d = e.data or {}
         per_worker[d["worker"]] = per_worker.get(d["worker"], 0) + 1
+        start = (e.created_at - planned.created_at).total_seconds() - d["seconds"]
+        began[d["worker"]] = min(began.get(d["worker"], start), start)
+    last_done = max(e.created_at for e in shard_events)
     return {
         "workers": workers,
         "forwards": forwards,
@@ -124,12 +133,17 @@ def one_run(workers: int, rows: int, shard_rows: int, folder: Path) -> dict[str,
         "forwards_per_s": round(forwards / seconds, 1),
         "shards_per_worker": sorted(per_worker.values(), reverse=True),
         "shard_seconds_median": round(statistics.median(d["seconds"] for d in labelled), 3),
+        "workers_began_s": sorted(round(v, 2) for v in began.values()),
+        "join_s": round((written.created_at - last_done).total_seconds(), 2),
     }
+
+
+DEFAULT_ROWS = 196608
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=196608)
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS)
     parser.add_argument("--shard-rows", type=int, default=8192)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
@@ -154,6 +168,8 @@ def main() -> None:
         "runs": runs,
     }
     name = f"label_shards-{args.shard_rows}.json"
+    if args.rows != DEFAULT_ROWS:
+        name = f"label_shards-{args.rows}-{args.shard_rows}.json"
     (ROOT / "benchmarks" / name).write_text(json.dumps(out, indent=2) + "\n")
 
 
