@@ -1,5 +1,8 @@
 """A worker that gets a job whose tenant is at its running limit leaves it queued and
-undispatched (maintenance sends it again), saying so once. SQLite and PostgreSQL."""
+undispatched (maintenance sends it again), saying so once; the limit counts the tenant's jobs
+on every device queue. SQLite and PostgreSQL."""
+
+import pytest
 
 from app import jobs
 from app.db import session_scope
@@ -10,12 +13,19 @@ from tests.conftest import MINIMAL_JOB
 from worker import lifecycle
 
 
-def test_a_job_past_its_tenants_running_limit_waits_queued(settings: Settings) -> None:
+@pytest.mark.parametrize("running_on", ["any", "cuda"])
+def test_a_job_past_its_tenants_running_limit_waits_queued(
+    settings: Settings, running_on: str
+) -> None:
+    """`running_on`: the device kind (so the queue) of the tenant's job that is running; the
+    waiting one goes to the `any` queue. Fairness holds across queues: either way it waits."""
     limited = settings.model_copy(update={"tenant_max_running_jobs": 1})
     with session_scope(settings.database_url) as session:
         body = JobCreate.model_validate(MINIMAL_JOB)
-        running = jobs.create_job(session, body, tenant="acme")[0].id
+        elsewhere = JobCreate.model_validate({**MINIMAL_JOB, "resources": {"device": running_on}})
+        running = jobs.create_job(session, elsewhere, tenant="acme")[0].id
         waiting = jobs.create_job(session, body, tenant="acme")[0].id
+        assert jobs.sending(session, running)[1] == running_on
         assert jobs.claim(session, running, "other-worker", lease_seconds=60, max_attempts=3)
         jobs.mark_dispatched(session, waiting)
     lifecycle.run(waiting, limited)
