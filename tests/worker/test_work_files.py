@@ -18,8 +18,8 @@ from app.store import make_store
 from app.store.local import LocalStore
 from tests.conftest import make_settings
 from tests.worker.test_pipeline import TINY, load, submit
+from worker import job_context as job_context_module
 from worker import lifecycle, packaging
-from worker import pipeline as pipeline_module
 from worker.control import LeaseLost
 from worker.stage_outputs import StageOutputs
 from worker.stages.evaluate import Evaluate
@@ -35,7 +35,7 @@ def test_a_job_requeued_to_another_host_resumes_from_the_pushed_work_files(
     sqlite_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_url = sqlite_settings.artifact_url
-    monkeypatch.setattr(pipeline_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
+    monkeypatch.setattr(job_context_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
     spec = {**TINY, "export": ["safetensors"]}
     job_id = submit(sqlite_settings, spec)
 
@@ -86,7 +86,7 @@ def test_a_failed_job_leaves_no_work_files_in_the_store(
     sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_url = sqlite_settings.artifact_url
-    monkeypatch.setattr(pipeline_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
+    monkeypatch.setattr(job_context_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
     job_id = submit(sqlite_settings, {**TINY, "baseline": False, "export": ["safetensors"]})
 
     def broken(*_args: object) -> None:
@@ -106,7 +106,7 @@ def test_a_job_failed_by_an_infrastructure_error_on_its_last_attempt_leaves_no_w
     fails the job instead, and then nothing will resume from them (they used to stay)."""
     settings = sqlite_settings.model_copy(update={"max_attempts": 1})
     store_url = settings.artifact_url
-    monkeypatch.setattr(pipeline_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
+    monkeypatch.setattr(job_context_module, "make_store", lambda *_args: RemoteLikeStore(store_url))
     job_id = submit(settings, {**TINY, "baseline": False, "export": ["safetensors"]})
 
     def disk_full(*_args: object) -> None:
